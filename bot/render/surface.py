@@ -1,0 +1,62 @@
+"""The reply interface each adapter implements, and the limits it declares.
+
+The renderer is the only caller. An adapter does no pacing and no splitting: it declares its
+platform's budgets and length limit here, and the renderer keeps within them.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Protocol, runtime_checkable
+
+
+@dataclass(frozen=True, slots=True)
+class Budget:
+    """At most ``capacity`` actions in any ``window`` seconds, shared by every reply using ``key``."""
+
+    key: str
+    capacity: int
+    window: float
+
+
+@dataclass(frozen=True, slots=True)
+class SurfaceLimits:
+    max_chars: int  # of rendered platform text per message
+    post_budgets: tuple[Budget, ...] = ()
+    edit_budgets: tuple[Budget, ...] = ()
+
+
+class SurfaceError(Exception):
+    """The platform refused a post or edit (and retrying the same call will not help)."""
+
+
+class RateLimited(SurfaceError):
+    """The platform answered 429; the budget keys touched should pause ``retry_after`` seconds."""
+
+    def __init__(self, retry_after: float, message: str = "rate limited") -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
+
+
+@runtime_checkable
+class ReplySurface(Protocol):
+    """Where one reply is written. ``ref`` is the platform's id of a posted message.
+
+    ``live`` is True while the reply is still streaming: an adapter may show a Stop control on
+    live messages and must remove it when a message is edited with ``live=False``.
+    """
+
+    @property
+    def limits(self) -> SurfaceLimits: ...
+
+    def render(self, markdown: str) -> str:
+        """Standard Markdown → what the platform shows. Must be pure and cheap."""
+        ...
+
+    async def post(self, text: str, *, live: bool) -> str: ...
+
+    async def edit(self, ref: str, text: str, *, live: bool) -> None: ...
+
+    async def set_status(self, status: str | None) -> None:
+        """Typing indicator / "thinking…" status; None clears it. Best effort, never raises."""
+        ...

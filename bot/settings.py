@@ -1,0 +1,193 @@
+"""Settings: the environment first, then ``parley.toml`` (or the file ``PARLEY_CONFIG`` names).
+
+Every problem becomes one line naming the setting, so a wrong value never ends in a traceback.
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
+from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
+
+WireFormat = Literal["openai", "anthropic"]
+
+
+class SettingsError(Exception):
+    """One line per problem, each naming the setting."""
+
+    def __init__(self, problems: list[str]) -> None:
+        super().__init__("\n".join(problems))
+        self.problems = problems
+
+
+class ModelOptions(BaseModel):
+    """Per-model overrides from ``[models."NAME"]`` tables in parley.toml."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    format: WireFormat | None = None  # explicit wire format; by default claude* → anthropic
+    max_tokens: int | None = Field(default=None, gt=0)
+    temperature: float | None = Field(default=None, ge=0, le=2)
+    thinking_budget: int | None = Field(default=None, ge=1024)  # Anthropic budget_tokens
+    extra: dict[str, Any] = Field(default_factory=dict)  # gateway-specific body fields
+    documents: bool = True  # whether the model accepts PDF documents natively
+    max_pdf_pages: int = Field(default=100, gt=0)
+    max_pdf_bytes: int = Field(default=32 * 1024 * 1024, gt=0)
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(case_sensitive=False, extra="ignore", env_ignore_empty=True)
+
+    # The contract's settings.
+    apicore_api_key: SecretStr | None = None
+    apicore_base_url: str = "https://api.apicore.ai"
+    parley_model: str = "gemini-2.5-flash"
+    database_url: str = "sqlite+aiosqlite:///parley.db"
+    slack_bot_token: SecretStr | None = None
+    slack_app_token: SecretStr | None = None
+    slack_signing_secret: SecretStr | None = None
+    slack_api_url: str = "https://slack.com/api/"
+    discord_bot_token: SecretStr | None = None
+    discord_api_url: str = "https://discord.com/api/v10"
+    parley_http_host: str = "127.0.0.1"
+    parley_http_port: int = Field(default=8080, ge=0, le=65535)
+    parley_log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"] = "INFO"
+
+    # Parley's own knobs, with defaults that suit a team.
+    parley_system_prompt: str = (
+        "You are Parley, a helpful assistant in a team chat. Answer clearly and concisely, "
+        "using Markdown where it helps."
+    )
+    parley_max_tokens: int = Field(default=4096, gt=0)
+    parley_history_chars: int = Field(default=60_000, gt=0)  # prompt history budget
+    parley_history_turns: int = Field(default=200, gt=0)  # rows loaded per context, at most
+    parley_show_thinking: bool = False
+    parley_log_json: bool = False
+    parley_connect_timeout: float = Field(default=10.0, gt=0)
+    parley_first_token_timeout: float = Field(default=120.0, gt=0)
+    parley_idle_timeout: float = Field(default=60.0, gt=0)
+    parley_max_retries: int = Field(default=3, ge=0, le=10)
+    parley_retry_deadline: float = Field(default=30.0, gt=0)
+    parley_shutdown_deadline: float = Field(default=20.0, ge=0)
+    parley_require_mention: bool = False
+    parley_models: dict[str, ModelOptions] = Field(default_factory=dict)
+
+    @field_validator("apicore_base_url", "slack_api_url", "discord_api_url")
+    @classmethod
+    def _http_url(cls, value: str) -> str:
+        if not value.startswith(("http://", "https://")):
+            raise ValueError(f"must be an http(s) URL, got {value!r}")
+        return value
+
+    @field_validator("database_url")
+    @classmethod
+    def _database_url(cls, value: str) -> str:
+        from sqlalchemy.engine import make_url
+        from sqlalchemy.exc import ArgumentError
+
+        try:
+            url = make_url(value)
+        except ArgumentError:
+            raise ValueError(
+                "is not a database URL (expected e.g. sqlite+aiosqlite:///parley.db "
+                "or postgresql+asyncpg://user:pass@host/db)"
+            ) from None
+        if url.drivername in ("sqlite", "postgresql", "postgres"):
+            raise ValueError(
+                f"needs an async driver: use {url.drivername.replace('postgres', 'postgresql')}"
+                f"+{'aiosqlite' if url.drivername == 'sqlite' else 'asyncpg'}://…"
+            )
+        return value
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        # load_settings merges the environment over the file itself, so one explicit mapping
+        # (tests pass their own) is the only source.
+        return (init_settings,)
+
+    # Helpers the core uses.
+    def options_for(self, model: str) -> ModelOptions:
+        return self.parley_models.get(model) or ModelOptions()
+
+    def wire_format(self, model: str) -> WireFormat:
+        explicit = self.options_for(model).format
+        if explicit:
+            return explicit
+        return "anthropic" if model.lower().startswith("claude") else "openai"
+
+    def require_api_key(self) -> str:
+        if self.apicore_api_key is None or not self.apicore_api_key.get_secret_value():
+            raise SettingsError(["APICORE_API_KEY is not set: get a key from your APICore gateway"])
+        return self.apicore_api_key.get_secret_value()
+
+    def discord_enabled(self) -> bool:
+        return self.discord_bot_token is not None
+
+    def slack_enabled(self) -> bool:
+        return self.slack_bot_token is not None
+
+
+def _config_path(environ: Mapping[str, str], cwd: Path) -> Path | None:
+    named = environ.get("PARLEY_CONFIG")
+    if named:
+        return Path(named) if Path(named).is_absolute() else cwd / named
+    default = cwd / "parley.toml"
+    return default if default.exists() else None
+
+
+def _read_toml(path: Path) -> dict[str, Any]:
+    try:
+        raw = tomllib.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise SettingsError([f"PARLEY_CONFIG: no such file {path}"]) from None
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+        raise SettingsError([f"{path.name}: not valid TOML ({exc})"]) from None
+    values: dict[str, Any] = {}
+    for key, value in raw.items():
+        name = key.lower()
+        values["parley_models" if name == "models" else name] = value
+    return values
+
+
+def _describe(error: Mapping[str, Any]) -> str:
+    loc = [str(part) for part in error.get("loc", ())]
+    name = loc[0].upper() if loc else "settings"
+    if name == "PARLEY_MODELS" and len(loc) > 1:
+        name = f'[models."{loc[1]}"]' + (f".{loc[2]}" if len(loc) > 2 else "")
+    message = str(error.get("msg", "invalid value"))
+    message = message.removeprefix("Value error, ")
+    if error.get("type") not in ("value_error", "missing", "extra_forbidden") and "input" in error:
+        given = error["input"]
+        if not (isinstance(given, dict) or name.endswith(("TOKEN", "KEY", "SECRET"))):
+            message += f" (got {str(given)[:60]!r})"
+    return f"{name}: {message}"
+
+
+def load_settings(environ: Mapping[str, str] | None = None, cwd: Path | None = None) -> Settings:
+    """Read and validate the settings; raise :class:`SettingsError` listing every problem."""
+    env = os.environ if environ is None else environ
+    values: dict[str, Any] = {}
+    path = _config_path(env, cwd or Path.cwd())
+    if path is not None:
+        values = _read_toml(path)
+    fields = set(Settings.model_fields) - {"parley_models"}  # per-model tables live in the file
+    for name, value in env.items():
+        key = name.lower()
+        if key in fields and value != "":
+            values[key] = value
+    try:
+        return Settings(**values)
+    except ValidationError as exc:
+        raise SettingsError([_describe(e) for e in exc.errors()]) from None
