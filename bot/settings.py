@@ -97,11 +97,10 @@ class Settings(BaseSettings):
                 "is not a database URL (expected e.g. sqlite+aiosqlite:///parley.db "
                 "or postgresql+asyncpg://user:pass@host/db)"
             ) from None
-        if url.drivername in ("sqlite", "postgresql", "postgres"):
-            raise ValueError(
-                f"needs an async driver: use {url.drivername.replace('postgres', 'postgresql')}"
-                f"+{'aiosqlite' if url.drivername == 'sqlite' else 'asyncpg'}://…"
-            )
+        async_driver = {"sqlite": "sqlite+aiosqlite", "postgresql": "postgresql+asyncpg",
+                        "postgres": "postgresql+asyncpg"}.get(url.drivername)
+        if async_driver:
+            raise ValueError(f"needs an async driver: use {async_driver}://…")
         return value
 
     @classmethod

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import enum
 from collections.abc import Awaitable, Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
@@ -84,5 +84,4 @@ class IncomingMessage:
     attachments: Sequence[Attachment] = ()
     context: Sequence[ContextMessage] = ()
     platform_message_id: str = ""
-    # Set by the adapter when the platform lets a user stop the reply (a Stop button).
-    on_reply_started: Callable[[object], None] | None = field(default=None, repr=False)
+    model: str | None = None  # a one-off model choice (console --model); else the conversation's

@@ -1,0 +1,81 @@
+"""Logging to stderr, plain or JSON, with every configured secret masked wherever it appears."""
+
+from __future__ import annotations
+
+import json
+import logging
+import sys
+from collections.abc import Iterable
+
+from bot.settings import Settings
+
+_SECRET_FIELDS = (
+    "apicore_api_key",
+    "slack_bot_token",
+    "slack_app_token",
+    "slack_signing_secret",
+    "discord_bot_token",
+)
+
+
+def secrets_of(settings: Settings) -> list[str]:
+    values = []
+    for name in _SECRET_FIELDS:
+        secret = getattr(settings, name)
+        if secret is not None and secret.get_secret_value():
+            values.append(secret.get_secret_value())
+    return values
+
+
+class RedactSecrets(logging.Filter):
+    """Masks secrets in the final message, so even a library's debug line cannot leak one."""
+
+    def __init__(self, secrets: Iterable[str]) -> None:
+        super().__init__()
+        # Very short values would mask ordinary words; real tokens are long.
+        self._secrets = sorted((s for s in secrets if len(s) >= 6), key=len, reverse=True)
+
+    def redact(self, text: str) -> str:
+        for secret in self._secrets:
+            if secret in text:
+                text = text.replace(secret, "***")
+        return text
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if self._secrets:
+            message = self.redact(record.getMessage())
+            if record.exc_info:
+                message += "\n" + self.redact(logging.Formatter().formatException(record.exc_info))
+                record.exc_info = None
+                record.exc_text = None
+            record.msg, record.args = message, None
+        return True
+
+
+class JsonFormatter(logging.Formatter):
+    def format(self, record: logging.LogRecord) -> str:
+        entry = {
+            "time": self.formatTime(record, "%Y-%m-%dT%H:%M:%S"),
+            "level": record.levelname,
+            "logger": record.name,
+            "message": record.getMessage(),
+        }
+        if record.exc_info:
+            entry["exception"] = self.formatException(record.exc_info)
+        return json.dumps(entry, ensure_ascii=False)
+
+
+def configure(settings: Settings, *, level: str | None = None) -> None:
+    handler = logging.StreamHandler(sys.stderr)
+    handler.addFilter(RedactSecrets(secrets_of(settings)))
+    if settings.parley_log_json:
+        handler.setFormatter(JsonFormatter())
+    else:
+        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    root = logging.getLogger()
+    root.handlers[:] = [handler]
+    root.setLevel(level or settings.parley_log_level)
+    # Libraries chatter at INFO (every HTTP request); keep them to warnings unless debugging.
+    if (level or settings.parley_log_level) != "DEBUG":
+        for name in ("httpx", "httpcore", "discord", "slack_bolt", "slack_sdk", "aiohttp.access"):
+            logging.getLogger(name).setLevel(logging.WARNING)

@@ -1,0 +1,49 @@
+"""Prometheus metrics, on a registry of Parley's own (so tests can run several runtimes)."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from prometheus_client.exposition import CONTENT_TYPE_LATEST
+
+if TYPE_CHECKING:
+    from bot.runtime import Runtime
+
+
+class Metrics:
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry()
+        r = self.registry
+        self.replies_started = Counter(
+            "parley_replies_started", "Replies started", ["platform", "model"], registry=r
+        )
+        self.replies_finished = Counter(
+            "parley_replies_finished", "Replies finished", ["platform", "model", "outcome"], registry=r
+        )
+        self.first_token_seconds = Histogram(
+            "parley_first_token_seconds", "Time from the message to the model's first token",
+            ["platform"], registry=r,
+        )
+        self.first_visible_seconds = Histogram(
+            "parley_first_visible_seconds", "Time from the message to the first visible text",
+            ["platform"], registry=r,
+        )
+        self.tokens = Counter("parley_tokens", "Tokens used", ["direction", "model"], registry=r)
+        self.in_flight = Gauge("parley_replies_in_flight", "Replies streaming now", registry=r)
+        self.waiting = Gauge("parley_turns_waiting", "Turns waiting behind another in their conversation",
+                             registry=r)
+        self.posts = Gauge("parley_platform_posts", "Messages posted by the renderer", registry=r)
+        self.edits = Gauge("parley_platform_edits", "Edits sent by the renderer", registry=r)
+        self.rate_limited = Gauge("parley_platform_rate_limited", "429s received from platforms", registry=r)
+
+    def refresh(self, runtime: Runtime) -> None:
+        self.in_flight.set(runtime.service.in_flight)
+        self.waiting.set(runtime.service.waiting)
+        stats = runtime.pacer.stats
+        self.posts.set(getattr(stats, "posts", 0))
+        self.edits.set(getattr(stats, "edits", 0))
+        self.rate_limited.set(getattr(stats, "rate_limited", 0))
+
+    def exposition(self) -> tuple[bytes, str]:
+        return generate_latest(self.registry), CONTENT_TYPE_LATEST

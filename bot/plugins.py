@@ -1,0 +1,46 @@
+"""The adapter seam: adapters register themselves as entry points, the core never imports them.
+
+``pyproject.toml`` lists them under ``[project.entry-points."parley.adapters"]``. Each entry
+point names a factory ``(runtime) -> Adapter | None`` that returns None when its platform's
+credentials are not set; ``parley.console`` names the console's entry function.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from importlib.metadata import entry_points
+from typing import TYPE_CHECKING, Any, Protocol
+
+if TYPE_CHECKING:
+    from bot.runtime import Runtime
+
+
+class Adapter(Protocol):
+    name: str
+
+    async def start(self) -> None:
+        """Connect to the platform; return once connected (raise with a clear message if not)."""
+        ...
+
+    async def stop(self) -> None: ...
+
+    @property
+    def connected(self) -> bool: ...
+
+
+AdapterFactory = Callable[["Runtime"], "Adapter | None"]
+
+
+def adapter_factories() -> dict[str, AdapterFactory]:
+    return {ep.name: ep.load() for ep in entry_points(group="parley.adapters")}
+
+
+def console_main() -> Callable[..., Any]:
+    (ep,) = entry_points(group="parley.console", name="console")
+    loaded: Callable[..., Any] = ep.load()
+    return loaded
+
+
+def doctor_checks() -> list[Callable[..., Any]]:
+    """Platform checks adapters offer to ``parley doctor`` (entry point group ``parley.doctor``)."""
+    return [ep.load() for ep in entry_points(group="parley.doctor")]

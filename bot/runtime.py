@@ -1,0 +1,44 @@
+"""The composition root: settings, store, gateway, renderer and the conversation service."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from bot.conversation import ConversationService, FilePipeline
+from bot.providers import Gateway
+from bot.render import Pacer
+from bot.settings import Settings
+from bot.store import Store
+
+
+@dataclass
+class Runtime:
+    settings: Settings
+    store: Store
+    gateway: Gateway
+    pacer: Pacer
+    service: ConversationService
+    # Adapters add their HTTP routes here (Slack's /slack/events) before the server starts.
+    http_routes: list[tuple[str, str, Any]] = field(default_factory=list)
+
+    @classmethod
+    async def create(cls, settings: Settings, *, files: FilePipeline | None = None) -> Runtime:
+        store = await Store.open(settings.database_url, migrate=True)
+        try:
+            gateway = Gateway(settings)
+            pacer = Pacer()
+            if files is None:
+                from bot.files import FileService
+
+                files = FileService(settings, store)
+            service = ConversationService(settings, store, gateway, pacer, files=files)
+        except BaseException:
+            await store.close()
+            raise
+        return cls(settings, store, gateway, pacer, service)
+
+    async def aclose(self) -> None:
+        await self.pacer.aclose()
+        await self.gateway.aclose()
+        await self.store.close()
