@@ -9,12 +9,31 @@ import os
 import tomllib
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    SecretStr,
+    ValidationError,
+    field_validator,
+)
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
 WireFormat = Literal["openai", "anthropic"]
+
+
+def _names(value: object) -> object:
+    """Lists come as comma-separated strings from the environment, or as TOML arrays."""
+    if isinstance(value, str):
+        return frozenset(part.strip() for part in value.split(",") if part.strip())
+    return value
+
+
+# A set of platform ids (users, channels, guilds, roles, bots); empty means "no restriction".
+IdSet = Annotated[frozenset[str], BeforeValidator(_names)]
 
 
 class SettingsError(Exception):
@@ -76,6 +95,22 @@ class Settings(BaseSettings):
     parley_shutdown_deadline: float = Field(default=20.0, ge=0)
     parley_require_mention: bool = False
     parley_models: dict[str, ModelOptions] = Field(default_factory=dict)
+
+    # Who may talk to Parley, on every entry point (mentions, DMs, slash commands, buttons).
+    # An allow list, when set, admits only its members; a deny list always wins.
+    parley_allow_users: IdSet = frozenset()
+    parley_deny_users: IdSet = frozenset()
+    parley_allow_channels: IdSet = frozenset()
+    parley_deny_channels: IdSet = frozenset()
+    parley_allow_bots: IdSet = frozenset()  # bot user ids whose messages Parley answers
+    parley_allow_dms: bool = True
+    parley_discord_allow_guilds: IdSet = frozenset()
+    parley_discord_deny_guilds: IdSet = frozenset()
+    parley_discord_allow_roles: IdSet = frozenset()
+    parley_discord_deny_roles: IdSet = frozenset()
+    parley_admin_only_settings: bool = True  # /model and /system need admin rights
+    parley_context_messages: int = Field(default=50, ge=0, le=1000)  # thread backfill, at most
+    parley_slack_native_streaming: bool = False  # chat.startStream/appendStream where Slack allows
 
     @field_validator("apicore_base_url", "slack_api_url", "discord_api_url")
     @classmethod

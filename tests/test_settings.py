@@ -73,3 +73,11 @@ def test_secrets_are_not_echoed(tmp_path):
     assert s.require_api_key() == "sk-very-secret-value"
     with pytest.raises(SettingsError, match="APICORE_API_KEY"):
         load_settings({}, cwd=tmp_path).require_api_key()
+
+
+def test_id_lists_come_comma_separated_or_as_toml_arrays(tmp_path):
+    (tmp_path / "parley.toml").write_text('parley_deny_users = ["U1", "U2"]\n')
+    s = load_settings({"PARLEY_ALLOW_CHANNELS": " C1, C2 ,,"}, cwd=tmp_path)
+    assert s.parley_allow_channels == frozenset({"C1", "C2"})
+    assert s.parley_deny_users == frozenset({"U1", "U2"})
+    assert s.parley_allow_bots == frozenset()
