@@ -32,9 +32,9 @@ def admitted(
         return settings.parley_allow_dms
     if not _passes(channel_id, settings.parley_allow_channels, settings.parley_deny_channels):
         return False
-    if guild_id is not None and not _passes(
-        guild_id, settings.parley_discord_allow_guilds, settings.parley_discord_deny_guilds
-    ):
+    if guild_id is None:
+        return True  # guild and role lists are Discord's
+    if not _passes(guild_id, settings.parley_discord_allow_guilds, settings.parley_discord_deny_guilds):
         return False
     roles = set(role_ids)
     if roles & settings.parley_discord_deny_roles:

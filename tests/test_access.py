@@ -38,3 +38,9 @@ def test_channel_guild_and_role_lists(tmp_path):
 
 def test_dm_switch(tmp_path):
     assert not admitted(settings(tmp_path, parley_allow_dms="false"), user_id="U", channel_id="D", is_dm=True)
+
+
+def test_discord_role_lists_do_not_shut_out_slack(tmp_path):
+    s = settings(tmp_path, parley_discord_allow_roles="R1")
+    assert admitted(s, user_id="U", channel_id="C1")
+    assert not admitted(s, user_id="U", channel_id="C1", guild_id="G1")

@@ -65,3 +65,9 @@ class UpstreamError(ProviderError):
     """An error the gateway reported inside the stream (an SSE ``error`` event or a bare JSON line)."""
 
     user_message = "The model reported an error while answering."
+
+
+class MissingApiKey(AuthError):
+    """No key is configured, so nothing was sent."""
+
+    user_message = "Parley has no gateway key configured (APICORE_API_KEY is not set)."

@@ -1,0 +1,34 @@
+"""The streaming renderer: paces every reply's posts and edits within the platforms' budgets.
+
+The core creates one :class:`Pacer` per process and one :class:`ReplyStream` per reply::
+
+    stream = pacer.reply(surface)
+    await stream.start()          # placeholder up
+    stream.update(markdown)       # per token: latest full snapshot
+    await stream.finish(markdown) # every message shows the final text, live=False
+"""
+
+from bot.render.budget import BudgetBook, Window
+from bot.render.scheduler import Pacer, PacerStats
+from bot.render.split import Fence, Part, cut_tail, fence_after, split_markdown, whole_part
+from bot.render.stream import ReplyStream
+from bot.render.surface import Budget, RateLimited, ReplySurface, SurfaceError, SurfaceLimits
+
+__all__ = [
+    "Budget",
+    "BudgetBook",
+    "Fence",
+    "Pacer",
+    "PacerStats",
+    "Part",
+    "RateLimited",
+    "ReplyStream",
+    "ReplySurface",
+    "SurfaceError",
+    "SurfaceLimits",
+    "Window",
+    "cut_tail",
+    "fence_after",
+    "split_markdown",
+    "whole_part",
+]
