@@ -1,0 +1,55 @@
+"""Fixtures for the store tests: every test runs on SQLite, and on PostgreSQL too when
+``PARLEY_TEST_POSTGRES_URL`` names a server (e.g. postgresql+asyncpg://postgres@127.0.0.1:5432/postgres).
+
+Each PostgreSQL test gets a database of its own, created empty and dropped afterwards, so tests
+never see each other's rows and migration tests start from nothing.
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+from sqlalchemy import text
+from sqlalchemy.engine import make_url
+from sqlalchemy.ext.asyncio import create_async_engine
+
+from bot.store import Store
+
+POSTGRES_URL = os.environ.get("PARLEY_TEST_POSTGRES_URL", "")
+BACKENDS = ["sqlite", *(["postgres"] if POSTGRES_URL else [])]
+
+
+async def _postgres_admin(sql: str) -> None:
+    engine = create_async_engine(make_url(POSTGRES_URL), isolation_level="AUTOCOMMIT")
+    try:
+        async with engine.connect() as conn:
+            await conn.execute(text(sql))
+    finally:
+        await engine.dispose()
+
+
+@pytest.fixture(params=BACKENDS)
+async def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[str]:
+    """An empty database's URL (no tables): a SQLite file under tmp_path, or a fresh PG database."""
+    if request.param == "sqlite":
+        yield f"sqlite+aiosqlite:///{tmp_path / 'store' / 'parley.db'}"
+        return
+    name = f"parley_test_{uuid.uuid4().hex[:12]}"
+    await _postgres_admin(f'CREATE DATABASE "{name}"')
+    try:
+        yield make_url(POSTGRES_URL).set(database=name).render_as_string(hide_password=False)
+    finally:
+        await _postgres_admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+@pytest.fixture
+async def store(db_url: str) -> AsyncIterator[Store]:
+    opened = await Store.open(db_url)
+    try:
+        yield opened
+    finally:
+        await opened.close()
