@@ -53,6 +53,15 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 1
     except KeyboardInterrupt:
         return 130
+    except Exception as exc:
+        # A bug, not a user error: still one line, with the way to see the whole story.
+        log.debug("unexpected failure", exc_info=True)
+        print(
+            f"parley: unexpected error ({type(exc).__name__}: {exc}); "
+            "run with PARLEY_LOG_LEVEL=DEBUG for details",
+            file=sys.stderr,
+        )
+        return 1
 
 
 async def _dispatch(args: argparse.Namespace, settings: Settings) -> int:

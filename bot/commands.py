@@ -10,6 +10,7 @@ from collections.abc import Sequence
 
 from bot.providers.errors import ProviderError
 from bot.settings import Settings, SettingsError
+from bot.runtime import Runtime
 from bot.store import StoreError
 
 log = logging.getLogger("parley")
@@ -26,8 +27,7 @@ def _gateway_error(exc: ProviderError, settings: Settings) -> UserFacingError:
     return UserFacingError(f"{cause} — gateway {settings.apicore_base_url}")
 
 
-async def _runtime(settings: Settings):  # type: ignore[no-untyped-def]
-    from bot.runtime import Runtime
+async def _runtime(settings: Settings) -> Runtime:
 
     try:
         return await Runtime.create(settings)

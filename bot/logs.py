@@ -77,5 +77,5 @@ def configure(settings: Settings, *, level: str | None = None) -> None:
     root.setLevel(level or settings.parley_log_level)
     # Libraries chatter at INFO (every HTTP request); keep them to warnings unless debugging.
     if (level or settings.parley_log_level) != "DEBUG":
-        for name in ("httpx", "httpcore", "discord", "slack_bolt", "slack_sdk", "aiohttp.access"):
+        for name in ("httpx", "httpcore", "discord", "slack_bolt", "slack_sdk", "aiohttp.access", "alembic"):
             logging.getLogger(name).setLevel(logging.WARNING)
