@@ -1,0 +1,523 @@
+"""``FakeDiscord``: the servers' lifecycle and the async helpers that play the users' side."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import threading
+import time
+from collections.abc import Callable, Coroutine, Iterator, Sequence
+from types import TracebackType
+from typing import Any, TypeVar
+
+from aiohttp import web
+
+from .gateway import Gateway
+from .models import (
+    JSON,
+    Channel,
+    InteractionRecord,
+    InteractionType,
+    Role,
+    StoredAttachment,
+    StoredMessage,
+    User,
+)
+from .ratelimit import Limits
+from .rest import RestApi
+from .state import World, _id
+
+T = TypeVar("T")
+
+AttachmentSpec = StoredAttachment | tuple[str, bytes] | tuple[str, bytes, str]
+
+
+class FakeDiscord(World):
+    """A loopback Discord (REST + gateway). See the package docstring for the full API."""
+
+    def __init__(
+        self,
+        *,
+        token: str = "fake-bot-token",
+        bot_name: str = "Parley",
+        limits: Limits | None = None,
+        heartbeat_interval_ms: int = 41_250,
+        message_content_intent: bool = True,
+        members_intent: bool = False,
+        presence_intent: bool = False,
+        shards: int = 1,
+        host: str = "127.0.0.1",
+        port: int = 0,
+    ) -> None:
+        super().__init__(
+            token=token,
+            bot_name=bot_name,
+            limits=limits,
+            message_content_intent=message_content_intent,
+            members_intent=members_intent,
+            presence_intent=presence_intent,
+            shards=shards,
+        )
+        self.gateway = Gateway(self, heartbeat_interval_ms=heartbeat_interval_ms)
+        self.rest = RestApi(self)
+        self.host = host
+        self.port = port
+        self._runner: web.AppRunner | None = None
+
+    # ------------------------------------------------------------------ lifecycle
+
+    async def start(self) -> FakeDiscord:
+        loop = asyncio.get_running_loop()
+        self._loop, self._loop_thread = loop, threading.get_ident()
+        self._changed = asyncio.Event()
+        app = web.Application(client_max_size=self.limits.upload_bytes * 2 + 1024 * 1024)
+        self.rest.install(app)
+        app.router.add_get("/gateway", self.gateway.handle)
+        app.router.add_get("/gateway/resume", self.gateway.handle)
+        self._runner = web.AppRunner(app, handle_signals=False, access_log=None)
+        await self._runner.setup()
+        site = web.TCPSite(self._runner, self.host, self.port)
+        await site.start()
+        self.port = int(self._runner.addresses[0][1])
+        self.http_root = f"http://{self.host}:{self.port}"
+        self.api_url = f"{self.http_root}/api/v10"
+        self.gateway_url = f"ws://{self.host}:{self.port}/gateway"
+        self.resume_gateway_url = f"{self.gateway_url}/resume"
+        return self
+
+    async def stop(self) -> None:
+        for conn in list(self.gateway.connections):
+            with contextlib.suppress(Exception):
+                await conn.ws.close(code=1001, message=b"Fake Discord is going away")
+        if self._runner is not None:
+            await self._runner.cleanup()
+            self._runner = None
+
+    async def __aenter__(self) -> FakeDiscord:
+        return await self.start()
+
+    async def __aexit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        await self.stop()
+
+    @classmethod
+    @contextlib.contextmanager
+    def in_thread(cls, **kwargs: Any) -> Iterator[FakeDiscord]:
+        """Run the fake on its own loop in a daemon thread (for subprocess or sync tests).
+
+        Builders (``create_*``, ``add_*``) may be called directly from the test's thread; run the
+        async helpers with ``fd.run(fd.user_says(...))``.
+        """
+        fd = cls(**kwargs)
+        loop = asyncio.new_event_loop()
+        started = threading.Event()
+        failure: list[BaseException] = []
+
+        def serve() -> None:
+            asyncio.set_event_loop(loop)
+            try:
+                loop.run_until_complete(fd.start())
+            except BaseException as exc:
+                failure.append(exc)
+                started.set()
+                return
+            started.set()
+            loop.run_forever()
+
+        thread = threading.Thread(target=serve, name="fake-discord", daemon=True)
+        thread.start()
+        started.wait(10)
+        if failure:
+            raise failure[0]
+        try:
+            yield fd
+        finally:
+            with contextlib.suppress(Exception):
+                asyncio.run_coroutine_threadsafe(fd.stop(), loop).result(10)
+            loop.call_soon_threadsafe(loop.stop)
+            thread.join(10)
+            loop.close()
+
+    def run(self, awaitable: Coroutine[Any, Any, T], timeout: float = 30.0) -> T:
+        """Run a coroutine on the fake's loop from another thread and return its result."""
+        if self._loop is None:
+            raise RuntimeError("the fake is not started")
+        if threading.get_ident() == self._loop_thread:
+            awaitable.close()
+            raise RuntimeError("already on the fake's loop: await it instead")
+        return asyncio.run_coroutine_threadsafe(awaitable, self._loop).result(timeout)
+
+    def _on_fake_loop(self) -> None:
+        if self._loop is None:
+            raise RuntimeError("the fake is not started")
+        if asyncio.get_running_loop() is not self._loop:
+            raise RuntimeError(
+                "this helper runs on the fake's loop: use fd.run(...) with FakeDiscord.in_thread()"
+            )
+
+    # ------------------------------------------------------------------ discord.py
+
+    @contextlib.contextmanager
+    def patch_discord_py(self) -> Iterator[None]:
+        """Point discord.py's class attributes at this fake for the duration of the block."""
+        from .dpy import point_discord_py
+
+        restore = point_discord_py(self.api_url, self.gateway_url)
+        try:
+            yield
+        finally:
+            restore()
+
+    # ------------------------------------------------------------------ users' side
+
+    async def flush(self) -> None:
+        """Wait until every queued gateway frame has been written to the sockets."""
+        await self.gateway.flush()
+
+    def _author_in(self, channel: Channel, author: User) -> None:
+        if channel.guild_id is not None and author.id not in self.guilds[channel.guild_id].members:
+            self.add_member(channel.guild_id, author)
+        if channel.is_thread:
+            channel.thread_member_ids.add(author.id)
+
+    def _ready_attachments(self, channel: Channel, specs: Sequence[AttachmentSpec]) -> list[StoredAttachment]:
+        result = []
+        for spec in specs:
+            if isinstance(spec, StoredAttachment):
+                result.append(spec)
+            else:
+                ctype = spec[2] if len(spec) == 3 else None
+                result.append(self.add_file(spec[0], spec[1], ctype, channel_id=channel.id))
+        return result
+
+    async def user_says(
+        self,
+        channel: Channel | int,
+        author: User,
+        content: str = "",
+        *,
+        mentions: Sequence[User] = (),
+        reference: StoredMessage | int | None = None,
+        mention_author: bool = True,
+        attachments: Sequence[AttachmentSpec] = (),
+        embeds: Sequence[JSON] = (),
+    ) -> StoredMessage:
+        """``author`` posts in ``channel``: stores the message and dispatches MESSAGE_CREATE.
+
+        Mentions come from ``<@id>`` / ``<@&id>`` in ``content`` as on Discord (write
+        ``f"{fd.bot.mention} hi"``); ``mentions=`` adds users to the mentions array without
+        touching the text. ``reference`` makes it a reply (type 19, with ``referenced_message``),
+        which pings the replied-to author unless ``mention_author=False``. ``attachments`` takes
+        files registered with :meth:`add_file` or ``(filename, bytes[, content_type])`` tuples.
+        Returns once the event is written to every connected session.
+        """
+        self._on_fake_loop()
+        ch = self.channel(_id(channel))
+        self._author_in(ch, author)
+        body: JSON = {"content": content, "embeds": list(embeds)}
+        if reference is not None:
+            body["message_reference"] = {"message_id": str(_id(reference))}
+        ready = self._ready_attachments(ch, attachments)
+        if ready:
+            body["attachments"] = [{"id": a.id} for a in ready]
+        msg = self.store_message(
+            ch,
+            author,
+            body,
+            extra_mentions=[u.id for u in mentions],
+            mention_author=mention_author,
+            ready_attachments=ready,
+        )
+        await self.flush()
+        return msg
+
+    async def user_edits(self, message: StoredMessage | int, content: str) -> StoredMessage:
+        """The author edits their message (MESSAGE_UPDATE)."""
+        self._on_fake_loop()
+        msg = self.messages[_id(message)]
+        self.update_message(msg, {"content": content})
+        await self.flush()
+        return msg
+
+    async def user_deletes(self, message: StoredMessage | int) -> None:
+        """The message is deleted by its author or a moderator (MESSAGE_DELETE)."""
+        self._on_fake_loop()
+        self.remove_message(self.messages[_id(message)])
+        await self.flush()
+
+    async def click_button(
+        self, message: StoredMessage | int, custom_id: str, user: User, *, values: Sequence[str] | None = None
+    ) -> InteractionRecord:
+        """``user`` clicks a button (or picks ``values`` in a select) on a message: INTERACTION_CREATE type 3.
+
+        Raises ``ValueError`` if the message has no such enabled component (a user could not click it).
+        """
+        self._on_fake_loop()
+        msg = self.messages.get(_id(message))
+        if msg is None or msg.deleted:
+            raise ValueError(f"no message {_id(message)}")
+        component = _find_component(msg.components, custom_id)
+        if component is None:
+            raise ValueError(f"message {msg.id} has no component {custom_id!r} (has {msg.custom_ids})")
+        if component.get("disabled"):
+            raise ValueError(f"component {custom_id!r} is disabled")
+        data: JSON = {"custom_id": custom_id, "component_type": component.get("type", 2)}
+        if component.get("type", 2) != 2:
+            data["values"] = list(values or [])
+        channel = self.channels[msg.channel_id]
+        self._author_in(channel, user)
+        rec = self.start_interaction(InteractionType.MESSAGE_COMPONENT, data, user, channel, source=msg)
+        await self.flush()
+        return rec
+
+    async def slash_command(
+        self,
+        name: str,
+        options: dict[str, object] | None,
+        user: User,
+        channel: Channel | int,
+        *,
+        require_registered: bool = True,
+    ) -> InteractionRecord:
+        """``user`` runs ``/name`` (``"group sub"`` for a subcommand) in ``channel``: INTERACTION_CREATE 2.
+
+        ``options`` maps option names to values: str/int/float/bool, or a ``User``, ``Channel``,
+        ``Role`` or ``StoredAttachment`` (sent with ``resolved`` data). The command must have been
+        registered by the bot (bulk overwrite) unless ``require_registered=False``.
+        """
+        return await self._command(
+            InteractionType.APPLICATION_COMMAND, name, options, user, channel, None, require_registered
+        )
+
+    async def autocomplete(
+        self,
+        name: str,
+        options: dict[str, object] | None,
+        focused: str,
+        user: User,
+        channel: Channel | int,
+        *,
+        require_registered: bool = True,
+    ) -> InteractionRecord:
+        """``user`` types in option ``focused`` of ``/name``: INTERACTION_CREATE type 4.
+
+        The bot's choices are in ``record.callback.data["data"]["choices"]`` once it answers.
+        """
+        return await self._command(
+            InteractionType.AUTOCOMPLETE, name, options, user, channel, focused, require_registered
+        )
+
+    async def _command(
+        self,
+        itype: int,
+        name: str,
+        options: dict[str, object] | None,
+        user: User,
+        channel: Channel | int,
+        focused: str | None,
+        require_registered: bool,
+    ) -> InteractionRecord:
+        self._on_fake_loop()
+        ch = self.channel(_id(channel))
+        self._author_in(ch, user)
+        data = self._command_data(name, options or {}, ch, focused, require_registered)
+        rec = self.start_interaction(itype, data, user, ch)
+        await self.flush()
+        return rec
+
+    def _command_data(
+        self,
+        name: str,
+        options: dict[str, object],
+        channel: Channel,
+        focused: str | None,
+        require_registered: bool,
+    ) -> JSON:
+        parts = name.strip().lstrip("/").split()
+        candidates = [
+            c
+            for c in self.commands.values()
+            if c["name"] == parts[0] and c.get("type", 1) == 1 and c.get("_guild") in (channel.guild_id, None)
+        ]
+        candidates.sort(key=lambda c: c.get("_guild") is None)  # guild commands first
+        cmd = candidates[0] if candidates else None
+        if cmd is None and require_registered:
+            raise ValueError(f"/{parts[0]} is not registered: the bot has to sync its command tree first")
+        specs: list[JSON] = list(cmd.get("options", [])) if cmd else []
+        path: list[tuple[str, int]] = []
+        for depth, sub in enumerate(parts[1:], start=1):
+            spec = next((o for o in specs if o.get("name") == sub), None)
+            kind = spec.get("type") if spec else (2 if depth < len(parts) - 1 else 1)
+            path.append((sub, int(kind or 1)))
+            specs = list(spec.get("options", [])) if spec else []
+        resolved: JSON = {}
+        opts: list[JSON] = [
+            self._option(key, value, specs, resolved, channel, key == focused)
+            for key, value in options.items()
+        ]
+        for sub, kind in reversed(path):
+            opts = [{"name": sub, "type": kind, "options": opts}]
+        data: JSON = {
+            "id": cmd["id"] if cmd else str(self.ids.next()),
+            "name": parts[0],
+            "type": 1,
+            "options": opts,
+        }
+        if resolved:
+            data["resolved"] = resolved
+        if cmd is not None and cmd.get("guild_id"):
+            data["guild_id"] = cmd["guild_id"]
+        return data
+
+    def _option(
+        self, key: str, value: object, specs: list[JSON], resolved: JSON, channel: Channel, focused: bool
+    ) -> JSON:
+        spec = next((o for o in specs if o.get("name") == key), {})
+        out: JSON = {"name": key}
+        if isinstance(value, User):
+            out.update(type=6, value=str(value.id))
+            resolved.setdefault("users", {})[str(value.id)] = value.payload()
+            guild = self.guilds.get(channel.guild_id or 0)
+            if guild is not None and value.id in guild.members:
+                member = guild.members[value.id].payload(with_user=False)
+                member["permissions"] = str(self.permissions_for(value.id, channel))
+                resolved.setdefault("members", {})[str(value.id)] = member
+        elif isinstance(value, Channel):
+            out.update(type=7, value=str(value.id))
+            entry = value.payload(bot_id=self.bot.id)
+            entry["permissions"] = str(self.permissions_for(self.bot.id, value))
+            resolved.setdefault("channels", {})[str(value.id)] = entry
+        elif isinstance(value, Role):
+            out.update(type=8, value=str(value.id))
+            resolved.setdefault("roles", {})[str(value.id)] = value.payload()
+        elif isinstance(value, StoredAttachment):
+            out.update(type=11, value=str(value.id))
+            resolved.setdefault("attachments", {})[str(value.id)] = value.payload()
+        elif isinstance(value, bool):
+            out.update(type=5, value=value)
+        elif isinstance(value, int):
+            out.update(type=spec.get("type", 4), value=value)
+        elif isinstance(value, float):
+            out.update(type=10, value=value)
+        else:
+            out.update(type=spec.get("type", 3), value=str(value))
+        if focused:
+            out["focused"] = True
+        return out
+
+    # ------------------------------------------------------------------ gateway controls
+
+    async def reconnect(self, *, wait: bool = True, timeout: float = 10.0) -> None:  # noqa: ASYNC109
+        """Send op 7 RECONNECT; with ``wait``, return once the client has RESUMEd."""
+        self._on_fake_loop()
+        before = self.gateway.resume_count
+        self.gateway.request_reconnect()
+        await self.flush()
+        if wait:
+            await self.wait_for(lambda: self.gateway.resume_count > before, timeout, what="RESUME after op 7")
+
+    async def invalidate_session(
+        self,
+        *,
+        resumable: bool = False,
+        wait: bool = True,
+        timeout: float = 10.0,  # noqa: ASYNC109
+    ) -> None:
+        """Send op 9 INVALID_SESSION; with ``wait``, return once the client has re-IDENTIFYed (or RESUMEd)."""
+        self._on_fake_loop()
+        identified, resumed = self.gateway.identify_count, self.gateway.resume_count
+        self.gateway.invalidate_sessions(resumable=resumable)
+        await self.flush()
+        if wait:
+            await self.wait_for(
+                lambda: (
+                    self.gateway.identify_count > identified
+                    or (resumable and self.gateway.resume_count > resumed)
+                ),
+                timeout,
+                what="re-IDENTIFY after op 9",
+            )
+
+    async def drop_connections(self, code: int = 4000, *, wait: bool = True, timeout: float = 15.0) -> None:  # noqa: ASYNC109
+        """Close every gateway socket from the server side; with ``wait``, until the client resumes."""
+        self._on_fake_loop()
+        before = self.gateway.resume_count + self.gateway.identify_count
+        self.gateway.close_connections(code)
+        await self.flush()
+        if wait:
+            await self.wait_for(
+                lambda: self.gateway.resume_count + self.gateway.identify_count > before,
+                timeout,
+                what="reconnect after a dropped connection",
+            )
+
+    # ------------------------------------------------------------------ waiting
+
+    async def wait_for(self, predicate: Callable[[], T], timeout: float = 5.0, *, what: str = "") -> T:  # noqa: ASYNC109 (the API mirrors asyncio.wait_for)
+        """Wait until ``predicate()`` is truthy and return its value; ``TimeoutError`` otherwise."""
+        self._on_fake_loop()
+        assert self._changed is not None
+        deadline = time.monotonic() + timeout
+        while True:
+            result = predicate()
+            if result:
+                return result
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                raise TimeoutError(f"not met within {timeout}s: {what or predicate}")
+            self._changed.clear()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._changed.wait(), min(remaining, 0.05))
+
+    async def wait_for_message(
+        self,
+        channel: Channel | int,
+        predicate: Callable[[StoredMessage], bool] | None = None,
+        *,
+        author: User | None = None,
+        timeout: float = 5.0,  # noqa: ASYNC109
+    ) -> StoredMessage:
+        """The first live message in ``channel`` by ``author`` (default: the bot) matching ``predicate``."""
+        who = (author or self.bot).id
+
+        def find() -> StoredMessage | None:
+            for msg in self.channel_messages(channel):
+                if msg.author.id == who and (predicate is None or predicate(msg)):
+                    return msg
+            return None
+
+        found = await self.wait_for(find, timeout, what=f"a message in {_id(channel)}")
+        assert found is not None
+        return found
+
+    async def wait_for_identify(self, count: int = 1, timeout: float = 10.0) -> None:  # noqa: ASYNC109
+        """Until ``count`` IDENTIFYs in total have been accepted and their frames written."""
+        await self.wait_for(lambda: self.gateway.identify_count >= count, timeout, what=f"{count} IDENTIFY")
+        await self.flush()
+
+    async def wait_for_response(
+        self,
+        interaction: InteractionRecord,
+        timeout: float = 5.0,  # noqa: ASYNC109
+    ) -> InteractionRecord:
+        """Until the bot has acknowledged ``interaction`` (any callback)."""
+        await self.wait_for(
+            lambda: interaction.acked, timeout, what=f"a response to interaction {interaction.id}"
+        )
+        return interaction
+
+
+def _find_component(items: list[JSON], custom_id: str) -> JSON | None:
+    for item in items:
+        if not isinstance(item, dict):
+            continue
+        if item.get("custom_id") == custom_id and item.get("type") != 1:
+            return item
+        found = _find_component(list(item.get("components", [])), custom_id)
+        if found is not None:
+            return found
+        accessory = item.get("accessory")
+        if isinstance(accessory, dict) and accessory.get("custom_id") == custom_id:
+            return accessory
+    return None
