@@ -21,6 +21,7 @@ Role = Literal["user", "assistant"]
 @dataclass(frozen=True, slots=True)
 class TextPart:
     text: str
+    cache: bool = False  # ask for prompt caching up to here (Anthropic ``cache_control``)
 
 
 @dataclass(frozen=True, slots=True)

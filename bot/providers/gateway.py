@@ -1,0 +1,161 @@
+"""The gateway as the core sees it: one shared HTTP client, a provider per wire format, and the
+small account calls (models, billing)."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Sequence
+from types import TracebackType
+from typing import Any
+
+import httpx
+
+from bot.providers.anthropic import AnthropicProvider
+from bot.providers.base import ChatRequest, Provider, StreamEvent, Turn
+from bot.providers.classify import error_from_response
+from bot.providers.errors import BadRequest, MissingApiKey
+from bot.providers.openai_chat import OpenAIChatProvider
+from bot.providers.policy import GatewayPolicy
+from bot.providers.streaming import StreamingProvider, transport_error
+from bot.settings import Settings, WireFormat
+
+USER_AGENT = "parley/0.1"
+
+
+def build_request(settings: Settings, model: str, system: str, turns: Sequence[Turn]) -> ChatRequest:
+    """A request with the per-model options from ``[models."NAME"]`` applied."""
+    options = settings.options_for(model)
+    return ChatRequest(
+        model=model,
+        system=system,
+        turns=tuple(turns),
+        max_tokens=options.max_tokens or settings.parley_max_tokens,
+        temperature=options.temperature,
+        thinking_budget=options.thinking_budget,
+        extra=dict(options.extra),
+    )
+
+
+def _money(value: float | None) -> float | None:
+    # Float noise (87.66000000000001) would show in `parley usage`.
+    return None if value is None else round(value, 4)
+
+
+class Gateway:
+    """Build one per process from Settings and ``aclose()`` it at shutdown.
+
+    A missing API key is not an error here (``parley doctor`` and the adapters start without
+    one); each call then raises :class:`~bot.providers.errors.MissingApiKey` without sending.
+    """
+
+    def __init__(
+        self,
+        settings: Settings,
+        *,
+        policy: GatewayPolicy | None = None,
+        transport: httpx.AsyncBaseTransport | None = None,
+    ) -> None:
+        self.settings = settings
+        self.policy = policy or GatewayPolicy.from_settings(settings)
+        key = settings.apicore_api_key
+        self._api_key = (key.get_secret_value() or None) if key is not None else None
+        self._client = httpx.AsyncClient(
+            base_url=settings.apicore_base_url,
+            timeout=self.policy.httpx_timeout(),
+            # Every concurrent reply holds a connection for its whole stream, so the pool must
+            # not be what limits concurrency; keep-alive spares a TLS handshake per reply.
+            limits=httpx.Limits(max_connections=256, max_keepalive_connections=32, keepalive_expiry=30.0),
+            http1=True,
+            http2=False,
+            follow_redirects=False,
+            headers={"user-agent": USER_AGENT},
+            transport=transport,
+        )
+        self._providers: dict[WireFormat, StreamingProvider] = {
+            "openai": OpenAIChatProvider(self._client, self._api_key, self.policy),
+            "anthropic": AnthropicProvider(self._client, self._api_key, self.policy),
+        }
+
+    def provider_for(self, model: str) -> Provider:
+        return self._providers[self.settings.wire_format(model)]
+
+    def request(self, model: str, system: str, turns: Sequence[Turn]) -> ChatRequest:
+        return build_request(self.settings, model, system, turns)
+
+    def stream(self, request: ChatRequest) -> AsyncIterator[StreamEvent]:
+        """Shorthand for ``provider_for(request.model).stream(request)``."""
+        return self.provider_for(request.model).stream(request)
+
+    async def list_models(self) -> list[str]:
+        """Model ids from ``GET /v1/models``, in the gateway's order."""
+        payload = await self._get_json("/v1/models")
+        data = payload.get("data") if isinstance(payload, dict) else None
+        if not isinstance(data, list):
+            raise BadRequest("GET /v1/models did not answer a model list (check APICORE_BASE_URL)")
+        return [item["id"] for item in data if isinstance(item, dict) and isinstance(item.get("id"), str)]
+
+    async def billing(self) -> dict[str, float | None]:
+        """Quota and usage in the gateway's display unit, from the subscription and usage routes.
+
+        Keys, in display order: ``hard_limit_usd``, ``used_usd`` (the usage route's
+        ``total_usage`` is in hundredths), ``remaining_usd``; each None when the gateway left it out.
+        """
+        subscription, usage = await asyncio.gather(
+            self._get_json("/v1/dashboard/billing/subscription"),
+            self._get_json("/v1/dashboard/billing/usage"),
+        )
+        limit = subscription.get("hard_limit_usd") if isinstance(subscription, dict) else None
+        total = usage.get("total_usage") if isinstance(usage, dict) else None
+        hard_limit = float(limit) if isinstance(limit, int | float) else None
+        used = total / 100 if isinstance(total, int | float) else None
+        remaining = hard_limit - used if hard_limit is not None and used is not None else None
+        return {
+            "hard_limit_usd": _money(hard_limit),
+            "used_usd": _money(used),
+            "remaining_usd": _money(remaining),
+        }
+
+    async def _get_json(self, path: str) -> Any:
+        if self._api_key is None:
+            raise MissingApiKey("APICORE_API_KEY is not set")
+        try:
+            response = await self._client.get(path, headers={"authorization": f"Bearer {self._api_key}"})
+        except httpx.TransportError as exc:
+            raise transport_error(exc) from None
+        if response.status_code >= 300:
+            raise error_from_response(
+                response.status_code, response.content, response.headers, secret=self._api_key
+            )
+        try:
+            return response.json()
+        except ValueError:
+            raise BadRequest(
+                f"GET {path} answered something that is not JSON (check APICORE_BASE_URL)",
+                status=response.status_code,
+            ) from None
+
+    async def aclose(self) -> None:
+        await self._client.aclose()
+
+    async def __aenter__(self) -> Gateway:
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.aclose()
+
+
+async def list_models(settings: Settings) -> list[str]:
+    """One-off ``GET /v1/models`` for the CLI and doctor, on a client of its own."""
+    async with Gateway(settings) as gateway:
+        return await gateway.list_models()
+
+
+async def billing(settings: Settings) -> dict[str, float | None]:
+    """One-off :meth:`Gateway.billing` for the CLI, on a client of its own."""
+    async with Gateway(settings) as gateway:
+        return await gateway.billing()

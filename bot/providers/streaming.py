@@ -1,0 +1,322 @@
+"""The request loop both wire formats share: send, time the answer, parse SSE, retry.
+
+A format supplies the request body, its headers and a :class:`WireDecoder` that turns SSE items
+into stream events; this module owns everything else, so the two formats fail, time out and retry
+the same way.
+
+Failure rules (see :mod:`bot.providers.base`):
+
+- Before the first text or thinking token, a failure raises a
+  :class:`~bot.providers.errors.ProviderError`, after as many retries as the policy allows for the
+  retryable ones. Nothing has been yielded yet, so a retry can never repeat text.
+- After it, nothing is retried and nothing is raised: the stream ends with a :class:`Finish`.
+  A dropped connection or a stall (idle timeout) gives ``TRUNCATED`` with ``error`` set, since
+  the text so far is sound but incomplete; an error the upstream reported in the stream gives
+  ``ERROR``, since the service itself says the answer failed. A body that simply ends without the
+  format's stop marker gives ``TRUNCATED`` with no error. (An OpenAI-format ``finish_reason``
+  already received keeps its outcome if the connection breaks before ``[DONE]``: the text is whole.)
+- Keep-alives (``: PING`` comments, Anthropic ``ping`` events) reset no timer; see
+  :class:`~bot.providers.policy.GatewayPolicy`.
+- Cancelling the consuming task, or ``aclose()`` on the stream, closes the upstream response.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import random
+from collections.abc import AsyncGenerator, AsyncIterator
+from contextlib import AsyncExitStack
+from typing import Any, Protocol
+
+import httpx
+
+from bot.providers.base import ChatRequest, Finish, StreamEvent, TextDelta, ThinkingDelta, Usage, UsageReport
+from bot.providers.classify import error_from_response
+from bot.providers.errors import (
+    BadRequest,
+    ConnectError,
+    GatewayTimeout,
+    MissingApiKey,
+    ProviderError,
+    StreamBroken,
+)
+from bot.providers.policy import GatewayPolicy
+from bot.providers.retry import retry_delay
+from bot.providers.sse import BareLine, Comment, SSEDecoder, SSEEvent
+from bot.types import Outcome
+
+log = logging.getLogger("bot.providers")
+
+_ERROR_BODY_LIMIT = 64 * 1024
+
+
+class WireDecoder(Protocol):
+    """Per-response state of one wire format."""
+
+    usage: Usage
+    stop_reason: str | None
+
+    @property
+    def done(self) -> bool:
+        """The format's end-of-stream marker ([DONE], message_stop) has arrived."""
+        ...
+
+    @property
+    def complete(self) -> bool:
+        """Enough arrived to call the answer finished, even if nothing more does."""
+        ...
+
+    def feed(self, item: SSEEvent | BareLine) -> list[StreamEvent]:
+        """Events for one SSE item; raises ProviderError for an error the stream reports."""
+        ...
+
+    def finish(self, error: ProviderError | None) -> Finish:
+        """The closing event once the body ended (``error`` is why, if it broke)."""
+        ...
+
+
+def loads(text: str) -> Any:
+    """JSON or None: one garbled event must not end an otherwise good stream."""
+    try:
+        return json.loads(text)
+    except ValueError:
+        log.warning("gateway stream: skipped an event that is not JSON (%d chars)", len(text))
+        return None
+
+
+def transport_error(exc: httpx.TransportError) -> ProviderError:
+    detail = f"{type(exc).__name__}: {exc}".rstrip(": ")
+    if isinstance(exc, httpx.ConnectTimeout | httpx.ConnectError):
+        return ConnectError(detail)
+    if isinstance(exc, httpx.TimeoutException):
+        return GatewayTimeout(detail)
+    # Closed before any answer (often a stale pooled connection): as good as not connecting.
+    return ConnectError(detail)
+
+
+async def _read_error_body(response: httpx.Response) -> bytes:
+    body = bytearray()
+    async for chunk in response.aiter_bytes():
+        body += chunk
+        if len(body) >= _ERROR_BODY_LIMIT:
+            break
+    return bytes(body)
+
+
+class _ReadDeadline:
+    """A deadline on reads from one response, cheaper than ``asyncio.timeout`` around each chunk.
+
+    Moving the deadline is a float assignment; the timer re-arms itself only when it fires early,
+    so a steady stream costs one timer per idle period instead of one per chunk (the per-chunk
+    context manager was most of this module's per-token cost). It cancels the task only while
+    the task awaits a read, never while the generator is parked at a ``yield``, so the
+    consumer's own code never sees this cancellation.
+    """
+
+    __slots__ = ("_expired", "_handle", "_loop", "_reading", "_task", "deadline")
+
+    def __init__(self, loop: asyncio.AbstractEventLoop, deadline: float) -> None:
+        self._loop = loop
+        self.deadline = deadline
+        self._handle: asyncio.TimerHandle | None = None
+        self._task: asyncio.Task[Any] | None = None
+        self._reading = False
+        self._expired = False
+
+    async def read(self, chunks: AsyncIterator[bytes]) -> bytes | None:
+        """The next chunk, None at the end of the body; TimeoutError past the deadline."""
+        if self._loop.time() >= self.deadline:
+            raise TimeoutError
+        if self._handle is None:
+            self._handle = self._loop.call_at(self.deadline, self._fire)
+        task = self._task = asyncio.current_task()
+        assert task is not None
+        cancelling = task.cancelling()
+        self._reading = True
+        try:
+            return await anext(chunks, None)
+        except asyncio.CancelledError:
+            # Ours only if no one else cancelled too (the same test asyncio.timeout makes).
+            if self._expired and task.uncancel() <= cancelling:
+                raise TimeoutError from None
+            raise
+        finally:
+            self._reading = False
+            self._expired = False
+
+    def _fire(self) -> None:
+        self._handle = None
+        if self._loop.time() < self.deadline:
+            self._handle = self._loop.call_at(self.deadline, self._fire)
+        elif self._reading and self._task is not None:
+            self._expired = True
+            self._task.cancel()
+        # Otherwise the generator is parked at a yield: read() checks the deadline on entry.
+
+    def close(self) -> None:
+        if self._handle is not None:
+            self._handle.cancel()
+            self._handle = None
+
+
+def _is_keepalive(item: SSEEvent | Comment | BareLine) -> bool:
+    return isinstance(item, Comment) or (isinstance(item, SSEEvent) and item.event == "ping")
+
+
+class StreamingProvider:
+    """Base of the wire-format providers; subclasses define the body, headers and decoder."""
+
+    wire_format: str
+    path: str
+
+    def __init__(
+        self,
+        client: httpx.AsyncClient,
+        api_key: str | None,
+        policy: GatewayPolicy | None = None,
+        *,
+        rng: random.Random | None = None,
+    ) -> None:
+        self._client = client
+        self._api_key = api_key or None
+        self.policy = policy or GatewayPolicy()
+        self._rng = rng
+
+    # What a wire format supplies.
+    def build_body(self, request: ChatRequest) -> dict[str, Any]:
+        raise NotImplementedError
+
+    def new_decoder(self) -> WireDecoder:
+        raise NotImplementedError
+
+    def headers(self, api_key: str) -> dict[str, str]:
+        return {
+            "authorization": f"Bearer {api_key}",
+            "content-type": "application/json",
+            "accept": "text/event-stream",
+            # A compressed event stream would be buffered by the compressor: ask for none.
+            "accept-encoding": "identity",
+        }
+
+    async def aclose(self) -> None:
+        """The HTTP client belongs to whoever made it (the Gateway), so nothing to close here."""
+
+    async def stream(self, request: ChatRequest) -> AsyncGenerator[StreamEvent, None]:
+        if self._api_key is None:
+            raise MissingApiKey("APICORE_API_KEY is not set")
+        content = json.dumps(self.build_body(request), ensure_ascii=False).encode()
+        headers = self.headers(self._api_key)
+        loop = asyncio.get_running_loop()
+        started = loop.time()
+        attempt = 0
+        while True:
+            attempt_stream = self._attempt(content, headers)
+            try:
+                async for event in attempt_stream:
+                    yield event
+                return
+            except ProviderError as exc:
+                # _attempt raises only before the first token, so retrying cannot repeat text.
+                delay = retry_delay(exc, attempt, loop.time() - started, self.policy, self._rng)
+                if delay is None:
+                    raise
+                attempt += 1
+                log.warning(
+                    "gateway %s %s failed (%s); retry %d of %d in %.2fs",
+                    self.path,
+                    request.model,
+                    exc,
+                    attempt,
+                    self.policy.max_retries,
+                    delay,
+                )
+            finally:
+                await attempt_stream.aclose()
+            await asyncio.sleep(delay)
+
+    async def _attempt(self, content: bytes, headers: dict[str, str]) -> AsyncGenerator[StreamEvent, None]:
+        loop = asyncio.get_running_loop()
+        policy = self.policy
+        deadline = loop.time() + policy.first_token_timeout
+        async with AsyncExitStack() as stack:
+            try:
+                async with asyncio.timeout_at(deadline):
+                    response = await stack.enter_async_context(
+                        self._client.stream("POST", self.path, content=content, headers=headers)
+                    )
+                    if response.status_code >= 300:
+                        raise await self._status_error(response)
+            except TimeoutError:
+                raise GatewayTimeout(f"no answer within {policy.first_token_timeout:g}s") from None
+            except httpx.TransportError as exc:
+                raise transport_error(exc) from None
+
+            decoder = self.new_decoder()
+            sse = SSEDecoder()
+            chunks = response.aiter_bytes()
+            reads = _ReadDeadline(loop, deadline)
+            stack.callback(reads.close)
+            committed = False  # a text or thinking token went out: from here on, never raise
+            while True:
+                try:
+                    chunk = await reads.read(chunks)
+                except TimeoutError:
+                    if decoder.done:
+                        break  # the answer is whole; the server just did not end the body
+                    if committed or decoder.complete:
+                        silence = GatewayTimeout(f"no data for {policy.idle_timeout:g}s mid-answer")
+                        yield decoder.finish(silence)
+                        return
+                    raise GatewayTimeout(f"no token within {policy.first_token_timeout:g}s") from None
+                except httpx.TransportError as exc:
+                    broken = StreamBroken(f"{type(exc).__name__}: {exc}")
+                    if committed or decoder.complete:
+                        yield decoder.finish(broken)
+                        return
+                    raise broken from None
+
+                items = sse.feed(chunk) if chunk is not None else sse.close()
+                progressed = False
+                for item in items:
+                    if _is_keepalive(item):
+                        continue
+                    assert not isinstance(item, Comment)
+                    progressed = True
+                    try:
+                        events = decoder.feed(item)
+                    except ProviderError as exc:
+                        if not committed:
+                            raise
+                        yield Finish(Outcome.ERROR, decoder.stop_reason, decoder.usage, exc)
+                        return
+                    for event in events:
+                        if not committed:
+                            if isinstance(event, UsageReport):
+                                continue  # held until the answer starts; Finish carries it anyway
+                            committed = isinstance(event, TextDelta | ThinkingDelta)
+                        yield event
+                if chunk is None:
+                    break
+                # Set after the yields, so time the consumer spends on an event is not counted
+                # as upstream silence.
+                if decoder.done:
+                    reads.deadline = loop.time() + policy.drain_grace
+                elif committed and progressed:
+                    reads.deadline = loop.time() + policy.idle_timeout
+
+            if not committed and not decoder.complete:
+                raise StreamBroken("the stream ended before the first token")
+            yield decoder.finish(None)
+
+    async def _status_error(self, response: httpx.Response) -> ProviderError:
+        if response.status_code < 400:
+            where = response.headers.get("location", "elsewhere")
+            return BadRequest(
+                f"HTTP {response.status_code}: the gateway redirects to {where}; "
+                "set APICORE_BASE_URL to the final address",
+                status=response.status_code,
+            )
+        body = await _read_error_body(response)
+        return error_from_response(response.status_code, body, response.headers, secret=self._api_key)
