@@ -1,0 +1,189 @@
+"""Sliding-window budgets, shared by every reply in the process that touches the same key.
+
+The platform counts a request when it arrives, which is somewhere between our send and its
+answer. A slot is therefore held from the moment we send until the answer is back, and only then
+does its window start (lengthened by a safety margin): however the network delays individual
+requests, the platform never sees more than ``capacity`` of them in any ``window``.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from collections import deque
+from collections.abc import Iterable
+
+from bot.render.surface import Budget
+
+log = logging.getLogger(__name__)
+
+# Default share of each budget that intermediate edits leave free, so the first and the final
+# text of a reply find a slot at once instead of queueing behind intermediate edits. Rounded
+# down: a budget of 4 keeps no reserve, one of 5 keeps 1, one of 50 keeps 10.
+RESERVE_FRACTION = 0.2
+
+
+class Window:
+    """The live state of one budget key.
+
+    Intermediate (non-urgent) actions are also spread evenly over the window: a budget like Slack's
+    50 edits a minute would otherwise be spent in the first seconds of a reply, which would then
+    freeze for the rest of the minute, final text included.
+    """
+
+    __slots__ = (
+        "_ends",
+        "_in_flight",
+        "_last_start",
+        "_margin",
+        "_paused_until",
+        "_reserve",
+        "_reserve_fraction",
+        "_smooth",
+        "_spacing",
+        "_span",
+        "capacity",
+        "key",
+        "window",
+    )
+
+    def __init__(
+        self,
+        key: str,
+        capacity: int,
+        window: float,
+        *,
+        margin: float,
+        smooth: bool,
+        reserve: float = RESERVE_FRACTION,
+    ) -> None:
+        self.key = key
+        self._margin = margin
+        self._smooth = smooth
+        self._reserve_fraction = reserve
+        # When each finished action stops counting, oldest first: finishes are recorded in clock
+        # order with the same span, so appending keeps the deque sorted.
+        self._ends: deque[float] = deque()
+        self._in_flight = 0
+        self._last_start = -math.inf
+        self._paused_until = -math.inf
+        self.capacity = capacity
+        self.window = window
+        self._span = 0.0
+        self._reserve = 0
+        self._spacing = 0.0
+        self._configure(capacity, window)
+
+    def _configure(self, capacity: int, window: float) -> None:
+        _validate(self.key, capacity, window)
+        self.capacity = capacity
+        self.window = window
+        self._span = window + self._margin
+        self._reserve = min(capacity - 1, int(capacity * self._reserve_fraction)) if self._smooth else 0
+        self._spacing = self._span / (capacity - self._reserve) if self._smooth else 0.0
+
+    def tighten(self, capacity: int, window: float) -> None:
+        """Two surfaces declared the same key differently: keep the stricter of each."""
+        if capacity < self.capacity or window > self.window:
+            log.warning(
+                "budget %s declared as %d/%ss and %d/%ss; using the stricter",
+                self.key,
+                self.capacity,
+                self.window,
+                capacity,
+                window,
+            )
+            self._configure(min(capacity, self.capacity), max(window, self.window))
+
+    def used(self, now: float) -> int:
+        """Actions that still count at ``now`` (in flight included)."""
+        self._expire(now)
+        return len(self._ends) + self._in_flight
+
+    def free_at(self, now: float, *, urgent: bool) -> float:
+        """Earliest time (≥ now) an action may start; ``inf`` while only in-flight actions block."""
+        self._expire(now)
+        limit = self.capacity if urgent else self.capacity - self._reserve
+        n = len(self._ends) + self._in_flight
+        if n < limit:
+            t = now
+        else:
+            k = n - limit  # this many must expire before one more fits; in-flight ones sort last
+            t = self._ends[k] if k < len(self._ends) else math.inf
+        if not urgent and self._last_start + self._spacing > t:
+            t = self._last_start + self._spacing
+        return t if t > self._paused_until else self._paused_until
+
+    def acquire(self, now: float) -> None:
+        self._in_flight += 1
+        self._last_start = now
+
+    def release(self, now: float) -> None:
+        """The action acquired earlier has its answer: its window starts now."""
+        self._in_flight -= 1
+        self._ends.append(now + self._span)
+
+    def pause(self, until: float) -> None:
+        """The platform said 429: nothing may use this key before ``until``."""
+        if until > self._paused_until:
+            self._paused_until = until
+
+    def _expire(self, now: float) -> None:
+        ends = self._ends
+        while ends and ends[0] <= now:
+            ends.popleft()
+
+
+def _validate(key: str, capacity: int, window: float) -> None:
+    if capacity < 1 or not window > 0 or math.isinf(window):
+        raise ValueError(f"budget {key!r}: need capacity >= 1 and a finite window > 0")
+
+
+def free_at(windows: Iterable[Window], now: float, *, urgent: bool, not_before: float = -math.inf) -> float:
+    """When an action touching all ``windows`` may start."""
+    t = now if now > not_before else not_before
+    for w in windows:
+        f = w.free_at(now, urgent=urgent)
+        if f > t:
+            t = f
+    return t
+
+
+class BudgetBook:
+    """Every budget key the process has seen, so that equal keys share one :class:`Window`."""
+
+    def __init__(
+        self, *, margin: float = 0.1, smooth: bool = True, reserve: float = RESERVE_FRACTION
+    ) -> None:
+        if margin < 0:
+            raise ValueError("margin must be >= 0")
+        if not 0.0 <= reserve < 1.0:
+            raise ValueError("reserve must be in [0, 1)")
+        self._margin = margin
+        self._smooth = smooth
+        self._reserve = reserve
+        self._windows: dict[str, Window] = {}
+
+    def resolve(self, budgets: Iterable[Budget]) -> tuple[Window, ...]:
+        found: dict[str, Window] = {}
+        for b in budgets:
+            w = self._windows.get(b.key)
+            if w is None:
+                w = self._windows[b.key] = Window(
+                    b.key,
+                    b.capacity,
+                    b.window,
+                    margin=self._margin,
+                    smooth=self._smooth,
+                    reserve=self._reserve,
+                )
+            else:
+                w.tighten(b.capacity, b.window)
+            found[b.key] = w
+        return tuple(found.values())
+
+    def get(self, key: str) -> Window | None:
+        return self._windows.get(key)
+
+    def __len__(self) -> int:
+        return len(self._windows)

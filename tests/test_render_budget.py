@@ -1,0 +1,117 @@
+"""budget.py: sliding windows held until the answer, margins, reserve and spacing, pauses."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+
+from bot.render.budget import BudgetBook, Window, free_at
+from bot.render.surface import Budget
+
+
+def window(capacity: int = 3, span: float = 1.0, *, margin: float = 0.0, smooth: bool = False) -> Window:
+    return Window("k", capacity, span, margin=margin, smooth=smooth)
+
+
+def test_capacity_then_wait_for_oldest_to_expire() -> None:
+    w = window(3, 1.0)
+    for t in (0.0, 0.1, 0.2):
+        assert w.free_at(t, urgent=True) == t
+        w.acquire(t)
+        w.release(t)
+    # full: the next slot opens when the first action leaves the window
+    assert w.free_at(0.3, urgent=True) == pytest.approx(1.0)
+    assert w.free_at(1.0, urgent=True) == 1.0
+    assert w.used(1.05) == 2
+
+
+def test_window_counts_from_the_answer_not_the_send() -> None:
+    w = window(1, 1.0)
+    w.acquire(0.0)
+    # in flight: the platform may not have seen it yet, so no end is known
+    assert w.free_at(0.5, urgent=True) == math.inf
+    w.release(0.4)  # answer came back at 0.4: the platform saw it at the latest then
+    assert w.free_at(0.5, urgent=True) == pytest.approx(1.4)
+
+
+def test_margin_lengthens_every_window() -> None:
+    w = window(1, 1.0, margin=0.25)
+    w.acquire(0.0)
+    w.release(0.0)
+    assert w.free_at(0.0, urgent=True) == pytest.approx(1.25)
+
+
+def test_pause_blocks_until_given_time() -> None:
+    w = window(5, 1.0)
+    w.pause(3.0)
+    w.pause(2.0)  # a shorter pause never shortens a longer one
+    assert w.free_at(0.0, urgent=True) == 3.0
+    assert w.free_at(3.5, urgent=True) == 3.5
+
+
+def test_smoothing_reserves_slots_and_spaces_intermediate_actions() -> None:
+    w = window(5, 1.0, smooth=True)  # reserve 1, spacing 1/4 s
+    t = 0.0
+    for _ in range(4):
+        t = w.free_at(t, urgent=False)
+        w.acquire(t)
+        w.release(t)
+    assert t == pytest.approx(0.75)  # spread evenly, not burst
+    # four used: intermediate actions must wait for the window, the reserved slot is for urgent ones
+    assert w.free_at(0.8, urgent=False) == pytest.approx(1.0)
+    assert w.free_at(0.8, urgent=True) == 0.8
+
+
+def test_tighten_keeps_the_stricter_declaration() -> None:
+    w = window(5, 1.0)
+    w.tighten(10, 0.5)
+    assert (w.capacity, w.window) == (5, 1.0)
+    w.tighten(3, 2.0)
+    assert (w.capacity, w.window) == (3, 2.0)
+
+
+def test_book_shares_windows_by_key() -> None:
+    book = BudgetBook(margin=0.0, smooth=False)
+    a = book.resolve([Budget("chan:1", 5, 5.0), Budget("global", 50, 1.0)])
+    b = book.resolve([Budget("chan:2", 5, 5.0), Budget("global", 50, 1.0)])
+    assert a[1] is b[1] and a[0] is not b[0]
+    assert len(book) == 3
+    # the same key twice in one declaration counts once per action
+    assert len(book.resolve([Budget("x", 1, 1.0), Budget("x", 1, 1.0)])) == 1
+
+
+def test_free_at_over_several_windows_takes_the_latest() -> None:
+    a, b = window(1, 1.0), window(1, 2.0)
+    for w in (a, b):
+        w.acquire(0.0)
+        w.release(0.0)
+    assert free_at((a, b), 0.5, urgent=True) == 2.0
+    assert free_at((), 0.5, urgent=True) == 0.5
+    assert free_at((), 0.5, urgent=True, not_before=0.7) == 0.7
+
+
+@pytest.mark.parametrize(("capacity", "span"), [(0, 1.0), (1, 0.0), (1, -1.0), (1, math.inf)])
+def test_invalid_budgets_are_refused(capacity: int, span: float) -> None:
+    with pytest.raises(ValueError):
+        window(capacity, span)
+
+
+def test_reserve_is_a_rounded_down_share_and_never_the_whole_budget() -> None:
+    def paced_slots(capacity: int, reserve: float) -> int:
+        w = Window("k", capacity, 1.0, margin=0.0, smooth=True, reserve=reserve)
+        n = 0
+        # Spacing puts each next slot inside the window; the count limit pushes it to the window's end.
+        while w.free_at(0.0, urgent=False) < 1.0:
+            w.acquire(0.0)
+            w.release(0.0)
+            n += 1
+        return n
+
+    assert paced_slots(4, 0.2) == 4  # rounds down to no reserve
+    assert paced_slots(5, 0.2) == 4
+    assert paced_slots(50, 0.2) == 40
+    assert paced_slots(1, 0.9) == 1  # an intermediate edit can always get through eventually
+    assert paced_slots(5, 0.0) == 5
+    with pytest.raises(ValueError):
+        BudgetBook(reserve=1.0)
