@@ -16,6 +16,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
 
+from bot.files import PreparedFiles
 from bot.notes import with_note
 from bot.prompt import HistoryEntry, build_turns, system_prompt
 from bot.providers.base import (
@@ -32,7 +33,7 @@ from bot.providers.errors import ProviderError
 from bot.render import Pacer, ReplyStream
 from bot.settings import Settings
 from bot.store import Store
-from bot.types import Attachment, ConversationKey, IncomingMessage, Outcome
+from bot.types import Attachment, ContextMessage, ConversationKey, IncomingMessage, Outcome
 
 log = logging.getLogger("parley.conversation")
 
@@ -44,12 +45,23 @@ class ProviderSource(Protocol):
 
 
 class FilePipeline(Protocol):
-    """Turns attachments into the parts the model receives, plus notes for the user."""
+    """Turns attachments into the parts the model receives, plus notes for the user.
+
+    Called on every turn, with or without attachments: files from earlier in the conversation
+    (and on ``context`` messages, already stored by the backfill) are re-sent on follow-ups.
+    """
 
     async def prepare(
-        self, conversation_id: int, attachments: Sequence[Attachment], model: str, *, question: str
-    ) -> tuple[list[Part], list[str], str]:
-        """Returns (parts, notes for the user, question — possibly replaced, e.g. "summarize")."""
+        self,
+        conversation_id: int,
+        attachments: Sequence[Attachment],
+        model: str,
+        *,
+        question: str,
+        context: Sequence[ContextMessage] = (),
+    ) -> PreparedFiles:
+        """Parts, notes for the user, the question (possibly replaced, e.g. "summarize"), the
+        attachment records to store with the user message, and the earlier files."""
         ...
 
 
@@ -187,15 +199,21 @@ class ConversationService:
         model = msg.model or model_override or self.settings.parley_model
         await self._backfill(conversation.id, msg)
 
-        question = msg.text
-        parts: list[Part] = []
-        notes: list[str] = []
-        if msg.attachments and self.files is not None:
-            parts, notes, question = await self.files.prepare(
-                conversation.id, msg.attachments, model, question=msg.text
+        prepared = PreparedFiles(question=msg.text)
+        if self.files is not None:
+            prepared = await self.files.prepare(
+                conversation.id, msg.attachments, model, question=msg.text, context=msg.context
             )
+        question = prepared.question
+        parts: list[Part] = prepared.parts
+        notes = prepared.notes
+        # The question actually asked is stored, so a bare "summarize" keeps its meaning in history.
         await self.store.add_user_message(
-            conversation.id, msg.author, msg.text, platform_id=msg.platform_message_id
+            conversation.id,
+            msg.author,
+            question,
+            platform_id=msg.platform_message_id,
+            attachments=prepared.records,
         )
         history = await self.store.load_context(conversation.id, self.settings.parley_history_turns)
         entries = [HistoryEntry(m.role, m.author_name, m.text, m.status) for m in history[:-1]]
@@ -205,6 +223,7 @@ class ConversationService:
             budget_chars=self.settings.parley_history_chars,
             current_parts=parts,
         )
+        turns = prepared.lead(turns)  # earlier files go first, where prompt caching pays off
         options = self.settings.options_for(model)
         request = ChatRequest(
             model=model,
@@ -233,19 +252,26 @@ class ConversationService:
         self._active[reply_id] = active
         generation = _Generation()
         prefix = "".join(f"{note}\n\n" for note in notes)
+        if prepared.nothing_to_ask:
+            # Only unusable files and no question: the notes are the whole reply, no model call.
+            prefix = prefix.rstrip()
+            generation.outcome = Outcome.COMPLETE
         try:
-            provider = self.providers.provider_for(model)
-            active.task = asyncio.create_task(self._generate(provider, request, stream, generation, prefix))
-            try:
-                await asyncio.shield(active.task)
-            except asyncio.CancelledError:
-                # Our own handler was cancelled (shutdown): interrupt the generation too.
-                if not active.task.done():
-                    active.interrupted = True
-                    active.task.cancel()
-                    await asyncio.wait([active.task])
-            if active.task.cancelled():
-                generation.outcome = Outcome.INTERRUPTED if active.interrupted else Outcome.STOPPED
+            if not prepared.nothing_to_ask:
+                provider = self.providers.provider_for(model)
+                active.task = asyncio.create_task(
+                    self._generate(provider, request, stream, generation, prefix)
+                )
+                try:
+                    await asyncio.shield(active.task)
+                except asyncio.CancelledError:
+                    # Our own handler was cancelled (shutdown): interrupt the generation too.
+                    if not active.task.done():
+                        active.interrupted = True
+                        active.task.cancel()
+                        await asyncio.wait([active.task])
+                if active.task.cancelled():
+                    generation.outcome = Outcome.INTERRUPTED if active.interrupted else Outcome.STOPPED
         finally:
             del self._active[reply_id]
         await msg.surface.set_status(None)

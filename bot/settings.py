@@ -112,6 +112,16 @@ class Settings(BaseSettings):
     parley_context_messages: int = Field(default=50, ge=0, le=1000)  # thread backfill, at most
     parley_slack_native_streaming: bool = False  # chat.startStream/appendStream where Slack allows
 
+    # Files in chat (bot/files; each is described in docs/files.md).
+    parley_file_max_bytes: int = Field(default=32 * 1024 * 1024, gt=0)  # one file, downloaded
+    parley_file_request_max_bytes: int = Field(default=64 * 1024 * 1024, gt=0)  # all files of a message
+    parley_files_max_count: int = Field(default=10, gt=0)  # files read from one message
+    parley_file_timeout: float = Field(default=60.0, gt=0)  # seconds per download
+    parley_file_text_chars: int = Field(default=100_000, gt=0)  # file text (extracted or inline) per request
+    parley_file_store_max_bytes: int = Field(default=32 * 1024 * 1024, ge=0)  # larger files aren't kept
+    parley_file_retention_days: float = Field(default=30.0, gt=0)  # kept files are deleted after this
+    parley_summarize_instruction: str = "Summarize this document."  # the question of a bare mention
+
     @field_validator("apicore_base_url", "slack_api_url", "discord_api_url")
     @classmethod
     def _http_url(cls, value: str) -> str:

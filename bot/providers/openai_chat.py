@@ -48,7 +48,8 @@ def _data_uri(media_type: str, data: bytes) -> str:
 def _content(turn: Turn) -> str | list[dict[str, Any]]:
     # Plain strings where possible: some upstreams reject list content on assistant turns.
     if all(isinstance(part, TextPart) for part in turn.parts):
-        return "".join(part.text for part in turn.parts if isinstance(part, TextPart))
+        # Separate blocks stay separate: a file's text must not run into the question.
+        return "\n\n".join(part.text for part in turn.parts if isinstance(part, TextPart))
     out: list[dict[str, Any]] = []
     for part in turn.parts:
         if isinstance(part, TextPart):

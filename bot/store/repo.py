@@ -997,3 +997,100 @@ class Store:
             return (await conn.execute(query)).first() is not None
 
         return await self._tx(work)
+
+    # --- files (bot/files) ---------------------------------------------------------------------
+
+    async def conversation_files(self, conversation_id: int, limit: int) -> list[StoredAttachment]:
+        """Stored files (attachments with bytes) of the conversation since its last reset, newest
+        first, at most ``limit``: what a follow-up question may refer to."""
+        if limit <= 0:
+            return []
+        reset_after = (
+            select(Conversation.reset_after_message_id)
+            .where(Conversation.id == conversation_id)
+            .scalar_subquery()
+        )
+        query = (
+            select(AttachmentRow)
+            .join(Message, Message.id == AttachmentRow.message_id)
+            .where(
+                Message.conversation_id == conversation_id,
+                Message.id > reset_after,
+                AttachmentRow.sha256.is_not(None),
+            )
+            .order_by(Message.id.desc(), AttachmentRow.id.desc())
+            .limit(limit)
+        )
+
+        async def work(conn: AsyncConnection) -> list[StoredAttachment]:
+            return [
+                StoredAttachment(row.id, row.message_id, row.name, row.media_type, row.size, row.sha256)
+                for row in (await conn.execute(query)).all()
+            ]
+
+        return await self._tx(work)
+
+    async def platform_messages(
+        self, conversation_id: int, platform_ids: Iterable[str]
+    ) -> dict[str, tuple[int, int]]:
+        """For stored messages with these platform ids: (message id, how many attachment rows)."""
+        wanted = sorted({p for p in platform_ids if p})
+        if not wanted:
+            return {}
+
+        async def work(conn: AsyncConnection) -> dict[str, tuple[int, int]]:
+            found: dict[str, tuple[int, int]] = {}
+            for start in range(0, len(wanted), _IN_CHUNK):
+                query = (
+                    select(Message.platform_message_id, Message.id, func.count(AttachmentRow.id))
+                    .outerjoin(AttachmentRow, AttachmentRow.message_id == Message.id)
+                    .where(
+                        Message.conversation_id == conversation_id,
+                        Message.platform_message_id.in_(wanted[start : start + _IN_CHUNK]),
+                    )
+                    .group_by(Message.platform_message_id, Message.id)
+                )
+                for platform_id, message_id, count in (await conn.execute(query)).all():
+                    found.setdefault(platform_id, (message_id, count))
+            return found
+
+        return await self._tx(work)
+
+    async def add_attachments(self, message_id: int, records: Iterable[AttachmentRecord]) -> None:
+        """Link files to a message stored earlier (e.g. thread context read before its files)."""
+        rows = [
+            {
+                "message_id": message_id,
+                "name": r.name,
+                "media_type": r.media_type,
+                "size": r.size,
+                "sha256": r.sha256,
+            }
+            for r in records
+        ]
+        if not rows:
+            return
+
+        async def work(conn: AsyncConnection) -> None:
+            await conn.execute(insert(AttachmentRow), rows)
+
+        await self._tx(work, write=True)
+
+    async def prune_blobs(self, before: datetime) -> int:
+        """Delete file bytes stored before ``before`` (the retention period); attachment rows stay,
+        so the history still says a file was there."""
+
+        async def work(conn: AsyncConnection) -> int:
+            result = await conn.execute(delete(Blob).where(Blob.created_at < before))
+            return result.rowcount
+
+        return await self._tx(work, write=True)
+
+    async def blob_text(self, sha256: str) -> str | None:
+        """The text extracted from a stored file, without loading its bytes (None if none)."""
+
+        async def work(conn: AsyncConnection) -> str | None:
+            query = select(Blob.extracted_text).where(Blob.sha256 == sha256)
+            return (await conn.execute(query)).scalar_one_or_none()
+
+        return await self._tx(work)
