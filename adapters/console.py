@@ -91,13 +91,11 @@ async def _lines(stream: TextIO) -> asyncio.Queue[str | None]:
 async def main(runtime: Runtime, *, thread: str | None, model: str | None, attach: list[str]) -> int:
     """The ``parley console`` loop; returns the exit status."""
     interactive = sys.stdin.isatty() and sys.stdout.isatty()
-    attachments = []
-    for name in attach:
-        path = Path(name)
-        if not path.is_file():
-            print(f"parley: --attach: no such file {name}", file=sys.stderr)
-            return 2
-        attachments.append(_file_attachment(path))
+    missing = [name for name in attach if not Path(name).is_file()]  # noqa: ASYNC240 - once, at start
+    if missing:
+        print(f"parley: --attach: no such file {missing[0]}", file=sys.stderr)
+        return 2
+    attachments = [_file_attachment(Path(name)) for name in attach]
     thread_name = thread or "console-" + dt.datetime.now().strftime("%Y%m%d-%H%M%S")
     key = ConversationKey("console", "", "console", thread_name)
     user = os.environ.get("USER") or _safe_user()

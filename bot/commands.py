@@ -9,8 +9,8 @@ import sys
 from collections.abc import Sequence
 
 from bot.providers.errors import ProviderError
-from bot.settings import Settings, SettingsError
 from bot.runtime import Runtime
+from bot.settings import Settings, SettingsError
 from bot.store import StoreError
 
 log = logging.getLogger("parley")
@@ -103,7 +103,6 @@ async def doctor(settings: Settings) -> int:
 
 async def run(settings: Settings) -> int:
     from bot.http import HttpServer
-    from bot.metrics import Metrics
     from bot.plugins import adapter_factories
 
     settings.require_api_key()
@@ -127,8 +126,7 @@ async def run(settings: Settings) -> int:
             if adapter is not None:
                 adapters.append(adapter)
                 log.info("starting the %s adapter", name)
-        metrics = Metrics()
-        server = HttpServer(runtime, adapters, metrics)
+        server = HttpServer(runtime, adapters)
         try:
             await server.start(settings.parley_http_host, settings.parley_http_port)
         except RuntimeError as exc:

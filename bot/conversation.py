@@ -65,6 +65,42 @@ class FilePipeline(Protocol):
         ...
 
 
+class ReplyObserver(Protocol):
+    """What the service reports as replies run (metrics implement it)."""
+
+    def reply_started(self, platform: str, model: str) -> None: ...
+
+    def reply_finished(
+        self,
+        platform: str,
+        model: str,
+        outcome: Outcome,
+        usage: Usage,
+        *,
+        first_token: float | None,
+        first_visible: float | None,
+    ) -> None:
+        """``first_token`` and ``first_visible`` are seconds since the message arrived."""
+        ...
+
+
+class _NoObserver:
+    def reply_started(self, platform: str, model: str) -> None:
+        return None
+
+    def reply_finished(
+        self,
+        platform: str,
+        model: str,
+        outcome: Outcome,
+        usage: Usage,
+        *,
+        first_token: float | None,
+        first_visible: float | None,
+    ) -> None:
+        return None
+
+
 @dataclass(slots=True)
 class ReplyResult:
     outcome: Outcome
@@ -105,6 +141,7 @@ class ConversationService:
         *,
         files: FilePipeline | None = None,
         instance_id: str | None = None,
+        observer: ReplyObserver | None = None,
     ) -> None:
         self.settings = settings
         self.store = store
@@ -112,6 +149,7 @@ class ConversationService:
         self.pacer = pacer
         self.files = files
         self.instance_id = instance_id or uuid.uuid4().hex[:12]
+        self.observer: ReplyObserver = observer or _NoObserver()
         from bot.queue import TurnQueue
 
         self._queue = TurnQueue()
@@ -192,6 +230,7 @@ class ConversationService:
         return None
 
     async def _answer(self, msg: IncomingMessage) -> ReplyResult:
+        arrived = time.monotonic()
         stream = self.pacer.reply(msg.surface)
         placeholder = asyncio.create_task(stream.start())
         conversation = await self.store.get_or_create_conversation(msg.key)
@@ -248,6 +287,7 @@ class ConversationService:
         # must not answer a second time.
         await self.store.mark_event_done(msg.key.platform, msg.event_id)
 
+        self.observer.reply_started(msg.key.platform, model)
         active = _Active(msg.key, msg.author.id, stream)
         self._active[reply_id] = active
         generation = _Generation()
@@ -294,14 +334,28 @@ class ConversationService:
             error=_log_detail(generation.error),
             author_id=msg.author.id,
         )
+        first_token = _since(arrived, generation.first_token_at)
+        first_visible = _since(arrived, stream.first_text_at)
+        self.observer.reply_finished(
+            msg.key.platform,
+            model,
+            generation.outcome,
+            generation.usage,
+            first_token=first_token,
+            first_visible=first_visible,
+        )
         log.info(
-            "reply conversation=%s platform=%s model=%s outcome=%s in=%d out=%d",
+            "reply conversation=%s platform=%s model=%s outcome=%s in=%d out=%d "
+            "first_token=%s first_visible=%s total=%.2fs",
             conversation.id,
             msg.key.platform,
             model,
             generation.outcome,
             generation.usage.input_tokens,
             generation.usage.output_tokens,
+            _seconds(first_token),
+            _seconds(first_visible),
+            time.monotonic() - arrived,
         )
         return ReplyResult(generation.outcome, generation.answer, shown, model, generation.usage, error_text)
 
@@ -368,6 +422,14 @@ def _with_thinking(state: _Generation, show: bool) -> str:
         return state.answer
     quoted = "\n".join(f"> {line}" if line else ">" for line in state.thinking.strip().splitlines())
     return f"{quoted}\n\n{state.answer}" if state.answer else quoted
+
+
+def _since(start: float, moment: float | None) -> float | None:
+    return None if moment is None else max(0.0, moment - start)
+
+
+def _seconds(value: float | None) -> str:
+    return "-" if value is None else f"{value:.2f}s"
 
 
 def _log_detail(error: Exception | None) -> str | None:

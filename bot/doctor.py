@@ -42,7 +42,9 @@ async def check_gateway(settings: Settings) -> list[Finding]:
     from bot.providers.gateway import list_models
 
     if settings.apicore_api_key is None:
-        return [Finding(False, "gateway: APICORE_API_KEY is not set", "set APICORE_API_KEY to your gateway key")]
+        return [
+            Finding(False, "gateway: APICORE_API_KEY is not set", "set APICORE_API_KEY to your gateway key")
+        ]
     try:
         names = await list_models(settings)
     except ProviderError as exc:

@@ -8,7 +8,6 @@ from typing import Any
 
 from aiohttp import web
 
-from bot.metrics import Metrics
 from bot.plugins import Adapter
 from bot.runtime import Runtime
 
@@ -16,10 +15,9 @@ log = logging.getLogger("parley.http")
 
 
 class HttpServer:
-    def __init__(self, runtime: Runtime, adapters: Sequence[Adapter], metrics: Metrics) -> None:
+    def __init__(self, runtime: Runtime, adapters: Sequence[Adapter]) -> None:
         self.runtime = runtime
         self.adapters = adapters
-        self.metrics = metrics
         self._runner: web.AppRunner | None = None
         self.port: int | None = None
 
@@ -68,6 +66,7 @@ class HttpServer:
         return web.json_response(body, status=200 if healthy else 503)
 
     async def _metrics(self, request: web.Request) -> web.Response:
-        self.metrics.refresh(self.runtime)
-        body, content_type = self.metrics.exposition()
+        metrics = self.runtime.metrics
+        metrics.refresh(self.runtime)
+        body, content_type = metrics.exposition()
         return web.Response(body=body, headers={"Content-Type": content_type})

@@ -54,9 +54,7 @@ def build_turns(
     always kept, whatever its size. Adjacent turns of one role are merged because the
     Anthropic format requires strict alternation.
     """
-    usable = [
-        e for e in history if e.text.strip() and (e.role == "user" or e.status in _USABLE)
-    ]
+    usable = [e for e in history if e.text.strip() and (e.role == "user" or e.status in _USABLE)]
     attributed = _attributed([*usable, current])
 
     def text_of(entry: HistoryEntry) -> str:

@@ -6,6 +6,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from bot.conversation import ConversationService, FilePipeline
+from bot.metrics import Metrics
 from bot.providers import Gateway
 from bot.render import Pacer
 from bot.settings import Settings
@@ -19,6 +20,7 @@ class Runtime:
     gateway: Gateway
     pacer: Pacer
     service: ConversationService
+    metrics: Metrics
     # Adapters add their HTTP routes here (Slack's /slack/events) before the server starts.
     http_routes: list[tuple[str, str, Any]] = field(default_factory=list)
 
@@ -32,11 +34,12 @@ class Runtime:
                 from bot.files import FileService
 
                 files = FileService(settings, store)
-            service = ConversationService(settings, store, gateway, pacer, files=files)
+            metrics = Metrics()
+            service = ConversationService(settings, store, gateway, pacer, files=files, observer=metrics)
         except BaseException:
             await store.close()
             raise
-        return cls(settings, store, gateway, pacer, service)
+        return cls(settings, store, gateway, pacer, service, metrics)
 
     async def aclose(self) -> None:
         await self.pacer.aclose()

@@ -142,8 +142,11 @@ class Settings(BaseSettings):
                 "is not a database URL (expected e.g. sqlite+aiosqlite:///parley.db "
                 "or postgresql+asyncpg://user:pass@host/db)"
             ) from None
-        async_driver = {"sqlite": "sqlite+aiosqlite", "postgresql": "postgresql+asyncpg",
-                        "postgres": "postgresql+asyncpg"}.get(url.drivername)
+        async_driver = {
+            "sqlite": "sqlite+aiosqlite",
+            "postgresql": "postgresql+asyncpg",
+            "postgres": "postgresql+asyncpg",
+        }.get(url.drivername)
         if async_driver:
             raise ValueError(f"needs an async driver: use {async_driver}://…")
         return value

@@ -33,8 +33,11 @@ def test_two_turns_then_a_second_process_remembers_the_thread(gateway, env, tmp_
     assert second.returncode == 0, second.stderr
     assert second.stdout == "You said: what did I say?\n\n"
     messages = gateway.last.json["messages"]
-    said = [(m["role"], m["content"] if isinstance(m["content"], str) else m["content"][-1]["text"])
-            for m in messages if m["role"] != "system"]
+    said = [
+        (m["role"], m["content"] if isinstance(m["content"], str) else m["content"][-1]["text"])
+        for m in messages
+        if m["role"] != "system"
+    ]
     assert said == [
         ("user", "hello there"),
         ("assistant", "You said: hello there"),

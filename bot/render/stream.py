@@ -77,6 +77,8 @@ class ReplyStream:
         # Messages replaced by a fresh post after their edits kept failing; they still show
         # stale text, and the core may want to delete them.
         self.abandoned_refs: list[str] = []
+        # Pacer clock time at which the platform confirmed the first real text (for metrics).
+        self.first_text_at: float | None = None
 
         self._md = ""
         self._version = 0
@@ -318,6 +320,8 @@ class ReplyStream:
             m = self._messages[action.index]
             m.text, m.live = action.text, action.live
         self._visible_md = max(self._visible_md, action.md_end)
+        if self.first_text_at is None and action.md_end > 0:
+            self.first_text_at = now
         self._last_sent = now
 
     def _on_rate_limited(self, action: Action, exc: BaseException, now: float, pause_until: float) -> None:
