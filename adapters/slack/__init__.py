@@ -1,0 +1,29 @@
+"""Parley in Slack: mentions and DMs answered in threads, streamed within Slack's rate limits.
+
+The core finds this adapter through the ``parley.adapters`` entry point ``slack``. Modules:
+
+- ``app``: the Bolt app, Socket Mode or HTTP mode, start/stop;
+- ``events``: message events → the core, and when Parley answers (exactly once);
+- ``thread``: reading a thread back as context; ``text``: Slack markup → plain text;
+- ``surface``: writing a reply (Markdown blocks, Stop button, native streaming, budgets);
+- ``commands``: ``/parley``, the Stop button, message shortcuts;
+- ``files``: Slack files as lazy, size-capped downloads; ``directory``: cached ``users.info``;
+- ``manifest``: the app manifest (``python -m adapters.slack.manifest`` prints it).
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from adapters.slack.app import SlackAdapter
+    from bot.runtime import Runtime
+
+
+def create(runtime: Runtime) -> SlackAdapter | None:
+    """The Slack adapter, or None when ``SLACK_BOT_TOKEN`` is not set."""
+    if not runtime.settings.slack_enabled():
+        return None
+    from adapters.slack.app import SlackAdapter
+
+    return SlackAdapter(runtime)

@@ -1,0 +1,395 @@
+"""Writing one reply into a Slack thread: :class:`SlackSurface`, the budgets it declares, and
+native streaming with its fall back to post-and-update.
+
+Messages carry standard Markdown in a ``markdown`` block (so Slack renders ``**bold**``, lists,
+code fences and tables as the model wrote them) plus a short ``text`` fallback for notifications.
+While a reply is live an actions block with the Stop button follows the Markdown; the final edit
+(``live=False``) leaves only the Markdown. ``markdown_text`` would spare the block but cannot be
+combined with blocks, and the button needs one.
+
+Native streaming (``chat.startStream`` / ``appendStream`` / ``stopStream``) is append-only,
+while the renderer hands the surface full snapshots. ``edit()`` therefore appends only the new
+suffix when the snapshot extends what was streamed; any snapshot that does not (the renderer
+froze the message at a cut, or a status text is replaced), any streaming error, and a stream
+nearing Slack's ~5 minute expiry end the stream and continue on the same message with
+``chat.update`` and the full text, so nothing is lost.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import re
+import time
+from collections.abc import Awaitable, Callable, Coroutine
+from dataclasses import dataclass
+from typing import Any, TypeVar
+
+from slack_sdk.errors import SlackApiError
+from slack_sdk.web.async_client import AsyncWebClient
+
+from bot.conversation import THINKING_PLACEHOLDER
+from bot.render.split import fence_after
+from bot.render.surface import Budget, RateLimited, SurfaceError, SurfaceLimits
+
+log = logging.getLogger("parley.slack")
+
+T = TypeVar("T")
+
+# The markdown block holds 12,000 characters. Slack may count UTF-16 units (an emoji is two), so
+# parts are cut a little shorter to keep emoji-heavy text within the limit too.
+MAX_MARKDOWN = 11_000
+# The notification fallback: chat.update refuses ``text`` over 4,000 characters (msg_too_long).
+FALLBACK_CHARS = 1_500
+STOP_ACTION = "parley_stop"
+STATUS_THINKING = "is thinking…"
+# Texts the renderer and the core show before an answer exists. A native stream cannot take them
+# back, so they are never streamed; the "thinking" status stands in for them.
+PROVISIONAL = frozenset({"…", THINKING_PLACEHOLDER})
+# A stream this old is ended and continued with chat.update before Slack expires it (~5 min).
+STREAM_MAX_AGE = 270.0
+
+# Refusals that say streaming cannot work in this workspace at all / in this channel.
+# "no_text": every reply's stream starts empty (see post()), so a workspace refusing that refuses all.
+_STREAMING_OFF = frozenset(
+    {
+        "not_allowed_token_type",
+        "missing_scope",
+        "unknown_method",
+        "method_deprecated",
+        "feature_not_enabled",
+        "no_text",
+    }
+)
+_STREAMING_OFF_HERE = frozenset({"channel_type_not_supported", "not_in_channel", "restricted_action"})
+_STATUS_OFF = frozenset({"missing_scope", "not_allowed_token_type", "unknown_method", "method_deprecated"})
+_CLOSING_FENCE = re.compile(r"[ \t]*(`{3,}|~{3,})[ \t]*")
+
+
+@dataclass(frozen=True, slots=True)
+class SlackBudgets:
+    """What Slack allows, as (calls, seconds). The renderer paces every reply within these.
+
+    ``chat.update`` is Tier 3 (about 50 a minute) per workspace: one budget that every reply in
+    the workspace shares. ``chat.postMessage`` allows about one a second per channel with short
+    bursts. ``chat.startStream``/``stopStream`` are Tier 2 (20 a minute), ``appendStream`` Tier 4
+    (100 a minute). Declared slightly under the published figures; the renderer also holds each
+    slot until Slack has answered, so network jitter never squeezes two windows into one.
+    """
+
+    post: tuple[int, float] = (3, 3.0)
+    update: tuple[int, float] = (45, 60.0)
+    # Every streamed message is started once and stopped once, so bounding starts at 15 a minute
+    # also keeps the (undeclarable, see edit()) stops near that rate, under Tier 2's 20.
+    start_stream: tuple[int, float] = (15, 60.0)
+    append_stream: tuple[int, float] = (90, 60.0)
+
+    def post_budgets(self, team: str, channel: str, *, streaming: bool) -> tuple[Budget, ...]:
+        budgets = [Budget(f"slack:{team}:{channel}:chat.postMessage", *self.post)]
+        if streaming:
+            budgets.append(Budget(f"slack:{team}:chat.startStream", *self.start_stream))
+        return tuple(budgets)
+
+    def edit_budgets(self, team: str, *, streaming: bool) -> tuple[Budget, ...]:
+        # A streaming reply's edit is an append, but may become a chat.update at any moment (fall
+        # back): the renderer fixes a reply's budgets when it starts, so both are declared.
+        budgets = [Budget(f"slack:{team}:chat.update", *self.update)]
+        if streaming:
+            budgets.append(Budget(f"slack:{team}:chat.appendStream", *self.append_stream))
+        return tuple(budgets)
+
+
+class SlackRefused(SurfaceError):
+    """Slack answered ``ok: false`` (other than a rate limit)."""
+
+    def __init__(self, method: str, error: str) -> None:
+        super().__init__(f"{method}: {error}")
+        self.method = method
+        self.error = error
+
+
+async def slack_call(method: str, call: Awaitable[T]) -> T:
+    """Await a Web API call; a 429 becomes :class:`RateLimited`, other refusals :class:`SlackRefused`."""
+    try:
+        return await call
+    except SlackApiError as exc:
+        response = exc.response
+        if response.status_code == 429:
+            raise RateLimited(_retry_after(response.headers), f"{method}: ratelimited") from exc
+        raise SlackRefused(method, str(response.get("error") or "unknown_error")) from exc
+
+
+def _retry_after(headers: Any) -> float:
+    for name, value in dict(headers or {}).items():
+        if str(name).lower() == "retry-after":
+            try:
+                return float(value[0] if isinstance(value, list) else value)
+            except (TypeError, ValueError):
+                break
+    return 1.0
+
+
+class NativeStreaming:
+    """Process-wide: whether native streaming is on, and where Slack has refused it."""
+
+    def __init__(self, enabled: bool, *, max_age: float = STREAM_MAX_AGE) -> None:
+        self.enabled = enabled
+        self.max_age = max_age
+        self._off: str | None = None
+        self._off_channels: dict[str, str] = {}
+
+    def usable(self, channel: str, thread_ts: str | None) -> bool:
+        # Slack streams only into threads; a top-level DM answer is posted and updated instead.
+        return self.enabled and bool(thread_ts) and self._off is None and channel not in self._off_channels
+
+    def refused(self, channel: str, error: str) -> None:
+        if error in _STREAMING_OFF and self._off is None:
+            self._off = error
+            log.warning("native streaming refused (%s): using post-and-update from now on", error)
+        elif error in _STREAMING_OFF_HERE and channel not in self._off_channels:
+            self._off_channels[channel] = error
+            log.info("native streaming refused in %s (%s): using post-and-update there", channel, error)
+
+
+class StatusSwitch:
+    """Process-wide: stop calling assistant.threads.setStatus once Slack says it never works."""
+
+    def __init__(self) -> None:
+        self.off = False
+
+
+@dataclass(slots=True)
+class _Stream:
+    ts: str
+    sent: str  # Markdown appended so far
+    started: float
+
+
+def make_ref(channel: str, ts: str) -> str:
+    """A message's ref: ``ts`` is unique only within a channel."""
+    return f"{channel}:{ts}"
+
+
+def split_ref(ref: str) -> tuple[str, str]:
+    channel, _, ts = ref.partition(":")
+    return channel, ts
+
+
+STOP_BLOCK: dict[str, Any] = {
+    "type": "actions",
+    "block_id": STOP_ACTION,
+    "elements": [
+        {
+            "type": "button",
+            "action_id": STOP_ACTION,
+            "text": {"type": "plain_text", "text": "Stop"},
+            "style": "danger",
+            "value": "stop",
+        }
+    ],
+}
+
+
+def blocks_for(text: str, *, live: bool) -> list[dict[str, Any]]:
+    blocks: list[dict[str, Any]] = [{"type": "markdown", "text": text or "…"}]
+    if live:
+        blocks.append(STOP_BLOCK)
+    return blocks
+
+
+def fallback_text(text: str) -> str:
+    return text if len(text) <= FALLBACK_CHARS else text[: FALLBACK_CHARS - 1] + "…"
+
+
+def committed(text: str, *, live: bool) -> str:
+    """The part of a snapshot that is safe to stream: later snapshots will still start with it.
+
+    While live, the renderer closes a code fence the model is still writing; that closing line
+    moves as the code grows, so it is held back until the text really goes on past it.
+    """
+    if text in PROVISIONAL:
+        return ""
+    if not live:
+        return text
+    cut = text.rfind("\n")
+    if cut >= 0 and _CLOSING_FENCE.fullmatch(text[cut + 1 :]) and fence_after(text[: cut + 1]) is not None:
+        return text[:cut]
+    return text
+
+
+class SlackSurface:
+    """One reply in one Slack conversation. Refs are ``"{channel}:{ts}"``."""
+
+    def __init__(
+        self,
+        client: AsyncWebClient,
+        *,
+        team_id: str,
+        channel: str,
+        thread_ts: str | None,
+        recipient_user_id: str,
+        budgets: SlackBudgets,
+        streaming: NativeStreaming,
+        status: StatusSwitch,
+        spawn: Callable[[Coroutine[Any, Any, None], str], None],
+        on_user_stop: Callable[[str], object] | None = None,
+    ) -> None:
+        self._client = client
+        self.team_id = team_id
+        self.channel = channel
+        self.thread_ts = thread_ts
+        self._recipient = recipient_user_id
+        self._streaming = streaming
+        self._status = status
+        self._spawn = spawn
+        self._on_user_stop = on_user_stop
+        self._native = streaming.usable(channel, thread_ts)
+        self._limits = SurfaceLimits(
+            max_chars=MAX_MARKDOWN,
+            post_budgets=budgets.post_budgets(team_id, channel, streaming=self._native),
+            edit_budgets=budgets.edit_budgets(team_id, streaming=self._native),
+        )
+        self._streams: dict[str, _Stream] = {}
+        self._status_lock = asyncio.Lock()
+        self._status_ok = thread_ts is not None
+        self._status_set = False
+
+    @property
+    def limits(self) -> SurfaceLimits:
+        return self._limits
+
+    def render(self, markdown: str) -> str:
+        # The markdown block takes standard Markdown as it is.
+        return markdown
+
+    # -- posting ------------------------------------------------------------------------------
+
+    async def post(self, text: str, *, live: bool) -> str:
+        if not self._status_set and self._status_ok and not self._status.off:
+            # Shown until the core clears it when the reply ends (AI-app threads only).
+            self._status_set = True
+            self._spawn(self.set_status(STATUS_THINKING), "slack status")
+        if self._native and live:
+            ts = await self._start_stream(committed(text, live=True))
+            if ts is not None:
+                return make_ref(self.channel, ts)
+        response = await slack_call(
+            "chat.postMessage",
+            self._client.chat_postMessage(
+                channel=self.channel,
+                thread_ts=self.thread_ts,
+                text=fallback_text(text),
+                blocks=blocks_for(text, live=live),
+                unfurl_links=False,
+                unfurl_media=False,
+            ),
+        )
+        return make_ref(self.channel, str(response["ts"]))
+
+    async def _start_stream(self, text: str) -> str | None:
+        """Start a native stream; None when Slack refuses (the caller posts instead)."""
+        assert self.thread_ts is not None
+        try:
+            response = await slack_call(
+                "chat.startStream",
+                self._client.chat_startStream(
+                    channel=self.channel,
+                    thread_ts=self.thread_ts,
+                    markdown_text=text or None,
+                    # Required outside DMs: whom the streaming message is for.
+                    recipient_team_id=self.team_id,
+                    recipient_user_id=self._recipient,
+                ),
+            )
+        except SlackRefused as exc:
+            self._streaming.refused(self.channel, exc.error)
+            self._native = False
+            log.info("chat.startStream refused (%s); posting instead", exc.error)
+            return None
+        ts = str(response["ts"])
+        self._streams[make_ref(self.channel, ts)] = _Stream(ts, text, time.monotonic())
+        return ts
+
+    # -- editing ------------------------------------------------------------------------------
+
+    async def edit(self, ref: str, text: str, *, live: bool) -> None:
+        stream = self._streams.get(ref)
+        if stream is not None and await self._stream_edit(ref, stream, text, live=live):
+            return
+        channel, ts = split_ref(ref)
+        await slack_call(
+            "chat.update",
+            self._client.chat_update(
+                channel=channel, ts=ts, text=fallback_text(text), blocks=blocks_for(text, live=live)
+            ),
+        )
+
+    async def _stream_edit(self, ref: str, stream: _Stream, text: str, *, live: bool) -> bool:
+        """Bring a streaming message level by appending; False once it has to be chat.update'd."""
+        target = committed(text, live=live)
+        fresh = time.monotonic() - stream.started < self._streaming.max_age
+        if fresh and target.startswith(stream.sent):
+            suffix = target[len(stream.sent) :]
+            try:
+                if live:
+                    if suffix:
+                        await slack_call(
+                            "chat.appendStream",
+                            self._client.chat_appendStream(
+                                channel=self.channel, ts=stream.ts, markdown_text=suffix
+                            ),
+                        )
+                else:
+                    # Not a declared budget: see SlackBudgets.start_stream.
+                    await slack_call(
+                        "chat.stopStream",
+                        self._client.chat_stopStream(
+                            channel=self.channel, ts=stream.ts, markdown_text=suffix or None
+                        ),
+                    )
+                    del self._streams[ref]
+                stream.sent = target
+                return True
+            except RateLimited:
+                raise
+            except SlackRefused as exc:
+                if exc.error == "stopped_by_user" and self._on_user_stop is not None:
+                    self._on_user_stop(ref)
+                reason = exc.error
+            except Exception as exc:  # e.g. the connection broke: the append may or may not have landed
+                reason = type(exc).__name__
+        else:
+            reason = "stream expiring" if not fresh else "text rewritten"
+        await self._end_stream(ref, stream, reason)
+        return False
+
+    async def _end_stream(self, ref: str, stream: _Stream, reason: str) -> None:
+        """Close the stream (best effort) so the message takes chat.update from now on."""
+        log.info("native stream %s continues with chat.update (%s)", stream.ts, reason)
+        self._streams.pop(ref, None)
+        self._native = False  # the rest of this reply is posted and updated
+        try:
+            await self._client.chat_stopStream(channel=self.channel, ts=stream.ts)
+        except Exception as exc:  # already expired or stopped: chat.update works on it either way
+            log.debug("chat.stopStream on fall back: %s", exc)
+
+    # -- status -------------------------------------------------------------------------------
+
+    async def set_status(self, status: str | None) -> None:
+        """assistant.threads.setStatus, best effort: only assistant threads accept it."""
+        if not self._status_ok or self._status.off or self.thread_ts is None:
+            return
+        async with self._status_lock:
+            try:
+                await self._client.assistant_threads_setStatus(
+                    channel_id=self.channel, thread_ts=self.thread_ts, status=status or ""
+                )
+            except SlackApiError as exc:
+                error = str(exc.response.get("error") or "")
+                if error in _STATUS_OFF:
+                    self._status.off = True
+                if exc.response.status_code != 429:
+                    self._status_ok = False
+                log.debug("assistant.threads.setStatus: %s", error)
+            except Exception as exc:
+                log.debug("assistant.threads.setStatus failed: %r", exc)

@@ -1,0 +1,192 @@
+"""What every Slack listener shares: who the bot is, the Web API client, caches and background tasks.
+
+Slack wants an answer to every event within 3 seconds, and a reply takes far longer, so listeners
+acknowledge at once and hand the work to :meth:`Workspace.spawn`. The tasks are tracked so that
+shutdown can wait for them, and a task that fails is logged rather than lost.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Coroutine
+from dataclasses import dataclass
+from typing import Any
+
+from slack_sdk.errors import SlackApiError
+from slack_sdk.web.async_client import AsyncWebClient
+
+from adapters.slack.directory import Directory
+from adapters.slack.files import FileFetcher
+from adapters.slack.surface import NativeStreaming, SlackBudgets, SlackSurface, StatusSwitch
+from bot.access import admitted
+from bot.commands import UserFacingError
+from bot.runtime import Runtime
+
+log = logging.getLogger("parley.slack")
+
+# auth.test errors that mean the bot token itself is wrong.
+_TOKEN_ERRORS = frozenset(
+    {
+        "invalid_auth",
+        "not_authed",
+        "account_inactive",
+        "token_revoked",
+        "token_expired",
+        "not_allowed_token_type",
+    }
+)
+
+
+@dataclass(frozen=True, slots=True)
+class Identity:
+    team_id: str
+    user_id: str  # the bot's user id: mentions look like <@user_id>
+    bot_id: str
+    scopes: frozenset[str]
+
+
+@dataclass(slots=True)
+class SlackStats:
+    events: int = 0  # user messages considered
+    answered: int = 0  # handed to the core and answered
+    duplicates: int = 0  # deliveries the core (or the in-flight check) found already handled
+    ignored: int = 0  # not for Parley: no mention, not followed, denied, other bots…
+
+
+class Workspace:
+    def __init__(
+        self,
+        runtime: Runtime,
+        client: AsyncWebClient,
+        *,
+        budgets: SlackBudgets | None = None,
+        stream_max_age: float | None = None,
+    ) -> None:
+        settings = runtime.settings
+        self.runtime = runtime
+        self.settings = settings
+        self.store = runtime.store
+        self.service = runtime.service
+        self.client = client
+        self.budgets = budgets or SlackBudgets()
+        self.streaming = NativeStreaming(settings.parley_slack_native_streaming)
+        if stream_max_age is not None:
+            self.streaming.max_age = stream_max_age
+        self.status = StatusSwitch()
+        self.directory = Directory(client)
+        assert settings.slack_bot_token is not None
+        self.files = FileFetcher(
+            settings.slack_bot_token.get_secret_value(),
+            settings.slack_api_url,
+            file_info=self._file_info,
+            time_limit=settings.parley_file_timeout,
+        )
+        self.stats = SlackStats()
+        self._identity: Identity | None = None
+        self._identity_lock = asyncio.Lock()
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._idle = asyncio.Event()
+        self._idle.set()
+
+    # -- identity -----------------------------------------------------------------------------
+
+    async def identity(self) -> Identity:
+        """Who the bot is (auth.test, once). Raises UserFacingError when Slack rejects the token."""
+        if self._identity is not None:
+            return self._identity
+        async with self._identity_lock:
+            if self._identity is None:
+                self._identity = await self._auth_test()
+                if self._identity.scopes and "assistant:write" not in self._identity.scopes:
+                    self.status.off = True  # the "thinking…" status needs the AI-app scope
+        return self._identity
+
+    async def _auth_test(self) -> Identity:
+        api = self.settings.slack_api_url
+        try:
+            response = await self.client.auth_test()
+        except SlackApiError as exc:
+            error = str(exc.response.get("error") or exc.response.status_code)
+            if error in _TOKEN_ERRORS:
+                raise UserFacingError(f"SLACK_BOT_TOKEN: Slack rejected the token ({error})") from None
+            raise UserFacingError(f"Slack auth.test failed ({error}) at {api}") from None
+        except (OSError, TimeoutError) as exc:
+            raise UserFacingError(
+                f"cannot reach Slack at {api} ({type(exc).__name__}): check SLACK_API_URL"
+            ) from None
+        scopes = str((response.headers or {}).get("x-oauth-scopes", "") or "")
+        return Identity(
+            team_id=str(response["team_id"]),
+            user_id=str(response["user_id"]),
+            bot_id=str(response.get("bot_id") or ""),
+            scopes=frozenset(s.strip() for s in scopes.split(",") if s.strip()),
+        )
+
+    # -- access -------------------------------------------------------------------------------
+
+    def admits(self, *, user_id: str, channel: str, is_bot: bool = False) -> bool:
+        return admitted(
+            self.settings, user_id=user_id, channel_id=channel, is_dm=is_dm_channel(channel), is_bot=is_bot
+        )
+
+    # -- background work ------------------------------------------------------------------------
+
+    def spawn(self, work: Coroutine[Any, Any, None], name: str) -> None:
+        task = asyncio.get_running_loop().create_task(work, name=name)
+        self._tasks.add(task)
+        self._idle.clear()
+        task.add_done_callback(self._finished)
+
+    def _finished(self, task: asyncio.Task[None]) -> None:
+        self._tasks.discard(task)
+        if not self._tasks:
+            self._idle.set()
+        if not task.cancelled() and task.exception() is not None:
+            log.error("%s failed", task.get_name(), exc_info=task.exception())
+
+    @property
+    def busy(self) -> int:
+        return len(self._tasks)
+
+    async def wait_idle(self, within: float | None = None) -> None:
+        await asyncio.wait_for(self._idle.wait(), within)
+
+    async def drain(self, deadline: float) -> None:
+        """Let the tasks finish for ``deadline`` seconds, then cancel what is left."""
+        pending = list(self._tasks)
+        if pending:
+            _done, still = await asyncio.wait(pending, timeout=deadline)
+            for task in still:
+                task.cancel()
+            if still:
+                await asyncio.wait(still, timeout=5)
+
+    async def aclose(self) -> None:
+        await self.files.aclose()
+
+    # -- helpers ------------------------------------------------------------------------------
+
+    def surface(self, *, team_id: str, channel: str, thread_ts: str | None, user_id: str) -> SlackSurface:
+        return SlackSurface(
+            self.client,
+            team_id=team_id,
+            channel=channel,
+            thread_ts=thread_ts,
+            recipient_user_id=user_id,
+            budgets=self.budgets,
+            streaming=self.streaming,
+            status=self.status,
+            spawn=self.spawn,
+            # Slack's own stop control on a native stream: same effect as our Stop button.
+            on_user_stop=self.service.stop,
+        )
+
+    async def _file_info(self, file_id: str) -> dict[str, Any]:
+        response = await self.client.files_info(file=file_id)
+        return dict(response["file"])
+
+
+def is_dm_channel(channel: str) -> bool:
+    """DM channel ids start with D (group DMs are mpim channels and need a mention, like channels)."""
+    return channel.startswith("D")
