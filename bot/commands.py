@@ -136,6 +136,8 @@ async def run(settings: Settings) -> int:
         log.info("Parley is running")
         await stop.wait()
         log.info("shutting down: finishing replies in flight")
+        for adapter in adapters:
+            await adapter.stop_intake()
         await runtime.service.drain(settings.parley_shutdown_deadline)
         return 0
     finally:

@@ -207,11 +207,15 @@ class ConversationService:
         return True
 
     async def drain(self, deadline: float) -> None:
-        """Stop taking work, let replies finish for ``deadline`` seconds, then interrupt the rest."""
-        self._accepting = False
+        """Let replies in flight finish for ``deadline`` seconds, then interrupt the rest.
+
+        Adapters stop taking events first; a turn that still arrives meanwhile is answered
+        (or interrupted with the others), never dropped after its platform was told "got it".
+        """
         pending = [t for t in self._handlers if not t.done()]
         if pending:
             await asyncio.wait(pending, timeout=deadline)
+        self._accepting = False
         for active in list(self._active.values()):
             if active.task is not None and not active.task.done():
                 active.interrupted = True
@@ -292,12 +296,16 @@ class ConversationService:
         self._active[reply_id] = active
         generation = _Generation()
         prefix = "".join(f"{note}\n\n" for note in notes)
+        ask_model = not prepared.nothing_to_ask and self._accepting
         if prepared.nothing_to_ask:
             # Only unusable files and no question: the notes are the whole reply, no model call.
             prefix = prefix.rstrip()
             generation.outcome = Outcome.COMPLETE
+        elif not self._accepting:
+            # Its turn came after shutdown interrupted the replies: say so rather than start one.
+            generation.outcome = Outcome.INTERRUPTED
         try:
-            if not prepared.nothing_to_ask:
+            if ask_model:
                 provider = self.providers.provider_for(model)
                 active.task = asyncio.create_task(
                     self._generate(provider, request, stream, generation, prefix)

@@ -81,6 +81,7 @@ class SlackAdapter:
         self._connect_timeout = connect_timeout
         self._socket: AsyncSocketModeHandler | None = None
         self._authed = False
+        self._intake_open = True
         if self.mode == "http":
             runtime.http_routes.append(("POST", EVENTS_PATH, self.handle_http))
 
@@ -130,10 +131,15 @@ class SlackAdapter:
             ) from None
         return handler
 
-    async def stop(self) -> None:
+    async def stop_intake(self) -> None:
+        """Take no new events; replies in flight go on (the core drains them next)."""
+        self._intake_open = False
         if self._socket is not None:
-            await self._socket.close_async()  # take no new events; replies in flight go on
+            await self._socket.close_async()
             self._socket = None
+
+    async def stop(self) -> None:
+        await self.stop_intake()
         self._authed = False
         await self.ws.drain(self._drain_timeout)
         await self.ws.aclose()
@@ -156,6 +162,10 @@ class SlackAdapter:
 
     async def handle_http(self, request: web.Request) -> web.Response:
         """``POST /slack/events``: Bolt verifies the signature, acks, and runs the listeners."""
+        if not self._intake_open:
+            # Shutting down: without an ack Slack retries, reaching another instance or this one
+            # after its restart, so the event is not lost.
+            return web.Response(status=503, text="shutting down")
         response = await self.app.async_dispatch(await to_bolt_request(request))
         return await to_aiohttp_response(response)
 
