@@ -1,0 +1,30 @@
+"""Parley in Discord: mentions answered in threads, streamed within Discord's rate limits.
+
+The core finds this adapter through the ``parley.adapters`` entry point ``discord``. Modules:
+
+- ``client``: the discord.py client, start/stop, pointing discord.py at ``DISCORD_API_URL``;
+- ``events``: messages → the core, and when Parley answers (threads, follow-ups, DMs);
+- ``history``: a thread's messages and reply chains read back as context;
+- ``surface``: writing a reply (Stop button, typing); ``pacing``: the budgets it declares;
+- ``commands``: ``/model``, ``/reset``, ``/system``, ``/usage`` and the Stop button;
+- ``markdown``: Markdown Discord cannot show, rewritten; ``text``: mentions and thread names;
+- ``files``: attachments as lazy, size-capped downloads; ``hub``: what the parts share;
+- ``doctor``: ``parley doctor``'s checks (token, Message Content intent, gateway, invite link).
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from adapters.discord.client import DiscordAdapter
+    from bot.runtime import Runtime
+
+
+def create(runtime: Runtime) -> DiscordAdapter | None:
+    """The Discord adapter, or None when ``DISCORD_BOT_TOKEN`` is not set."""
+    if not runtime.settings.discord_enabled():
+        return None
+    from adapters.discord.client import DiscordAdapter
+
+    return DiscordAdapter(runtime)

@@ -1,0 +1,124 @@
+"""What the Discord adapter's parts share: the client, the core's services, limits and tasks."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections import OrderedDict
+from collections.abc import Coroutine, Iterable
+from typing import Any
+
+import discord
+
+from adapters.discord.files import AttachmentReader
+from adapters.discord.pacing import DiscordBudgets, RestThrottle
+from bot.access import admitted
+from bot.runtime import Runtime
+
+log = logging.getLogger("parley.discord")
+
+# Message ids seen by this process, so a redelivered event is dropped before any work (thread
+# creation) is done for it; the core's claim in the database covers other processes.
+_RECENT_IDS = 10_000
+
+
+class Hub:
+    def __init__(self, runtime: Runtime, client: discord.Client, budgets: DiscordBudgets) -> None:
+        self.runtime = runtime
+        self.settings = runtime.settings
+        self.store = runtime.store
+        self.service = runtime.service
+        self.client = client
+        self.budgets = budgets
+        self.throttle = RestThrottle(*budgets.other)
+        self.files = AttachmentReader(
+            self.settings.discord_api_url, time_limit=self.settings.parley_file_timeout
+        )
+        self._tasks: set[asyncio.Task[Any]] = set()
+        self._background: set[asyncio.Task[Any]] = set()
+        self._recent: OrderedDict[int, None] = OrderedDict()
+        self.accepting = True
+
+    @property
+    def me(self) -> discord.ClientUser:
+        user = self.client.user
+        if user is None:
+            raise RuntimeError("the Discord client is not logged in")
+        return user
+
+    # -- tasks -------------------------------------------------------------------------------------
+
+    def spawn(
+        self, coro: Coroutine[Any, Any, Any], name: str, *, background: bool = False
+    ) -> asyncio.Task[Any]:
+        """Run ``coro`` as a task the adapter waits for at stop; ``background`` ones (typing) are
+        only cancelled."""
+        task = asyncio.get_running_loop().create_task(self._guard(coro, name), name=name)
+        tasks = self._background if background else self._tasks
+        tasks.add(task)
+        task.add_done_callback(tasks.discard)
+        return task
+
+    @staticmethod
+    async def _guard(coro: Coroutine[Any, Any, Any], name: str) -> Any:
+        try:
+            return await coro
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            log.exception("%s failed", name)
+            return None
+
+    async def drain(self, within: float) -> None:
+        """Let running work finish for ``within`` seconds, then cancel what is left."""
+        pending = [t for t in self._tasks if not t.done()]
+        if pending:
+            await asyncio.wait(pending, timeout=within)
+        left = [*self._tasks, *self._background]
+        for task in left:
+            task.cancel()
+        if left:
+            await asyncio.wait(left, timeout=5)
+
+    @property
+    def busy(self) -> int:
+        return sum(not t.done() for t in self._tasks)
+
+    # -- exactly once, access -----------------------------------------------------------------------
+
+    def first_sight(self, message_id: int) -> bool:
+        """False if this process has seen the message already (a redelivered event)."""
+        if message_id in self._recent:
+            return False
+        self._recent[message_id] = None
+        if len(self._recent) > _RECENT_IDS:
+            self._recent.popitem(last=False)
+        return True
+
+    def admits(
+        self,
+        *,
+        user_id: int,
+        channel_id: int,
+        thread_id: int | None = None,
+        guild_id: int | None,
+        role_ids: Iterable[int] = (),
+        is_bot: bool = False,
+    ) -> bool:
+        """The access policy. In a thread the channel lists apply to its parent channel, and a
+        thread may also be denied by its own id."""
+        settings = self.settings
+        if thread_id is not None and str(thread_id) in settings.parley_deny_channels:
+            return False
+        return admitted(
+            settings,
+            user_id=str(user_id),
+            channel_id=str(channel_id),
+            is_dm=guild_id is None,
+            guild_id=None if guild_id is None else str(guild_id),
+            role_ids=[str(r) for r in role_ids],
+            is_bot=is_bot,
+        )
+
+    async def aclose(self) -> None:
+        await self.files.aclose()

@@ -1,0 +1,191 @@
+"""Writing one reply into a Discord channel, thread or DM: :class:`DiscordSurface`.
+
+The core's renderer decides when to post and edit (within :class:`DiscordBudgets`) and where a
+long reply is cut; this class only performs each call. While a message is live it carries a
+Stop button; the renderer's final edit (``live=False``) sends ``components: []``, so the button
+disappears. Mentions in the model's text never ping anyone (``allowed_mentions`` none), and
+link previews are suppressed so a reply with sources does not grow a wall of embeds.
+
+Typing: posting a message ends the bot's typing indicator on Discord, so it is triggered after
+the placeholder is up and renewed every 8 s while the reply shows only the placeholder. Discord
+has no call to end it early: it fades 10 s after the last trigger.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable
+from typing import TYPE_CHECKING, Any, TypeVar
+
+import discord
+
+from adapters.discord.markdown import to_discord
+from bot.conversation import THINKING_PLACEHOLDER
+from bot.render.surface import RateLimited, SurfaceError, SurfaceLimits
+
+if TYPE_CHECKING:
+    from adapters.discord.hub import Hub
+
+log = logging.getLogger("parley.discord")
+
+T = TypeVar("T")
+
+MAX_CHARS = 2000  # Discord counts code points, as Python does
+STOP_ID = "parley:stop"
+TYPING_EVERY = 8.0  # Discord shows typing for 10 s per trigger
+PLACEHOLDER = "…"
+# What a reply shows before its answer exists: while it does, Parley looks busy.
+PROVISIONAL = frozenset({PLACEHOLDER, THINKING_PLACEHOLDER})
+NO_PINGS = discord.AllowedMentions.none()
+
+
+class StopControl(discord.ui.View):
+    """The Stop button. discord.py does not dispatch it (a stored view per message would never be
+    freed); the adapter's ``on_interaction`` handles every ``parley:stop`` click instead."""
+
+    def __init__(self) -> None:
+        super().__init__(timeout=None)
+        self.add_item(discord.ui.Button(label="Stop", style=discord.ButtonStyle.secondary, custom_id=STOP_ID))
+
+    def is_dispatchable(self) -> bool:
+        return False
+
+
+class DiscordRefused(SurfaceError):
+    """Discord refused a post or edit (other than a rate limit)."""
+
+    def __init__(self, what: str, exc: discord.HTTPException) -> None:
+        super().__init__(f"{what}: HTTP {exc.status} code {exc.code}: {exc.text}")
+        self.status = exc.status
+        self.code = exc.code
+
+
+def make_ref(channel_id: int, message_id: int) -> str:
+    return f"{channel_id}:{message_id}"
+
+
+def split_ref(ref: str) -> tuple[int, int]:
+    channel, _, message = ref.partition(":")
+    return int(channel), int(message)
+
+
+async def discord_call(what: str, call: Awaitable[T]) -> T:
+    """Await a discord.py REST call; a 429 becomes :class:`RateLimited`, other refusals
+    :class:`DiscordRefused`. (discord.py retries 429s itself; one that escapes is reported.)"""
+    try:
+        return await call
+    except discord.RateLimited as exc:
+        raise RateLimited(exc.retry_after, f"{what}: rate limited") from exc
+    except discord.HTTPException as exc:
+        if exc.status == 429:
+            raise RateLimited(_retry_after(exc), f"{what}: rate limited") from exc
+        raise DiscordRefused(what, exc) from exc
+
+
+def _retry_after(exc: discord.HTTPException) -> float:
+    value = getattr(exc.response, "headers", {}).get("Retry-After")
+    try:
+        return float(str(value))
+    except (TypeError, ValueError):
+        return 1.0
+
+
+class DiscordSurface:
+    """One reply in one Discord channel (a thread is a channel). Refs are ``"{channel}:{message}"``."""
+
+    def __init__(
+        self, hub: Hub, channel_id: int, *, reference: discord.MessageReference | None = None
+    ) -> None:
+        self._hub = hub
+        self.channel_id = channel_id
+        # Replies posted in a channel (not a thread) point at the question with their first part.
+        self._reference = reference
+        self._limits = SurfaceLimits(
+            max_chars=MAX_CHARS,
+            post_budgets=hub.budgets.post_budgets(channel_id),
+            edit_budgets=hub.budgets.edit_budgets(channel_id),
+        )
+        self._typing: asyncio.Task[None] | None = None
+        self._typing_over = False
+
+    @property
+    def limits(self) -> SurfaceLimits:
+        return self._limits
+
+    def render(self, markdown: str) -> str:
+        return to_discord(markdown)
+
+    def _channel(self, channel_id: int) -> discord.PartialMessageable:
+        return self._hub.client.get_partial_messageable(channel_id)
+
+    async def post(self, text: str, *, live: bool) -> str:
+        kwargs: dict[str, Any] = {}
+        if live:
+            kwargs["view"] = StopControl()
+        if self._reference is not None:
+            kwargs["reference"] = self._reference
+        message = await discord_call(
+            "post",
+            self._channel(self.channel_id).send(
+                content=text, allowed_mentions=NO_PINGS, suppress_embeds=True, **kwargs
+            ),
+        )
+        self._reference = None
+        self._after(text)
+        return make_ref(message.channel.id, message.id)
+
+    async def edit(self, ref: str, text: str, *, live: bool) -> None:
+        channel_id, message_id = split_ref(ref)
+        message = self._channel(channel_id).get_partial_message(message_id)
+        await discord_call(
+            "edit",
+            message.edit(content=text, view=StopControl() if live else None, allowed_mentions=NO_PINGS),
+        )
+        self._after(text)
+
+    async def delete(self, ref: str) -> None:
+        """Delete one of this reply's messages (one the renderer replaced by a fresh post)."""
+        channel_id, message_id = split_ref(ref)
+        async with self._hub.throttle.slot():  # not a renderer action: the adapter's share
+            await discord_call("delete", self._channel(channel_id).get_partial_message(message_id).delete())
+
+    async def set_status(self, status: str | None) -> None:
+        if status is None:
+            self._end_typing()
+        else:
+            self._start_typing()
+
+    # -- typing ---------------------------------------------------------------------------------
+
+    def _after(self, text: str) -> None:
+        if text in PROVISIONAL:
+            self._start_typing()
+        else:
+            self._end_typing()  # text is showing: the reply speaks for itself
+
+    def _start_typing(self) -> None:
+        if self._typing is None and not self._typing_over:
+            self._typing = self._hub.spawn(
+                self._typing_loop(), f"discord typing {self.channel_id}", background=True
+            )
+
+    def _end_typing(self) -> None:
+        self._typing_over = True
+        if self._typing is not None:
+            self._typing.cancel()
+            self._typing = None
+
+    async def _typing_loop(self) -> None:
+        throttle = self._hub.throttle
+        channel = self._channel(self.channel_id)
+        while True:
+            # Best effort: never wait for a slot another call needs more.
+            if throttle.try_acquire():
+                try:
+                    await channel.typing()
+                except Exception as exc:
+                    log.debug("typing in %s failed: %s", self.channel_id, exc)
+                finally:
+                    throttle.release()
+            await asyncio.sleep(TYPING_EVERY)

@@ -1,0 +1,228 @@
+"""A Parley Discord bot on loopback: FakeGateway + FakeDiscord + a Runtime + the real adapter.
+
+::
+
+    async with discord_bench(tmp_path) as bench:
+        question = await bench.mention(bench.channel, bench.alice, "hi")
+        await bench.settle(answered=1)
+        thread = bench.thread_of(question)
+
+The real discord.py (AutoShardedClient) connects to the fake exactly as in production, from
+``DISCORD_API_URL`` alone. discord.py's class attributes (``Route.BASE``, ``DEFAULT_GATEWAY``)
+are restored afterwards, and every time discord.py makes a caller wait on a rate-limit bucket
+(``Ratelimit._refresh``) is counted in ``bench.dpy_waits``: the budgets are right only if it
+stays 0.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import AsyncIterator, Mapping, Sequence
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from discord.gateway import DiscordWebSocket
+from discord.http import Ratelimit, Route
+
+from adapters.discord.client import DiscordAdapter
+from adapters.discord.pacing import DiscordBudgets
+from adapters.discord.surface import PROVISIONAL, STOP_ID
+from bot.files import FileError, PreparedFiles
+from bot.runtime import Runtime
+from bot.settings import load_settings
+from bot.types import Attachment, ContextMessage
+from tests.fakes.discord import Channel, FakeDiscord, Guild, Limits, RateLimitRule, StoredMessage, User
+from tests.fakes.gateway import FakeGateway, Reply
+
+
+def quick_limits() -> tuple[Limits, DiscordBudgets]:
+    """Discord's per-channel limits (and Parley's budgets) scaled from 5 s to 1 s windows, for
+    tests of behaviour that would otherwise spend their time waiting for a channel's window."""
+    limits = Limits(message_create=RateLimitRule(5, 1.0), message_edit=RateLimitRule(5, 1.0))
+    return limits, DiscordBudgets(create=(4, 1.0), edit=(4, 1.0))
+
+
+@dataclass
+class Fetched:
+    name: str
+    data: bytes | None
+    error: str | None
+
+
+@dataclass
+class RecordingFiles:
+    """A file pipeline that fetches every attachment with a byte cap and records the outcome.
+
+    The adapter's job ends at the fetchers; what the model receives is the file pipeline's.
+    """
+
+    max_bytes: int = 1024 * 1024
+    fetched: list[Fetched] = field(default_factory=list)
+
+    async def prepare(
+        self,
+        conversation_id: int,
+        attachments: Sequence[Attachment],
+        model: str,
+        *,
+        question: str,
+        context: Sequence[ContextMessage] = (),
+    ) -> PreparedFiles:
+        out = PreparedFiles(question=question)
+        for a in [*(a for c in context for a in c.attachments), *attachments]:
+            try:
+                self.fetched.append(Fetched(a.name, await a.fetch(self.max_bytes), None))
+            except FileError as exc:
+                self.fetched.append(Fetched(a.name, None, exc.sentence(a.name)))
+                out.notes.append(exc.sentence(a.name))
+        return out
+
+
+@dataclass
+class DiscordBench:
+    fd: FakeDiscord
+    gw: FakeGateway
+    tmp: Path
+    env: dict[str, str]
+    budgets: DiscordBudgets | None
+    guild: Guild
+    channel: Channel
+    alice: User
+    bob: User
+    files: RecordingFiles = field(default_factory=RecordingFiles)
+    runtime: Runtime = field(init=False)
+    adapter: DiscordAdapter = field(init=False)
+    waits: list[int] = field(default_factory=lambda: [0])
+
+    @property
+    def dpy_waits(self) -> int:
+        """Times discord.py made a caller sleep on a rate-limit bucket (should stay 0)."""
+        return self.waits[0]
+
+    async def start(self) -> None:
+        settings = load_settings(self.env, cwd=self.tmp)
+        self.runtime = await Runtime.create(settings, files=self.files)
+        self.adapter = DiscordAdapter(self.runtime, budgets=self.budgets, guild_ready_timeout=0.1)
+        await self.adapter.start()
+
+    async def stop(self) -> None:
+        """``parley run``'s shutdown: no new answers, replies in flight drain, then disconnect."""
+        await self.adapter.stop_intake()
+        await self.runtime.service.drain(5)
+        await self.adapter.stop()
+        await self.runtime.aclose()
+
+    # -- driving -------------------------------------------------------------------------------
+
+    async def mention(self, channel: Channel | int, user: User, text: str, **kwargs: Any) -> StoredMessage:
+        return await self.fd.user_says(channel, user, f"{self.fd.bot.mention} {text}", **kwargs)
+
+    async def settle(self, answered: int | None = None, within: float = 20.0) -> None:
+        """Until ``answered`` replies are finished (when given) and the adapter has no work left."""
+        events = self.adapter.events
+        hub = self.adapter.hub
+        if answered is not None:
+            await self.fd.wait_for(lambda: events.answered >= answered, within, what=f"{answered} answers")
+        await asyncio.sleep(0.05)  # an event just dispatched may not have its task yet
+        await self.fd.wait_for(lambda: hub.busy == 0, within, what="the adapter to be idle")
+
+    # -- reading what users saw ------------------------------------------------------------------
+
+    async def thread_opened(self, message: StoredMessage, within: float = 5.0) -> int:
+        """Waits until a thread is open on ``message``; its id."""
+        found = await self.fd.wait_for(lambda: self.fd.messages[message.id].thread_id, within)
+        assert found is not None
+        return found
+
+    def thread_of(self, message: StoredMessage) -> Channel:
+        thread_id = self.fd.messages[message.id].thread_id
+        assert thread_id is not None, "no thread was opened on the message"
+        return self.fd.channels[thread_id]
+
+    def replies(self, channel: Channel | int) -> list[StoredMessage]:
+        """Parley's messages everybody sees in ``channel`` (not interaction answers to one person)."""
+        return [m for m in self.fd.bot_messages(channel) if not m.ephemeral]
+
+    def reply_text(self, channel: Channel | int) -> str:
+        return "".join(m.content for m in self.replies(channel))
+
+    def gateway_body(self, index: int = -1) -> str:
+        return json.dumps(self.gw.stream_requests[index].json, ensure_ascii=False)
+
+
+def is_live(message: StoredMessage) -> bool:
+    return STOP_ID in message.custom_ids or message.content in PROVISIONAL
+
+
+def bench_env(fd: FakeDiscord, gw: FakeGateway, tmp: Path, extra: Mapping[str, str] | None) -> dict[str, str]:
+    env = {
+        "APICORE_API_KEY": gw.api_key or "",
+        "APICORE_BASE_URL": gw.url,
+        "DATABASE_URL": f"sqlite+aiosqlite:///{tmp / 'parley.db'}",
+        "DISCORD_BOT_TOKEN": fd.token,
+        "DISCORD_API_URL": fd.api_url,
+        "PARLEY_ADMIN_ONLY_SETTINGS": "false",
+        "PARLEY_MAX_RETRIES": "0",
+    }
+    env.update(extra or {})
+    return env
+
+
+@asynccontextmanager
+async def count_discord_py_waits() -> AsyncIterator[list[int]]:
+    """Counts the times discord.py makes a caller sleep on a rate-limit bucket."""
+    original = Ratelimit._refresh
+    count = [0]
+
+    async def counting(self: Ratelimit) -> None:
+        count[0] += 1
+        await original(self)
+
+    Ratelimit._refresh = counting  # type: ignore[method-assign]
+    try:
+        yield count
+    finally:
+        Ratelimit._refresh = original  # type: ignore[method-assign]
+
+
+@asynccontextmanager
+async def discord_bench(
+    tmp: Path,
+    *,
+    env: Mapping[str, str] | None = None,
+    limits: Limits | None = None,
+    budgets: DiscordBudgets | None = None,
+    default: Reply | None = None,
+    start: bool = True,
+    **fake_kwargs: Any,
+) -> AsyncIterator[DiscordBench]:
+    saved = (Route.BASE, DiscordWebSocket.DEFAULT_GATEWAY)
+    try:
+        async with (
+            FakeGateway(default=default) as gw,
+            FakeDiscord(heartbeat_interval_ms=500, limits=limits, **fake_kwargs) as fd,
+            count_discord_py_waits() as waits,
+        ):
+            guild = fd.create_guild("Parley Test")
+            channel = fd.create_channel(guild, "general")
+            alice = fd.create_user("alice", global_name="Alice")
+            bob = fd.create_user("bob", global_name="Bob")
+            fd.add_member(guild, alice)
+            fd.add_member(guild, bob)
+            bench = DiscordBench(
+                fd, gw, tmp, bench_env(fd, gw, tmp, env), budgets, guild, channel, alice, bob
+            )
+            bench.waits = waits
+            if start:
+                await bench.start()
+            try:
+                yield bench
+            finally:
+                if start:
+                    await bench.stop()
+            assert not fd.server_errors, fd.server_errors
+    finally:
+        Route.BASE, DiscordWebSocket.DEFAULT_GATEWAY = saved
