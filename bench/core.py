@@ -1,0 +1,366 @@
+"""Scenarios of the core alone, with a surface that costs nothing: scale, a long thread, a big PDF."""
+
+from __future__ import annotations
+
+import asyncio
+import gc
+import json
+import multiprocessing
+import subprocess
+import sys
+import time
+import uuid
+from concurrent.futures import ProcessPoolExecutor
+from pathlib import Path
+from typing import Any
+
+import httpx
+from sqlalchemy import insert
+
+import bot.conversation as conversation_module
+from bench.config import Config, Result, rounded
+from bench.gateway_proc import ROOT, gateway_process
+from bench.metrics import dist
+from bench.probes import LoopLag, Meter
+from bench.workload import Workload, make_answer, question
+from bot.providers import Gateway
+from bot.providers.base import Turn
+from bot.render import Budget, SurfaceLimits
+from bot.runtime import Runtime
+from bot.settings import Settings, load_settings
+from bot.store import Store
+from bot.store.models import Message
+from bot.types import Author, ConversationKey, IncomingMessage, Outcome
+from tests.fakes.gateway import FakeGateway, Reply
+
+SLOW_RATE = 8.0  # tokens/s per reply at which 500 replies fit one core (see scale_scenario)
+
+
+# -- a surface that costs nothing -----------------------------------------------------------------
+
+
+class MemorySurface:
+    """A console-like surface: it keeps the text and the time it changed, and costs nothing.
+
+    It declares a Discord-like budget of its own channel (4 edits and 4 posts per 5 s), so the
+    renderer paces as it would in production; there is no shared global budget.
+    """
+
+    def __init__(self, channel: str, *, budgets: bool = True, max_chars: int = 2000) -> None:
+        own = (Budget(f"memory:{channel}:edit", 4, 5.0),) if budgets else ()
+        posts = (Budget(f"memory:{channel}:post", 4, 5.0),) if budgets else ()
+        self._limits = SurfaceLimits(max_chars=max_chars, post_budgets=posts, edit_budgets=own)
+        self.started = time.monotonic()
+        self.placeholder_at: float | None = None
+        self.text_at: float | None = None
+        self.messages: dict[str, str] = {}
+
+    @property
+    def limits(self) -> SurfaceLimits:
+        return self._limits
+
+    def render(self, markdown: str) -> str:
+        return markdown
+
+    async def post(self, text: str, *, live: bool) -> str:
+        ref = f"m{len(self.messages)}"
+        self.messages[ref] = text
+        self._seen(text)
+        return ref
+
+    async def edit(self, ref: str, text: str, *, live: bool) -> None:
+        self.messages[ref] = text
+        self._seen(text)
+
+    def _seen(self, text: str) -> None:
+        now = time.monotonic()
+        if self.placeholder_at is None:
+            self.placeholder_at = now
+        if self.text_at is None and text not in ("…", conversation_module.THINKING_PLACEHOLDER):
+            self.text_at = now
+
+    async def set_status(self, status: str | None) -> None:
+        return None
+
+
+def _turn(surface: MemorySurface, key: ConversationKey, text: str) -> IncomingMessage:
+    return IncomingMessage(
+        key=key,
+        event_id=uuid.uuid4().hex,
+        author=Author("U1", "Alice"),
+        text=text,
+        surface=surface,
+        platform_message_id=uuid.uuid4().hex,
+    )
+
+
+def settings_for(tmp: Path, gateway_url: str, **extra: str) -> Settings:
+    env = {
+        "APICORE_API_KEY": "test-key",
+        "APICORE_BASE_URL": gateway_url,
+        "DATABASE_URL": f"sqlite+aiosqlite:///{tmp / 'parley.db'}",
+        **extra,
+    }
+    return load_settings(env, cwd=tmp)
+
+
+async def _core_runtime(settings: Settings, *, pool: int | None = None) -> Runtime:
+    """The runtime as ``parley run`` builds it; ``pool`` replaces the gateway client's connection cap."""
+    runtime = await Runtime.create(settings)
+    if pool is not None:
+        limits = httpx.Limits(max_connections=pool, max_keepalive_connections=32)
+        gateway = Gateway(settings, transport=httpx.AsyncHTTPTransport(limits=limits))
+        await runtime.gateway.aclose()
+        runtime.gateway = gateway
+        runtime.service.providers = gateway
+    return runtime
+
+
+async def scale_run(work: Workload, tmp: Path, n: int, *, pool: int | None) -> Result:
+    with gateway_process(work.tokens, work.rate, work.first_delay) as url:
+        runtime = await _core_runtime(settings_for(tmp, url), pool=pool)
+        try:
+            service = runtime.service
+            await service.handle(_turn(MemorySurface("warm-up"), ConversationKey("bench", "", "w", ""), "hi"))
+            peak_in_flight = 0
+
+            async def watch() -> None:
+                nonlocal peak_in_flight
+                while True:
+                    peak_in_flight = max(peak_in_flight, service.in_flight)
+                    await asyncio.sleep(0.05)
+
+            surfaces = [MemorySurface(f"c{i}") for i in range(n)]
+            turns = [
+                _turn(s, ConversationKey("bench", "", f"c{i}", ""), question(i))
+                for i, s in enumerate(surfaces)
+            ]
+            gc.collect()
+            stmts = runtime.store.statements
+            meter, lag = Meter(), LoopLag()
+            meter.start()
+            lag.start()
+            watcher = asyncio.create_task(watch())
+            results = await asyncio.gather(*(service.handle(t) for t in turns))
+            watcher.cancel()
+            await lag.stop()
+            meter.stop()
+            done = [r for r in results if r is not None and r.outcome is Outcome.COMPLETE]
+            tokens = sum(r.usage.output_tokens for r in done)
+            expected = make_answer(work.tokens)
+            exact = sum(1 for s in surfaces if "".join(s.messages.values()) == expected)
+            return {
+                "replies": n,
+                "complete": len(done),
+                "exact_text": exact,
+                "peak_in_flight": peak_in_flight,
+                "wall_s": round(meter.wall, 2),
+                "tokens_streamed": tokens,
+                "cpu_s_per_1k_tokens": round(meter.cpu / tokens * 1000, 3) if tokens else None,
+                "cpu_busy_pct": round(100 * meter.cpu / meter.wall, 1) if meter.wall else None,
+                "loop_lag_p99_ms": rounded(lag.p99_ms()),
+                "loop_lag_max_ms": rounded(lag.max_ms()),
+                "peak_rss_mb": round(meter.peak / 2**20, 1),
+                "start_rss_mb": round(meter.rss0 / 2**20, 1),
+                "rss_per_reply_kb": round(max(0, meter.peak - meter.rss0) / n / 1024, 1),
+                "db_statements_per_reply": round((runtime.store.statements - stmts) / n, 1),
+                "placeholder_ms": dist([s.placeholder_at - s.started for s in surfaces if s.placeholder_at]),
+                "first_text_ms": dist([s.text_at - s.started for s in surfaces if s.text_at]),
+                "pacer_429s": runtime.pacer.stats.rate_limited,
+                "rate_limited": runtime.pacer.stats.rate_limited,  # the surface never refuses: stays 0
+            }
+        finally:
+            await runtime.aclose()
+
+
+def _scale_in_child(work: Workload, tmp: str, n: int, pool: int | None) -> Result:
+    """One scale run in a fresh process that has loaded both adapters, as ``parley run`` does, so
+    its resident set starts where a deployed Parley's does and no earlier run colours it."""
+    import adapters.discord.client
+    import adapters.slack.app  # noqa: F401
+
+    return asyncio.run(scale_run(work, Path(tmp), n, pool=pool))
+
+
+async def _fresh(work: Workload, tmp: Path, n: int, pool: int | None) -> Result:
+    context = multiprocessing.get_context("spawn")
+    with ProcessPoolExecutor(max_workers=1, mp_context=context) as child:
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(child, _scale_in_child, work, str(tmp), n, pool)
+
+
+async def scale_scenario(cfg: Config, tmp: Path, name: str, n: int) -> Result:
+    """N replies at once through the core with a surface that costs nothing.
+
+    First at the workload's rate, as shipped. That is CPU-bound long before 500 replies (one
+    core reads about 1000 / (CPU s per 1000 tokens) tokens a second), so the full run also
+    streams the same N at a rate one core can carry, with the gateway client's connection cap
+    lifted to N, to see loop lag and memory with every reply truly in flight.
+    """
+    work = cfg.work
+    out: Result = {"scenario": name, "platform": "memory", "tokens_per_reply": work.tokens}
+    out["rate_tokens_per_s"] = work.rate
+    out.update(await _fresh(work, tmp / "shipped", n, None))
+    out["surface"] = "in-memory (console-like), Discord-like 4/5 s per reply; gateway in a child process"
+    if out["cpu_s_per_1k_tokens"]:
+        out["replies_per_core_at_rate"] = int(1000 / (out["cpu_s_per_1k_tokens"] * work.rate))
+    if not cfg.quick:
+        slow = Workload(tokens=work.tokens // 2, rate=SLOW_RATE, first_delay=work.first_delay)
+        carried = await _fresh(slow, tmp / "slow", n, n + 16)
+        carried["rate_tokens_per_s"] = slow.rate
+        carried["tokens_per_reply"] = slow.tokens
+        out["one_core_rate"] = carried
+    return out
+
+
+# -- the long thread ------------------------------------------------------------------------------
+
+
+async def _fill(store: Store, conversation_id: int, count: int) -> None:
+    """``count`` stored messages, alternating question and answer, in one transaction."""
+    long = make_answer(120)
+    rows = [
+        {
+            "conversation_id": conversation_id,
+            "role": "user" if i % 2 == 0 else "assistant",
+            "author_id": "U1" if i % 2 == 0 else "",
+            "author_name": "Alice" if i % 2 == 0 else "",
+            "text": f"question {i} about the rate limits" if i % 2 == 0 else long,
+            "status": Outcome.COMPLETE.value,
+            "platform_message_id": f"p{i}" if i % 2 == 0 else "",
+        }
+        for i in range(count)
+    ]
+    async with store.engine.begin() as conn:
+        for start in range(0, count, 2000):
+            await conn.execute(insert(Message), rows[start : start + 2000])
+
+
+async def long_thread_scenario(cfg: Config, tmp: Path, name: str, n: int) -> Result:
+    sizes = sorted({100, 1000, n})
+    turns = 3 if cfg.quick else 7
+    reply = Reply(text=make_answer(20))
+    async with FakeGateway(default=reply) as gw:
+        runtime = await Runtime.create(settings_for(tmp, gw.url))
+        store = runtime.store
+        timings: dict[str, list[float]] = {"load": [], "build": []}
+        original_load = store.load_context
+        original_build = conversation_module.build_turns
+
+        async def timed_load(conversation_id: int, limit: int) -> Any:
+            t = time.perf_counter()
+            try:
+                return await original_load(conversation_id, limit)
+            finally:
+                timings["load"].append(time.perf_counter() - t)
+
+        def timed_build(*args: Any, **kwargs: Any) -> list[Turn]:
+            t = time.perf_counter()
+            try:
+                return original_build(*args, **kwargs)
+            finally:
+                timings["build"].append(time.perf_counter() - t)
+
+        store.load_context = timed_load  # type: ignore[method-assign]
+        conversation_module.build_turns = timed_build
+        per_size: dict[str, Result] = {}
+        try:
+            await runtime.service.handle(
+                _turn(MemorySurface("w", budgets=False), ConversationKey("bench", "", "w", ""), "hi")
+            )
+            for size in sizes:
+                key = ConversationKey("bench", "", "long", f"t{size}")
+                conv = await store.get_or_create_conversation(key)
+                await _fill(store, conv.id, size)
+                timings["load"].clear()
+                timings["build"].clear()
+                stmts = store.statements
+                asked: list[float] = []
+                for i in range(turns):
+                    sent = len(gw.stream_requests)
+                    t0 = time.monotonic()
+                    await runtime.service.handle(
+                        _turn(MemorySurface("long", budgets=False), key, question(i))
+                    )
+                    asked.append(gw.stream_requests[sent].t_received - t0)
+                build = [a + b for a, b in zip(timings["load"], timings["build"], strict=True)]
+                body = gw.stream_requests[-1].json or {}
+                per_size[str(size)] = {
+                    "stored_messages": size,
+                    "context_build_ms": dist(build),
+                    "load_context_ms": dist(timings["load"]),
+                    "build_turns_ms": dist(timings["build"]),
+                    "request_sent_ms": dist(asked),
+                    "messages_in_request": len(body.get("messages", [])),
+                    "db_statements_per_reply": round((store.statements - stmts) / turns, 1),
+                }
+        finally:
+            conversation_module.build_turns = original_build
+            await runtime.aclose()
+    biggest = per_size[str(max(sizes))]
+    small = per_size[str(min(sizes))]
+    return {
+        "scenario": name,
+        "platform": "memory",
+        "replies": turns * len(sizes),
+        "context_build_ms": biggest["context_build_ms"],
+        "context_build_ms_smallest": small["context_build_ms"],
+        "db_statements_per_reply": biggest["db_statements_per_reply"],
+        "rate_limited": 0,
+        "sizes": per_size,
+    }
+
+
+# -- a big PDF ----------------------------------------------------------------------------------
+
+
+async def pdf_scenario(cfg: Config, tmp: Path, name: str, n: int) -> Result:
+    from bench.pdf_memory import make_pdf
+
+    megabytes = n
+    pdf = tmp / "big.pdf"
+    started = time.perf_counter()
+    await asyncio.to_thread(make_pdf, pdf, megabytes)
+    made = time.perf_counter() - started
+    cases = ("text",) if cfg.quick else ("text", "document-openai")
+    runs: dict[str, Result] = {}
+    with gateway_process(20, 0.0) as url:
+        for case in cases:
+            workdir = tmp / case
+            workdir.mkdir()
+            child = await asyncio.to_thread(
+                subprocess.run,
+                [
+                    sys.executable,
+                    str(ROOT / "bench" / "pdf_memory.py"),
+                    "--case",
+                    case,
+                    "--pdf",
+                    str(pdf),
+                    "--gateway",
+                    url,
+                    "--workdir",
+                    str(workdir),
+                ],
+                capture_output=True,
+                text=True,
+                cwd=ROOT,
+                timeout=600,
+            )
+            if child.returncode != 0:
+                raise RuntimeError(f"pdf case {case} failed: {child.stderr[-2000:]}")
+            runs[case] = json.loads(child.stdout.strip().splitlines()[-1])
+    main = runs["text"]
+    return {
+        "scenario": name,
+        "platform": "memory",
+        "replies": len(cases),
+        "file_mb": main["file_mb"],
+        "pdf_seconds": main["seconds"],
+        "peak_above_idle_mb": main["peak_above_idle_mb"],
+        "peak_ratio_to_file": main["ratio"],
+        "idle_mb": main["idle_mb"],
+        "rate_limited": 0,
+        "make_pdf_s": round(made, 1),
+        "cases": {k: {f: v for f, v in r.items() if f != "reply"} for k, r in runs.items()},
+    }

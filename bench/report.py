@@ -1,0 +1,109 @@
+"""The table: one Markdown row per scenario, the figures a reader compares across runs."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from typing import Any
+
+Result = dict[str, Any]
+
+
+def _num(x: Any, digits: int = 0) -> str:
+    if x is None:
+        return "–"
+    if isinstance(x, float):
+        return f"{x:.{digits}f}"
+    return str(x)
+
+
+def _pair(d: Any, digits: int = 0) -> str:
+    """``p50 / p99`` of a distribution dict."""
+    if not isinstance(d, dict) or d.get("p50") is None:
+        return "–"
+    return f"{_num(d['p50'], digits)} / {_num(d['p99'], digits)}"
+
+
+def _eff(r: Result) -> str:
+    if r.get("pacing_eff") is None:
+        return "–"
+    return f"{r['pacing_eff']:.2f} ({r['pacing_eff_min']:.2f}) [{r['pacing_eff_platform']:.2f}]"
+
+
+def _final(r: Result) -> str:
+    room = r.get("final_room_ms")
+    if not isinstance(room, dict):
+        return _pair(r.get("final_ms"))
+    extra = f"[{_pair(room)}]" if room.get("n") else "[none had room]"
+    return f"{_pair(r.get('final_ms'))} {extra}"
+
+
+def _other(r: Result) -> str:
+    name = str(r.get("scenario", ""))
+    if name.startswith("long-thread"):
+        sizes = r.get("sizes", {})
+        parts = [f"{int(k):,}: {_pair(v['context_build_ms'], 2)} ms" for k, v in sizes.items()]
+        return "context build p50/p99 at " + ", ".join(parts)
+    if name.startswith("pdf"):
+        cases = r.get("cases", {})
+        parts = [
+            f"{case}: {c['seconds']} s, +{c['peak_above_idle_mb']} MB ({c['ratio']}× file)"
+            for case, c in cases.items()
+        ]
+        return f"{r.get('file_mb')} MB PDF; " + "; ".join(parts)
+    if name.startswith("scale"):
+        text = f"{r.get('complete')}/{r.get('replies')} done, peak {r.get('peak_in_flight')} in flight"
+        per_core, rate = r.get("replies_per_core_at_rate"), r.get("rate_tokens_per_s")
+        text += f", one core carries ≈{per_core} replies at {rate:g} tok/s"
+        slow = r.get("one_core_rate")
+        if slow:
+            lag = _num(slow["loop_lag_p99_ms"], 1)
+            text += (
+                f"; at {slow['rate_tokens_per_s']:g} tok/s, pool lifted: {slow['peak_in_flight']} in flight"
+            )
+            text += f", lag p99 {lag} ms, peak {_num(slow['peak_rss_mb'], 0)} MB"
+            text += f" ({_num(slow['rss_per_reply_kb'], 0)} KB/reply)"
+            text += f", first text p50/p99 {_pair(slow['first_text_ms'])} ms"
+        return text
+    if name.startswith("provider"):
+        b, rr = r.get("buffered", {}), r.get("real_rate", {})
+        raw, prov = b.get("raw_cpu_us_per_token"), b.get("provider_cpu_us_per_token")
+        added, pct = rr.get("added_us_per_token_p50"), rr.get("added_pct_of_token_interval")
+        return (
+            f"buffered: {raw} → {prov} µs CPU/token (+{b.get('cpu_overhead_pct')}%); "
+            f"at {rr.get('rate_tokens_per_s')} tok/s: +{added} µs/token (+{pct}% of the gap)"
+        )
+    extra = [f"{r.get('complete')}/{r.get('replies')} exact", f"{r.get('edits_per_reply')} edits/reply"]
+    if r.get("dpy_waits"):
+        extra.append(f"discord.py waits {r['dpy_waits']}")
+    return ", ".join(extra)
+
+
+COLUMNS: Sequence[tuple[str, Callable[[Result], str]]] = (
+    ("scenario", lambda r: str(r.get("scenario"))),
+    ("N", lambda r: _num(r.get("replies"))),
+    ("placeholder ms", lambda r: _pair(r.get("placeholder_ms"))),
+    ("first text ms", lambda r: _pair(r.get("first_text_ms"))),
+    ("token→visible ms", lambda r: _pair(r.get("token_visible_ms"))),
+    ("end→final ms [budget had room]", _final),
+    ("pacing eff (min) [platform]", _eff),
+    ("429s", lambda r: _num(r.get("rate_limited"))),
+    ("CPU s/1k tok", lambda r: _num(r.get("cpu_s_per_1k_tokens"), 3)),
+    ("loop lag p99 ms", lambda r: _num(r.get("loop_lag_p99_ms"), 1)),
+    ("peak RSS MB", lambda r: _num(r.get("peak_rss_mb"), 0)),
+    ("RSS/reply KB", lambda r: _num(r.get("rss_per_reply_kb"), 0)),
+    ("DB stmts/reply", lambda r: _num(r.get("db_statements_per_reply"), 1)),
+    ("wall s", lambda r: _num(r.get("elapsed_s"), 1)),
+    ("notes", _other),
+)
+
+
+def table(results: Sequence[Result]) -> str:
+    rows = [[cell(r) if "error" not in r else "–" for _, cell in COLUMNS] for r in results]
+    for row, r in zip(rows, results, strict=True):
+        if "error" in r:
+            row[0] = str(r.get("scenario"))
+            row[-1] = "FAILED: " + str(r["error"])[:200]
+    head = [name for name, _ in COLUMNS]
+    lines = ["| " + " | ".join(head) + " |", "|" + "|".join("---" for _ in head) + "|"]
+    lines += ["| " + " | ".join(row) + " |" for row in rows]
+    return "\n".join(lines)
