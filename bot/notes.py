@@ -23,3 +23,27 @@ def with_note(text: str, outcome: Outcome, error_message: str | None = None) -> 
     if not note:
         return text
     return f"{text.rstrip()}\n\n{note}" if text.strip() else note
+
+
+# Whole replies that are not answers: short, polite, and stored like any reply.
+BUSY = {
+    "user_rate": "⏳ You've asked me a lot in the last minute. Please wait a moment, then ask again.",
+    "user_busy": "⏳ I'm still working on your other questions. Ask again once one of them is answered.",
+    "channel_busy": "⏳ I'm answering many questions in this channel right now. Please ask again soon.",
+    "global_busy": "⏳ I'm very busy right now. Please ask again in a moment.",
+}
+MENTION_ONLY = "👋 Hi! What can I do for you? Mention me again with your question (or attach a file)."
+DATABASE_DOWN = (
+    "⚠️ Parley can't reach its database right now, so it can't answer. Please try again in a few minutes."
+)
+FAILED = "Something went wrong while answering."
+TOO_SLOW = "The answer took too long and was cut off."
+INTERRUPTED = _NOTES[Outcome.INTERRUPTED]
+
+
+def trimmed(length: int, kept: int) -> str:
+    """Shown before the answer when a question was too long to read whole."""
+    return f"_(Your message was {length:,} characters long; I read the first {kept:,}.)_"
+
+
+TOO_SLOW_NOTE = f"_({TOO_SLOW})_"

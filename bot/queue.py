@@ -18,6 +18,10 @@ class TurnQueue:
         """Turns waiting behind another turn of the same conversation."""
         return sum(max(0, users - 1) for _, users in self._locks.values())
 
+    def holds(self, key: Hashable) -> bool:
+        """Whether a turn of ``key`` is running or waiting."""
+        return key in self._locks
+
     @asynccontextmanager
     async def turn(self, key: Hashable) -> AsyncIterator[None]:
         lock, users = self._locks.get(key, (None, 0))

@@ -22,7 +22,8 @@ import discord
 
 from adapters.discord.markdown import to_discord
 from bot.conversation import THINKING_PLACEHOLDER
-from bot.render.surface import RateLimited, SurfaceError, SurfaceLimits
+from bot.render.surface import RateLimited, Shown, SurfaceError, SurfaceLimits
+from bot.store import StreamingReply
 
 if TYPE_CHECKING:
     from adapters.discord.hub import Hub
@@ -150,6 +151,28 @@ class DiscordSurface:
         async with self._hub.throttle.slot():  # not a renderer action: the adapter's share
             await discord_call("delete", self._channel(channel_id).get_partial_message(message_id).delete())
 
+    # -- after a crash: rebuilt from describe(), read back what a message shows ----------------
+
+    def describe(self) -> dict[str, Any]:
+        return {"channel": str(self.channel_id)}
+
+    async def read(self, ref: str) -> Shown | None:
+        """The message's text and whether it still has the Stop button; None if it is gone."""
+        channel_id, message_id = split_ref(ref)
+        try:
+            async with self._hub.throttle.slot():  # not a renderer action: the adapter's share
+                message = await discord_call("read", self._channel(channel_id).fetch_message(message_id))
+        except DiscordRefused as exc:
+            if exc.status in (403, 404):
+                return None
+            raise
+        live = any(
+            getattr(child, "custom_id", None) == STOP_ID
+            for row in message.components
+            for child in getattr(row, "children", ())
+        )
+        return Shown(message.content, live)
+
     async def set_status(self, status: str | None) -> None:
         if status is None:
             self._end_typing()
@@ -189,3 +212,16 @@ class DiscordSurface:
                 finally:
                     throttle.release()
             await asyncio.sleep(TYPING_EVERY)
+
+
+def recovered_surface(hub: Hub, reply: StreamingReply) -> DiscordSurface | None:
+    """A surface for a reply a crashed process left open (see ConversationService.recover)."""
+    described = (reply.surface or {}).get("surface")
+    channel = described.get("channel") if isinstance(described, dict) else None
+    refs = reply.reply_refs or tuple((reply.surface or {}).get("refs") or ())
+    if channel is None and refs:
+        channel = str(refs[0]).partition(":")[0]
+    try:
+        return DiscordSurface(hub, int(str(channel)))
+    except (TypeError, ValueError):
+        return None

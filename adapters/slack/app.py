@@ -92,6 +92,8 @@ class SlackAdapter:
         self._authed = True
         if self.mode == "socket":
             self._socket = await self._connect_socket()
+        # Replies a crashed Parley left streaming get their "interrupted" note now.
+        self.ws.spawn(self._recover(), "slack recovery")
         log.info(
             "Slack: %s mode as %s in %s (scopes: %s)",
             self.mode,
@@ -131,6 +133,9 @@ class SlackAdapter:
             ) from None
         return handler
 
+    async def _recover(self) -> None:
+        await self.ws.service.recover("slack", self.ws.surface_for)
+
     async def stop_intake(self) -> None:
         """Take no new events; replies in flight go on (the core drains them next)."""
         self._intake_open = False
@@ -166,11 +171,31 @@ class SlackAdapter:
             # Shutting down: without an ack Slack retries, reaching another instance or this one
             # after its restart, so the event is not lost.
             return web.Response(status=503, text="shutting down")
-        response = await self.app.async_dispatch(await to_bolt_request(request))
+        try:
+            bolt_request = await to_bolt_request(request)
+        except Exception as exc:
+            # Bolt reads ids out of the body before anything else; a body it chokes on (a number
+            # where an id should be…) is refused here, before any work, signed or not.
+            log.warning("Slack request refused: Bolt could not read it (%s)", type(exc).__name__)
+            return web.Response(status=400, text="bad request")
+        if not _well_formed(bolt_request.body):
+            log.warning("Slack request refused: not the shape of a Slack payload")
+            return web.Response(status=400, text="bad request")
+        response = await self.app.async_dispatch(bolt_request)
         return await to_aiohttp_response(response)
 
     async def _on_error(self, error: Exception, body: dict[str, Any]) -> None:
         log.error("Slack listener failed on %s", body.get("type") or "a request", exc_info=error)
+
+
+def _well_formed(body: Any) -> bool:
+    """The shape Bolt's own middleware takes for granted (it fails on ``"event": null``)."""
+    if not isinstance(body, dict):
+        return False
+    event = body.get("event")
+    if "event" in body and not (isinstance(event, dict) and isinstance(event.get("type"), str)):
+        return False
+    return all(isinstance(body.get(key, ""), str) for key in ("type", "team_id", "event_id"))
 
 
 def _quiet_token_warning(record: logging.LogRecord) -> bool:

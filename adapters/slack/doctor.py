@@ -21,7 +21,12 @@ async def check(settings: Settings) -> list[Finding]:
     except SlackApiError as exc:
         error = exc.response.get("error") or exc.response.status_code
         return [
-            Finding(False, f"slack: the bot token was refused ({error})", "check SLACK_BOT_TOKEN (xoxb-…)")
+            Finding(
+                False,
+                f"slack: auth.test refused SLACK_BOT_TOKEN ({error})",
+                "copy the Bot User OAuth Token (xoxb-…) again from OAuth & Permissions; if the app was "
+                "uninstalled or the token revoked, reinstall the app to the workspace first",
+            )
         ]
     except (OSError, TimeoutError) as exc:
         return [
@@ -31,12 +36,15 @@ async def check(settings: Settings) -> list[Finding]:
                 "check SLACK_API_URL",
             )
         ]
-    found = [Finding(True, f"slack: bot token accepted for workspace {response.get('team_id')}")]
+    workspace = f"workspace {response.get('team') or '?'} ({response.get('team_id')})"
+    found = [Finding(True, f"slack: bot token accepted in {workspace} as {response.get('user_id')}")]
     granted = {
         s.strip() for s in str((response.headers or {}).get("x-oauth-scopes", "")).split(",") if s.strip()
     }
     missing = [s for s in SCOPES if s not in granted]
-    if granted and missing:
+    if not granted:
+        found.append(Finding(True, "slack: Slack did not report the token's scopes; not checked"))
+    elif missing:
         found.append(
             Finding(
                 False,
@@ -45,9 +53,12 @@ async def check(settings: Settings) -> list[Finding]:
                 + " ("
                 + "; ".join(SCOPES[s] for s in missing)
                 + ")",
-                "add the scopes (docs/slack-manifest.yaml lists them all) and reinstall the app",
+                "add them under OAuth & Permissions → Bot Token Scopes (docs/slack-manifest.yaml lists "
+                "every scope Parley needs), then reinstall the app to the workspace",
             )
         )
+    else:
+        found.append(Finding(True, f"slack: the bot token has all {len(SCOPES)} scopes Parley needs"))
     if settings.slack_app_token is not None:
         try:
             await client.apps_connections_open(app_token=settings.slack_app_token.get_secret_value())

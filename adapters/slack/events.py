@@ -61,12 +61,17 @@ class MessageEvents:
         self.ws.spawn(self.process(body, event, mentioned=True), "slack mention")
 
     async def _on_message(self, body: dict[str, Any], event: dict[str, Any]) -> None:
-        if event.get("subtype") not in SPOKEN_SUBTYPES or event.get("hidden"):
+        subtype = event.get("subtype")
+        if not (subtype is None or isinstance(subtype, str)) or subtype not in SPOKEN_SUBTYPES:
+            return
+        if event.get("hidden"):
             return
         self.ws.spawn(self.process(body, event, mentioned=False), "slack message")
 
     async def process(self, body: Mapping[str, Any], event: Mapping[str, Any], *, mentioned: bool) -> None:
         ws = self.ws
+        event = sane_event(event)
+        body = {"team_id": body.get("team_id")} if isinstance(body.get("team_id"), str) else {}
         identity = await ws.identity()
         channel = str(event.get("channel", ""))
         ts = str(event.get("ts", ""))
@@ -105,7 +110,7 @@ class MessageEvents:
             if not in_thread or ws.settings.parley_require_mention:
                 ws.stats.ignored += 1
                 return
-            followed = await ws.store.has_assistant_reply(key)
+            followed = ws.service.answering(key) or await ws.store.has_assistant_reply(key)
             if not followed:
                 ws.stats.ignored += 1
                 return
@@ -119,7 +124,7 @@ class MessageEvents:
             context: list[ContextMessage] = []
             if in_thread and thread_ts is not None:
                 if followed is None:
-                    followed = await ws.store.has_assistant_reply(key)
+                    followed = ws.service.answering(key) or await ws.store.has_assistant_reply(key)
                 # An unseen thread is read whole. In a followed thread the store has the turns
                 # Parley took part in, but not the messages it was not asked about when mentions
                 # are required; Parley's own messages are stored already either way.
@@ -174,6 +179,39 @@ class MessageEvents:
             context=context,
             platform_message_id=str(event.get("ts") or ""),
         )
+
+
+# The event fields Parley reads, all strings in what Slack sends.
+_STRING_FIELDS = (
+    "channel",
+    "channel_type",
+    "ts",
+    "thread_ts",
+    "user",
+    "bot_id",
+    "subtype",
+    "text",
+    "team",
+    "username",
+)
+
+
+def sane_event(event: Mapping[str, Any]) -> dict[str, Any]:
+    """The event with every field Parley reads in the type Slack documents, others left out.
+
+    Slack is trusted to send well-formed events, but a malformed one must cost at most itself:
+    a number where an id belongs, a list where a file belongs, is dropped here rather than
+    breaking the turn somewhere deeper.
+    """
+    out: dict[str, Any] = {name: event[name] for name in _STRING_FIELDS if isinstance(event.get(name), str)}
+    files = event.get("files")
+    if isinstance(files, list):
+        out["files"] = [f for f in files if isinstance(f, Mapping)]
+    profile = event.get("bot_profile")
+    if isinstance(profile, Mapping):
+        out["bot_profile"] = {k: v for k, v in profile.items() if k == "name" and isinstance(v, str)}
+    out["hidden"] = event.get("hidden") is True
+    return out
 
 
 async def answer(ws: Workspace, msg: IncomingMessage) -> None:

@@ -46,15 +46,15 @@ class FileFetcher:
     def attachments(self, files: Iterable[Mapping[str, Any]]) -> list[Attachment]:
         out: list[Attachment] = []
         for f in files:
-            if not isinstance(f, Mapping) or f.get("mode") in _GONE_MODES or not f.get("id"):
+            if not isinstance(f, Mapping) or _text(f.get("mode")) in _GONE_MODES or not _text(f.get("id")):
                 continue
-            name = str(f.get("name") or f.get("title") or f["id"])
+            name = _text(f.get("name")) or _text(f.get("title")) or _text(f["id"])
             size = f.get("size")
             out.append(
                 Attachment(
                     name=name,
-                    declared_type=f.get("mimetype") or None,
-                    size=size if isinstance(size, int) else None,
+                    declared_type=_text(f.get("mimetype")) or None,
+                    size=size if isinstance(size, int) and not isinstance(size, bool) and size >= 0 else None,
                     fetch=self._fetcher(dict(f), name),
                     source_id=str(f["id"]),
                 )
@@ -73,16 +73,16 @@ class FileFetcher:
         return fetch
 
     async def download(self, info: Mapping[str, Any], name: str, max_bytes: int) -> bytes:
-        if info.get("mode") in _EXTERNAL_MODES or info.get("is_external"):
+        if _text(info.get("mode")) in _EXTERNAL_MODES or info.get("is_external"):
             raise DownloadFailed("it is a link to a file Slack does not host", name=name)
         size = info.get("size")
         if isinstance(size, int) and size > max_bytes:
             raise FileTooLarge(max_bytes, size=size, name=name)  # no need to download to know
-        url = info.get("url_private_download") or info.get("url_private")
+        url = _text(info.get("url_private_download")) or _text(info.get("url_private"))
         if not url and info.get("file_access") == "check_file_info" and self._file_info is not None:
             # Files shared from other organisations arrive without URLs; files.info has them.
             full = await self._file_info(str(info["id"]))
-            url = full.get("url_private_download") or full.get("url_private")
+            url = _text(full.get("url_private_download")) or _text(full.get("url_private"))
         if not url:
             raise DownloadFailed("Slack gave no download address", name=name)
         if self._client is None:
@@ -102,3 +102,8 @@ class FileFetcher:
                 "Slack sent its sign-in page instead; the app may lack files:read", name=name
             )
         return data
+
+
+def _text(value: Any) -> str:
+    """A string field of a file object, or "" when it is missing or not a string."""
+    return value if isinstance(value, str) else ""

@@ -18,6 +18,7 @@ nearing Slack's ~5 minute expiry end the stream and continue on the same message
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import re
 import time
@@ -28,9 +29,10 @@ from typing import Any, TypeVar
 from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
 
+from adapters.slack.text import message_markdown
 from bot.conversation import THINKING_PLACEHOLDER
 from bot.render.split import fence_after
-from bot.render.surface import Budget, RateLimited, SurfaceError, SurfaceLimits
+from bot.render.surface import Budget, RateLimited, Shown, SurfaceError, SurfaceLimits
 
 log = logging.getLogger("parley.slack")
 
@@ -317,12 +319,62 @@ class SlackSurface:
         if stream is not None and await self._stream_edit(ref, stream, text, live=live):
             return
         channel, ts = split_ref(ref)
+        try:
+            await self._update(channel, ts, text, live=live)
+        except SlackRefused as exc:
+            if exc.error != "streaming_state_conflict":
+                raise
+            # A native stream this process does not know (its writer crashed): end it, then edit.
+            log.info("ending an orphaned native stream %s before editing it", ts)
+            with contextlib.suppress(Exception):
+                await self._client.chat_stopStream(channel=channel, ts=ts)
+            await self._update(channel, ts, text, live=live)
+
+    async def _update(self, channel: str, ts: str, text: str, *, live: bool) -> None:
         await slack_call(
             "chat.update",
             self._client.chat_update(
                 channel=channel, ts=ts, text=fallback_text(text), blocks=blocks_for(text, live=live)
             ),
         )
+
+    async def delete(self, ref: str) -> None:
+        channel, ts = split_ref(ref)
+        await slack_call("chat.delete", self._client.chat_delete(channel=channel, ts=ts))
+
+    # -- after a crash: rebuilt from describe(), read back what a message shows ----------------
+
+    def describe(self) -> dict[str, Any]:
+        return {
+            "team": self.team_id,
+            "channel": self.channel,
+            "thread_ts": self.thread_ts,
+            "user": self._recipient,
+        }
+
+    async def read(self, ref: str) -> Shown | None:
+        """The message's Markdown and whether it still shows Stop; None if Slack no longer has it.
+
+        A message without blocks was a native stream (they carry none): whether it was ended is
+        not visible, so it counts as live.
+        """
+        channel, ts = split_ref(ref)
+        window: dict[str, Any] = {"channel": channel, "oldest": ts, "latest": ts, "inclusive": True}
+        if self.thread_ts:
+            call = self._client.conversations_replies(ts=self.thread_ts, limit=5, **window)
+            response = await slack_call("conversations.replies", call)
+        else:
+            response = await slack_call(
+                "conversations.history", self._client.conversations_history(limit=1, **window)
+            )
+        for message in response.get("messages") or []:
+            if isinstance(message, dict) and message.get("ts") == ts:
+                blocks = message.get("blocks") or []
+                live = not blocks or any(
+                    isinstance(b, dict) and b.get("block_id") == STOP_ACTION for b in blocks
+                )
+                return Shown(message_markdown(message), live)
+        return None
 
     async def _stream_edit(self, ref: str, stream: _Stream, text: str, *, live: bool) -> bool:
         """Bring a streaming message level by appending; False once it has to be chat.update'd."""

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Coroutine
+from collections.abc import Coroutine, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -22,6 +22,7 @@ from adapters.slack.surface import NativeStreaming, SlackBudgets, SlackSurface, 
 from bot.access import admitted
 from bot.commands import UserFacingError
 from bot.runtime import Runtime
+from bot.store import StreamingReply
 
 log = logging.getLogger("parley.slack")
 
@@ -180,6 +181,21 @@ class Workspace:
             spawn=self.spawn,
             # Slack's own stop control on a native stream: same effect as our Stop button.
             on_user_stop=self.service.stop,
+        )
+
+    def surface_for(self, reply: StreamingReply) -> SlackSurface | None:
+        """A surface for a reply a crashed process left open (see ConversationService.recover)."""
+        described = (reply.surface or {}).get("surface")
+        info: Mapping[str, Any] = described if isinstance(described, Mapping) else {}
+        channel = str(info.get("channel") or reply.key.channel)
+        if not channel:
+            return None
+        thread_ts = info.get("thread_ts") if "thread_ts" in info else (reply.key.thread or None)
+        return self.surface(
+            team_id=str(info.get("team") or reply.key.workspace),
+            channel=channel,
+            thread_ts=str(thread_ts) if thread_ts else None,
+            user_id=str(info.get("user") or ""),
         )
 
     async def _file_info(self, file_id: str) -> dict[str, Any]:

@@ -4,6 +4,7 @@ small account calls (models, billing)."""
 from __future__ import annotations
 
 import asyncio
+import json
 from collections.abc import AsyncIterator, Sequence
 from types import TracebackType
 from typing import Any
@@ -118,16 +119,25 @@ class Gateway:
     async def _get_json(self, path: str) -> Any:
         if self._api_key is None:
             raise MissingApiKey("APICORE_API_KEY is not set")
+        limit = self.policy.max_json_bytes
         try:
-            response = await self._client.get(path, headers={"authorization": f"Bearer {self._api_key}"})
+            headers = {"authorization": f"Bearer {self._api_key}"}
+            async with self._client.stream("GET", path, headers=headers) as response:
+                body = bytearray()
+                async for chunk in response.aiter_bytes():
+                    body += chunk
+                    if len(body) > limit:
+                        raise BadRequest(
+                            f"GET {path} answered more than {limit} bytes (check APICORE_BASE_URL)"
+                        )
         except httpx.TransportError as exc:
             raise transport_error(exc) from None
         if response.status_code >= 300:
             raise error_from_response(
-                response.status_code, response.content, response.headers, secret=self._api_key
+                response.status_code, bytes(body), response.headers, secret=self._api_key
             )
         try:
-            return response.json()
+            return json.loads(body)
         except ValueError:
             raise BadRequest(
                 f"GET {path} answered something that is not JSON (check APICORE_BASE_URL)",

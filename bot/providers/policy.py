@@ -34,6 +34,11 @@ class GatewayPolicy:
     # After [DONE]/message_stop, how long to wait for the body's end so the connection can go back
     # to the pool; a server that keeps it open past this costs a reconnect, not an error.
     drain_grace: float = 1.0
+    # The most one streamed response may send (bytes on the wire, keep-alives included). An
+    # answer of max_tokens is a few MB at most; past this the body is broken, not an answer.
+    max_stream_bytes: int = 32 * 1024 * 1024
+    # The most a non-streaming answer (models list, billing) may send.
+    max_json_bytes: int = 4 * 1024 * 1024
 
     @classmethod
     def from_settings(cls, settings: Settings) -> GatewayPolicy:

@@ -129,6 +129,11 @@ class _ReadDeadline:
         """The next chunk, None at the end of the body; TimeoutError past the deadline."""
         if self._loop.time() >= self.deadline:
             raise TimeoutError
+        if self._handle is not None and self._handle.when() > self.deadline:
+            # The deadline moved earlier (first-token timeout → the shorter idle timeout): a timer
+            # left at the later time would let a stalled stream hang on until then.
+            self._handle.cancel()
+            self._handle = None
         if self._handle is None:
             self._handle = self._loop.call_at(self.deadline, self._fire)
         task = self._task = asyncio.current_task()
@@ -259,9 +264,13 @@ class StreamingProvider:
             reads = _ReadDeadline(loop, deadline)
             stack.callback(reads.close)
             committed = False  # a text or thinking token went out: from here on, never raise
+            received = 0
             while True:
                 try:
                     chunk = await reads.read(chunks)
+                    received += len(chunk or b"")
+                    if received > policy.max_stream_bytes:
+                        raise StreamBroken(f"the response passed {policy.max_stream_bytes} bytes")
                 except TimeoutError:
                     if decoder.done:
                         break  # the answer is whole; the server just did not end the body
@@ -276,6 +285,11 @@ class StreamingProvider:
                         yield decoder.finish(broken)
                         return
                     raise broken from None
+                except StreamBroken as exc:
+                    if committed or decoder.complete:
+                        yield decoder.finish(exc)
+                        return
+                    raise
 
                 items = sse.feed(chunk) if chunk is not None else sse.close()
                 progressed = False

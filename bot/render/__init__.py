@@ -9,12 +9,13 @@ The core creates one :class:`Pacer` per process and one :class:`ReplyStream` per
 """
 
 from bot.render.budget import BudgetBook, Window
-from bot.render.scheduler import Pacer, PacerStats
+from bot.render.scheduler import ActionCounts, Pacer, PacerStats
 from bot.render.split import Fence, Part, cut_tail, fence_after, split_markdown, whole_part
 from bot.render.stream import ReplyStream
 from bot.render.surface import Budget, RateLimited, ReplySurface, SurfaceError, SurfaceLimits
 
 __all__ = [
+    "ActionCounts",
     "Budget",
     "BudgetBook",
     "Fence",

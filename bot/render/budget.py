@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import math
+import weakref
 from collections import deque
 from collections.abc import Iterable
 
@@ -21,6 +22,8 @@ log = logging.getLogger(__name__)
 # text of a reply find a slot at once instead of queueing behind intermediate edits. Rounded
 # down: a budget of 4 keeps no reserve, one of 5 keeps 1, one of 50 keeps 10.
 RESERVE_FRACTION = 0.2
+# Resolves (one per reply) between two prunings of quiet windows.
+PRUNE_EVERY = 256
 
 
 class Window:
@@ -32,6 +35,7 @@ class Window:
     """
 
     __slots__ = (
+        "__weakref__",
         "_ends",
         "_in_flight",
         "_last_start",
@@ -133,6 +137,14 @@ class Window:
         while ends and ends[0] <= now:
             ends.popleft()
 
+    def quiet_after(self) -> float:
+        """From this moment on the window holds nothing a fresh one would not: no action in flight
+        or still counting, no pause, no spacing to keep."""
+        if self._in_flight:
+            return math.inf
+        last_end = self._ends[-1] if self._ends else -math.inf
+        return max(last_end, self._last_start + self._spacing, self._paused_until)
+
 
 def _validate(key: str, capacity: int, window: float) -> None:
     if capacity < 1 or not window > 0 or math.isinf(window):
@@ -163,11 +175,22 @@ class BudgetBook:
         self._smooth = smooth
         self._reserve = reserve
         self._windows: dict[str, Window] = {}
+        # Windows dropped from _windows while quiet that a reply still holds: it and any new
+        # reply on the same key must share one window, so such a window is taken back.
+        self._held: weakref.WeakValueDictionary[str, Window] = weakref.WeakValueDictionary()
+        self._resolves = 0
 
     def resolve(self, budgets: Iterable[Budget]) -> tuple[Window, ...]:
+        self._resolves += 1
+        if self._resolves % PRUNE_EVERY == 0:
+            self.prune()
         found: dict[str, Window] = {}
         for b in budgets:
             w = self._windows.get(b.key)
+            if w is None:
+                w = self._held.get(b.key)
+                if w is not None:
+                    self._windows[b.key] = w
             if w is None:
                 w = self._windows[b.key] = Window(
                     b.key,
@@ -184,6 +207,21 @@ class BudgetBook:
 
     def get(self, key: str) -> Window | None:
         return self._windows.get(key)
+
+    def prune(self) -> int:
+        """Forget quiet windows (Discord has one per thread, so keys keep coming); returns how many.
+
+        A window is quiet once nothing in it counts any more. The latest action start in the book
+        stands in for "now": it is never later than now, whatever clock the Pacer uses, so a
+        window is only ever forgotten too late, never too early.
+        """
+        if not self._windows:
+            return 0
+        now = max(w._last_start for w in self._windows.values())
+        quiet = [key for key, w in self._windows.items() if w.quiet_after() <= now]
+        for key in quiet:
+            self._held[key] = self._windows.pop(key)
+        return len(quiet)
 
     def __len__(self) -> int:
         return len(self._windows)

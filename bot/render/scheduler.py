@@ -15,7 +15,7 @@ import logging
 import math
 import time
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from bot.render.budget import RESERVE_FRACTION, BudgetBook, Window, free_at
 from bot.render.stream import Action, Kind, ReplyStream
@@ -28,6 +28,14 @@ Sleep = Callable[[float], Awaitable[object]]
 
 
 @dataclass(slots=True)
+class ActionCounts:
+    posts: int = 0  # successful posts
+    edits: int = 0  # successful edits
+    rate_limited: int = 0  # 429s: each one means a declared budget is wrong
+    failures: int = 0  # other refused or crashed posts/edits
+
+
+@dataclass(slots=True)
 class PacerStats:
     posts: int = 0  # successful posts
     edits: int = 0  # successful edits
@@ -36,6 +44,14 @@ class PacerStats:
     fallbacks: int = 0  # messages re-posted because their edits kept failing
     failed_replies: int = 0
     rounds: int = 0  # scheduling rounds, to check the loop is not woken needlessly
+    # The same action counts per platform (each reply's ``platform``), for /metrics.
+    by_platform: dict[str, ActionCounts] = field(default_factory=dict)
+
+    def platform(self, name: str) -> ActionCounts:
+        counts = self.by_platform.get(name)
+        if counts is None:
+            counts = self.by_platform[name] = ActionCounts()
+        return counts
 
 
 class Pacer:
@@ -82,10 +98,11 @@ class Pacer:
         self._timer_at = math.inf
         self._stalled = False  # a waiting reply is blocked only by in-flight actions
 
-    def reply(self, surface: ReplySurface, placeholder: str = "…") -> ReplyStream:
+    def reply(self, surface: ReplySurface, placeholder: str = "…", *, platform: str = "") -> ReplyStream:
+        """A new reply on ``surface``; ``platform`` labels its actions in :attr:`stats`."""
         if self.closed:
             raise RuntimeError("the Pacer is closed")
-        return ReplyStream(self, surface, placeholder)
+        return ReplyStream(self, surface, placeholder, platform=platform)
 
     @property
     def active(self) -> int:
@@ -261,14 +278,18 @@ class Pacer:
         error: Exception | None,
         now: float,
     ) -> None:
+        counts = self.stats.platform(reply.platform)
         if error is None:
             if action.kind is Kind.POST:
                 self.stats.posts += 1
+                counts.posts += 1
             else:
                 self.stats.edits += 1
+                counts.edits += 1
             reply._on_success(action, ref, now)
         elif isinstance(error, RateLimited):
             self.stats.rate_limited += 1
+            counts.rate_limited += 1
             until = now + _seconds(error.retry_after) + self.margin
             for w in windows:
                 w.pause(until)
@@ -281,6 +302,7 @@ class Pacer:
             reply._on_rate_limited(action, error, now, until)
         else:
             self.stats.failures += 1
+            counts.failures += 1
             log.warning("%s failed: %r", action.kind.value, error)
             reply._on_error(action, error, now)
         self._after(reply)

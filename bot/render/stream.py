@@ -62,7 +62,7 @@ class _Frozen:
 class ReplyStream:
     """One streamed reply. Create it with :meth:`Pacer.reply`."""
 
-    def __init__(self, pacer: Pacer, surface: ReplySurface, placeholder: str) -> None:
+    def __init__(self, pacer: Pacer, surface: ReplySurface, placeholder: str, *, platform: str = "") -> None:
         limits = surface.limits
         if limits.max_chars < MIN_MAX_CHARS:
             raise ValueError(f"max_chars {limits.max_chars} is below {MIN_MAX_CHARS}")
@@ -72,6 +72,7 @@ class ReplyStream:
         self._post_windows = pacer.budgets.resolve(limits.post_budgets)
         self._edit_windows = pacer.budgets.resolve(limits.edit_budgets)
         self.placeholder = placeholder
+        self.platform = platform
         self.failed = False
         self.error: BaseException | None = None
         # Messages replaced by a fresh post after their edits kept failing; they still show

@@ -7,7 +7,7 @@ platform's budgets and length limit here, and the renderer keeps within them.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Protocol, runtime_checkable
+from typing import Any, Protocol, runtime_checkable
 
 
 @dataclass(frozen=True, slots=True)
@@ -60,3 +60,36 @@ class ReplySurface(Protocol):
     async def set_status(self, status: str | None) -> None:
         """Typing indicator / "thinking…" status; None clears it. Best effort, never raises."""
         ...
+
+
+# Optional capabilities. A surface that has them is used for more; one that lacks them still works.
+
+
+@dataclass(frozen=True, slots=True)
+class Shown:
+    """What a posted message shows now, read back from the platform."""
+
+    text: str  # the platform text, as ``render()`` made it
+    live: bool  # still carries the Stop control (its reply never finished)
+
+
+@runtime_checkable
+class Recoverable(ReplySurface, Protocol):
+    """A surface that can be rebuilt in a later process, to close replies a crash left open.
+
+    ``describe()`` is stored with the reply when it starts (plain JSON); after a crash the adapter
+    builds a surface from it again and the core edits the reply's messages through it.
+    """
+
+    def describe(self) -> dict[str, Any]: ...
+
+    async def read(self, ref: str) -> Shown | None:
+        """What message ``ref`` shows now; None if it is gone or cannot be read."""
+        ...
+
+
+@runtime_checkable
+class Deletable(Protocol):
+    """A surface that can delete its own messages (a part re-posted after its edits kept failing)."""
+
+    async def delete(self, ref: str) -> None: ...

@@ -332,6 +332,14 @@ class Store:
         return self._engine
 
     @property
+    def shared(self) -> bool:
+        """Whether other Parley processes may use this database too (PostgreSQL).
+
+        A SQLite file belongs to one ``parley run``; several instances need PostgreSQL.
+        """
+        return self._engine.dialect.name != "sqlite"
+
+    @property
     def statements(self) -> int:
         """SQL statements sent so far (transaction control excluded), for benchmarks."""
         return self._statements
@@ -841,7 +849,7 @@ class Store:
         await self._tx(work, write=True)
 
     async def streaming_replies(
-        self, *, started_before: datetime | None = None, limit: int = 100
+        self, *, started_before: datetime | None = None, limit: int = 100, platform: str | None = None
     ) -> list[StreamingReply]:
         """Replies still marked streaming, oldest first, for recovery after a crash.
 
@@ -868,6 +876,8 @@ class Store:
         )
         if started_before is not None:
             query = query.where(Message.created_at < started_before)
+        if platform is not None:
+            query = query.where(Conversation.platform == platform)
 
         async def work(conn: AsyncConnection) -> list[StreamingReply]:
             return [
@@ -885,14 +895,20 @@ class Store:
 
         return await self._tx(work)
 
-    async def mark_interrupted(self, message_id: int) -> bool:
-        """Mark a reply that is still streaming as interrupted; False if it had finished."""
+    async def mark_interrupted(self, message_id: int, text: str | None = None) -> bool:
+        """Mark a reply that is still streaming as interrupted; False if it had finished.
+
+        ``text``: what the reply showed when it stopped (read back from the platform), if known.
+        """
+        values: dict[str, Any] = {"status": Outcome.INTERRUPTED.value, "finished_at": utcnow()}
+        if text is not None:
+            values["text"] = text
 
         async def work(conn: AsyncConnection) -> int:
             result = await conn.execute(
                 update(Message)
                 .where(Message.id == message_id, Message.status == Outcome.STREAMING.value)
-                .values(status=Outcome.INTERRUPTED.value, finished_at=utcnow())
+                .values(**values)
             )
             return result.rowcount
 

@@ -24,7 +24,7 @@ from .models import (
     User,
 )
 from .ratelimit import Limits
-from .rest import RestApi
+from .rest import RestApi, RestFault
 from .state import World, _id
 
 T = TypeVar("T")
@@ -138,6 +138,20 @@ class FakeDiscord(World):
             loop.call_soon_threadsafe(loop.stop)
             thread.join(10)
             loop.close()
+
+    def fail(
+        self,
+        route: str,
+        *,
+        status: int = 500,
+        times: int | None = 1,
+        match: Callable[[web.Request], bool] | None = None,
+    ) -> RestFault:
+        """Make the next ``times`` requests of ``route`` (a route key such as ``"PATCH
+        /channels/{channel_id}/messages/{message_id}"``) answer ``status``."""
+        fault = RestFault(route, status, times, match)
+        self.rest.faults.append(fault)
+        return fault
 
     def run(self, awaitable: Coroutine[Any, Any, T], timeout: float = 30.0) -> T:
         """Run a coroutine on the fake's loop from another thread and return its result."""

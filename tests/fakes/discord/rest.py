@@ -11,6 +11,7 @@ import json
 import time
 import traceback
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from aiohttp import BodyPartReader, web
@@ -82,6 +83,23 @@ async def read_body(request: web.Request) -> tuple[JSON, Files]:
     return (body if isinstance(body, dict) else {"_list": body}), files
 
 
+@dataclass
+class RestFault:
+    """A scripted failure: the next ``times`` requests (None: all) whose route key is ``route``
+    (e.g. ``"PATCH /channels/{channel_id}/messages/{message_id}"``) answer ``status``."""
+
+    route: str
+    status: int = 500
+    times: int | None = 1
+    match: Callable[[web.Request], bool] | None = None  # e.g. one message id in match_info
+    hits: int = 0
+
+    def applies(self, route_key: str, request: web.Request) -> bool:
+        if route_key != self.route or (self.times is not None and self.hits >= self.times):
+            return False
+        return self.match is None or bool(self.match(request))
+
+
 class RestApi:
     """Registers the REST routes on an aiohttp application."""
 
@@ -90,6 +108,7 @@ class RestApi:
     def __init__(self, world: World) -> None:
         self.world = world
         self.limiter = RateLimiter(world.limits)
+        self.faults: list[RestFault] = []  # see FakeDiscord.fail
 
     # ------------------------------------------------------------------ plumbing
 
@@ -207,6 +226,13 @@ class RestApi:
             headers.update(verdict.headers)
             if not verdict.allowed:
                 response = self._too_many(route_key, verdict.retry_after, is_global=False, headers=headers)
+                return self._log(request, route_key, response)
+        for fault in self.faults:
+            if fault.applies(route_key, request):
+                fault.hits += 1
+                response = json_response(
+                    {"message": f"{fault.status}: Server Error", "code": 0}, fault.status
+                )
                 return self._log(request, route_key, response)
         try:
             response = await handler(request)

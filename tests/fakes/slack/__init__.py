@@ -61,6 +61,8 @@ Configure it (any time)
 -----------------------
 - ``fs.scopes`` (set; reported in ``x-oauth-scopes``; missing ones give ``missing_scope``),
   ``fs.auth_error`` (e.g. ``"token_revoked"``).
+- ``fs.fail("chat.update", status=500, times=2, match=lambda p: p["ts"] == ts)``: scripted
+  failures (``fs.faults``); ``fs.file_redirects[file_id] = url``: downloads answer 302 there.
 - ``fs.limits.budgets[method] = Budget(calls, per_seconds)``; ``fs.limits.enabled``;
   ``fs.limits.per_channel`` (default {"chat.postMessage"}); ``fs.reset_rate_limits()``.
 - ``fs.message_limits`` (text 4000, markdown_text 12,000, section 3000, 50 blocks).
@@ -76,7 +78,7 @@ streaming, visible), ``fs.visible_text(ch, ts)``, ``fs.thread_messages(ch, threa
 ``fs.file_downloads``, ``fs.deliveries``.
 """
 
-from .config import DEFAULT_SCOPES, Budget, MessageLimits, RateLimits, StreamingConfig
+from .config import DEFAULT_SCOPES, ApiFault, Budget, MessageLimits, RateLimits, StreamingConfig
 from .delivery import Ack, Attempt, Delivery
 from .events import Identity, sign
 from .model import Channel, FakeFile, Message, MessageState, User, blocks_text
@@ -105,6 +107,7 @@ __all__ = [
     "PRIVATE_CHANNEL",
     "Ack",
     "ApiCall",
+    "ApiFault",
     "Attempt",
     "Budget",
     "Channel",

@@ -8,7 +8,9 @@ from __future__ import annotations
 
 import math
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Any
 
 #: Scopes granted to the bot token unless the test says otherwise (reported in ``x-oauth-scopes``).
 DEFAULT_SCOPES: frozenset[str] = frozenset(
@@ -131,3 +133,26 @@ class StreamingConfig:
     expiry_seconds: float = 300.0
     #: Reported: ``chat.update`` on a message that is still streaming -> ``streaming_state_conflict``.
     update_conflict: bool = True
+
+
+@dataclass
+class ApiFault:
+    """A scripted failure of one Web API method (see ``FakeSlack.fail``).
+
+    Answers ``status`` with ``{"ok": false, "error": error}`` (a 5xx, or a 429 with
+    ``Retry-After``) for the next ``times`` matching calls (None: every one), before any other
+    check. ``match`` picks calls by their parameters (e.g. one message's ``ts``).
+    """
+
+    method: str
+    status: int = 500
+    error: str = "internal_error"
+    times: int | None = 1
+    match: Callable[[dict[str, Any]], bool] | None = None
+    retry_after: int | None = None
+    hits: int = 0
+
+    def applies(self, method: str, params: dict[str, Any]) -> bool:
+        if method != self.method or (self.times is not None and self.hits >= self.times):
+            return False
+        return self.match is None or bool(self.match(params))

@@ -16,7 +16,7 @@ import aiohttp
 from aiohttp import web
 
 from . import events as ev
-from .config import DEFAULT_SCOPES, Limiter, MessageLimits, RateLimits, StreamingConfig
+from .config import DEFAULT_SCOPES, ApiFault, Limiter, MessageLimits, RateLimits, StreamingConfig
 from .delivery import Ack, Delivery, Kind, Mode, SocketHub, encode_http_body, now_timestamp, run_http
 from .events import Identity
 from .model import Channel, ChannelKind, FakeFile, Message, MessageState, User
@@ -89,6 +89,10 @@ class FakeSlack:
         #: subscribed to message.channels / message.im (Bolt drops them by default).
         self.echo_bot_messages: Mode | None = None
 
+        #: Scripted Web API failures, checked before anything else (see :meth:`fail`).
+        self.faults: list[ApiFault] = []
+        #: file id -> Location: a download of that file is answered with a 302 there (SSRF tests).
+        self.file_redirects: dict[str, str] = {}
         self.limits = RateLimits()
         self.limiter = Limiter()
         self.message_limits = MessageLimits()
@@ -273,6 +277,21 @@ class FakeSlack:
         )
         self.files[fid] = f
         return f.to_api(self.identity.team_id)
+
+    def fail(
+        self,
+        method: str,
+        *,
+        status: int = 500,
+        error: str = "internal_error",
+        times: int | None = 1,
+        match: Callable[[dict[str, Any]], bool] | None = None,
+        retry_after: int | None = None,
+    ) -> ApiFault:
+        """Make the next ``times`` calls of ``method`` (matching ``match``) fail; returns the fault."""
+        fault = ApiFault(method, status, error, times, match, retry_after)
+        self.faults.append(fault)
+        return fault
 
     def reset_rate_limits(self) -> None:
         self.limiter.reset()
@@ -780,6 +799,8 @@ class FakeSlack:
         self.file_downloads.append(FileDownload(self.now(), path, authorized, status))
         if f is None:
             return web.Response(status=404, text="Not Found")
+        if fid in self.file_redirects:
+            raise web.HTTPFound(self.file_redirects[fid])
         if not authorized:
             if status == 302:
                 raise web.HTTPFound(f"/signin?redir=%2Ffiles-pri%2F{path}")

@@ -146,6 +146,7 @@ class WebApi:
                 headers["x-oauth-scopes"] = ",".join(sorted(fs.scopes))
                 headers["x-accepted-oauth-scopes"] = self._scope_for(method, params) or ""
                 self._check_scope(method, params)
+            self._check_faults(method, params)
             self._check_rate(method, params)
             body = await handler(params)
             body = {"ok": True, **body}
@@ -204,6 +205,13 @@ class WebApi:
         needed = self._scope_for(method, params)
         if needed and needed not in self.fs.scopes:
             raise ApiError("missing_scope", needed=needed, provided=",".join(sorted(self.fs.scopes)))
+
+    def _check_faults(self, method: str, params: Params) -> None:
+        for fault in self.fs.faults:
+            if fault.applies(method, params):
+                fault.hits += 1
+                headers = {} if fault.retry_after is None else {"Retry-After": str(fault.retry_after)}
+                raise ApiError(fault.error, status=fault.status, headers=headers)
 
     def _check_rate(self, method: str, params: Params) -> None:
         fs = self.fs

@@ -1,0 +1,178 @@
+"""Crash recovery in the core: which replies count as orphaned, and what happens to each
+message when the platform can, cannot, or will not say what it shows."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from bot.conversation import ConversationService
+from bot.notes import INTERRUPTED
+from bot.providers.base import Provider
+from bot.render import Pacer, RateLimited, SurfaceError, SurfaceLimits
+from bot.render.surface import Recoverable, Shown
+from bot.settings import Settings
+from bot.store import Store, StreamingReply
+from bot.store.models import Message
+from bot.types import ConversationKey, Outcome
+
+KEY = ConversationKey("test", "W", "C", "T")
+
+
+class NoProviders:
+    def provider_for(self, model: str) -> Provider:
+        raise AssertionError("recovery never asks the model")
+
+
+@dataclass
+class FakeSurface:
+    """A platform whose messages recovery reads and edits; each behaviour can be scripted."""
+
+    shows: dict[str, Shown | None] = field(default_factory=dict)
+    read_error: Exception | None = None
+    edit_error: Exception | None = None
+    edits: list[tuple[str, str, bool]] = field(default_factory=list)
+
+    @property
+    def limits(self) -> SurfaceLimits:
+        return SurfaceLimits(max_chars=200)
+
+    def render(self, markdown: str) -> str:
+        return markdown
+
+    async def post(self, text: str, *, live: bool) -> str:
+        raise AssertionError("recovery never posts")
+
+    async def edit(self, ref: str, text: str, *, live: bool) -> None:
+        if self.edit_error is not None:
+            raise self.edit_error
+        self.edits.append((ref, text, live))
+
+    async def set_status(self, status: str | None) -> None:
+        return None
+
+    def describe(self) -> dict[str, Any]:
+        return {}
+
+    async def read(self, ref: str) -> Shown | None:
+        if self.read_error is not None:
+            raise self.read_error
+        return self.shows.get(ref)
+
+
+@pytest.fixture
+async def store(tmp_path: Path) -> AsyncIterator[Store]:
+    opened = await Store.open(f"sqlite+aiosqlite:///{tmp_path / 'parley.db'}")
+    try:
+        yield opened
+    finally:
+        await opened.close()
+
+
+_services: list[ConversationService] = []
+
+
+def service(store: Store, **settings: Any) -> ConversationService:
+    svc = ConversationService(Settings(**settings), store, NoProviders(), Pacer(), instance_id="this-process")
+    _services.append(svc)
+    return svc
+
+
+@pytest.fixture(autouse=True)
+async def _close_services() -> AsyncIterator[None]:
+    yield
+    while _services:
+        await _services.pop().aclose()  # the recovery sweep
+
+
+async def orphan(store: Store, refs: list[str], info: dict[str, Any] | None = None) -> int:
+    conversation = await store.get_or_create_conversation(KEY)
+    return await store.start_reply(
+        conversation.id, "m", {"refs": refs, "process": "dead-process", **(info or {})}
+    )
+
+
+async def status(store: Store, reply_id: int) -> tuple[Outcome, str]:
+    from sqlalchemy import select
+
+    async with store.engine.connect() as conn:
+        row = (await conn.execute(select(Message.status, Message.text).where(Message.id == reply_id))).one()
+    return Outcome(row.status), row.text
+
+
+async def test_the_last_message_keeps_its_text_and_gets_the_note(store: Store) -> None:
+    reply = await orphan(store, ["m1", "m2"])
+    surface = FakeSurface({"m1": Shown("part one\n", False), "m2": Shown("part two, half", True)})
+    assert isinstance(surface, Recoverable)
+    assert await service(store).recover("test", lambda r: surface) == 1
+    assert surface.edits == [("m2", f"part two, half\n\n{INTERRUPTED}", False)]  # m1 was finished
+    assert await status(store, reply) == (Outcome.INTERRUPTED, "part one\npart two, half")
+
+
+async def test_a_placeholder_or_an_unreadable_message_becomes_the_note(store: Store) -> None:
+    first = await orphan(store, ["m1"])
+    second = await orphan(store, ["m2"])
+    surface = FakeSurface({"m1": Shown("…", True)})  # m2 cannot be read
+    assert await service(store).recover("test", lambda r: surface) == 2
+    assert surface.edits == [("m1", INTERRUPTED, False), ("m2", INTERRUPTED, False)]
+    assert await status(store, first) == (Outcome.INTERRUPTED, "")
+    assert await status(store, second) == (Outcome.INTERRUPTED, "")
+
+
+async def test_a_reply_finished_on_the_platform_is_left_as_it_is(store: Store) -> None:
+    # The process died after the final edit but before storing it: the text is whole.
+    reply = await orphan(store, ["m1"])
+    surface = FakeSurface({"m1": Shown("the whole answer", False)})
+    await service(store).recover("test", lambda r: surface)
+    assert surface.edits == []
+    assert await status(store, reply) == (Outcome.INTERRUPTED, "the whole answer")
+
+
+async def test_rate_limits_and_network_errors_leave_it_for_the_next_sweep(store: Store) -> None:
+    reply = await orphan(store, ["m1"])
+    surface = FakeSurface({"m1": Shown("half", True)}, read_error=RateLimited(60))
+    svc = service(store)
+    assert await svc.recover("test", lambda r: surface) == 0
+    surface.read_error, surface.edit_error = None, OSError("connection reset")
+    assert await svc._recover_pass("test") == 0
+    assert (await status(store, reply))[0] is Outcome.STREAMING
+    surface.edit_error = None
+    assert await svc._recover_pass("test") == 1
+    assert await status(store, reply) == (Outcome.INTERRUPTED, "half")
+    await svc.aclose()
+
+
+async def test_a_message_the_platform_refuses_to_edit_is_still_closed_in_the_store(store: Store) -> None:
+    reply = await orphan(store, ["m1"])
+    surface = FakeSurface({"m1": Shown("half", True)}, edit_error=SurfaceError("message_not_found"))
+    assert await service(store).recover("test", lambda r: surface) == 1
+    assert (await status(store, reply))[0] is Outcome.INTERRUPTED
+
+
+async def test_which_replies_are_orphaned(store: Store, monkeypatch: pytest.MonkeyPatch) -> None:
+    svc = service(store, parley_instance_id="pod-1", parley_reply_timeout=60)
+    mine = await orphan(store, ["a"], {"process": "this-process"})
+    dead = await orphan(store, ["b"])
+    sibling = await orphan(store, ["c"], {"instance": "pod-2"})
+    predecessor = await orphan(store, ["d"], {"instance": "pod-1"})
+    rows = {r.id: r for r in await store.streaming_replies()}
+
+    def aged(reply: StreamingReply) -> StreamingReply:
+        from dataclasses import replace
+
+        return replace(reply, created_at=reply.created_at - timedelta(seconds=91))
+
+    # SQLite: one process per database, so any other process's reply is orphaned; never our own.
+    assert [svc._orphaned(rows[i]) for i in (mine, dead, sibling, predecessor)] == [False, True, True, True]
+    # A shared database: only a predecessor of the same PARLEY_INSTANCE_ID, or past the timeout.
+    monkeypatch.setattr(Store, "shared", property(lambda self: True))
+    assert [svc._orphaned(rows[i]) for i in (mine, dead, sibling, predecessor)] == [False, False, False, True]
+    assert all(svc._orphaned(aged(rows[i])) for i in (mine, dead, sibling, predecessor))
+    # Other platforms' replies are not this adapter's to close.
+    assert await svc.recover("elsewhere", lambda r: FakeSurface()) == 0
+    await svc.aclose()
