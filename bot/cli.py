@@ -45,6 +45,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         logs.configure(settings, level="WARNING" if args.command != "run" else None)
         return asyncio.run(_dispatch(args, settings))
     except SettingsError as exc:
+        if args.command == "doctor":
+            from bot.doctor import report_invalid_settings
+
+            return report_invalid_settings(exc.problems)
         for line in exc.problems:
             print(f"parley: {line}", file=sys.stderr)
         return 2

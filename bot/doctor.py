@@ -1,12 +1,26 @@
-"""``parley doctor``: checks each thing Parley needs and says how to fix what is wrong."""
+"""``parley doctor``: checks each thing Parley needs and says how to fix what is wrong.
+
+The core checks the settings, the database and the gateway; each adapter adds its platform's
+checks through the ``parley.doctor`` entry point group (a function ``(settings) -> findings``).
+Findings go to stdout, one per line, a ``fix:`` line under each problem; the exit status is 1
+when anything is wrong. Every configured secret is masked in the output, whatever a check or a
+server put into a message.
+"""
 
 from __future__ import annotations
 
+import asyncio
+import logging
 import sys
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass
 
 from bot.settings import Settings
+
+log = logging.getLogger("parley.doctor")
+
+# A check that hangs (a server that accepts and never answers) must not hang the doctor.
+CHECK_TIMEOUT = 45.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -18,72 +32,226 @@ class Finding:
 
 Check = Callable[[Settings], Awaitable[list[Finding]]]
 
+_PLATFORMS = (
+    "set DISCORD_BOT_TOKEN, or SLACK_BOT_TOKEN with SLACK_APP_TOKEN (Socket Mode) or "
+    "SLACK_SIGNING_SECRET (HTTP mode)"
+)
+
+
+async def check_settings(settings: Settings) -> list[Finding]:
+    """What validation cannot see: tokens in the wrong variable, nothing for ``run`` to start."""
+    found = [Finding(True, "settings: valid")]
+    if not (settings.slack_enabled() or settings.discord_enabled()):
+        found.append(
+            Finding(
+                False,
+                "settings: no Slack or Discord credentials, so `parley run` has nothing to start",
+                _PLATFORMS,
+            )
+        )
+    # Slack's two tokens are easily swapped; their prefixes tell them apart.
+    bot_token = settings.slack_bot_token.get_secret_value() if settings.slack_bot_token else None
+    app_token = settings.slack_app_token.get_secret_value() if settings.slack_app_token else None
+    if bot_token is not None and not bot_token.startswith("xoxb-"):
+        swapped = bot_token.startswith("xapp-")
+        hint = " (it looks like the app-level token, which belongs in SLACK_APP_TOKEN)" if swapped else ""
+        found.append(
+            Finding(
+                False,
+                f"settings: SLACK_BOT_TOKEN is not a bot token (xoxb-…){hint}",
+                "use the Bot User OAuth Token from your Slack app's OAuth & Permissions page",
+            )
+        )
+    if app_token is not None and not app_token.startswith("xapp-"):
+        found.append(
+            Finding(
+                False,
+                "settings: SLACK_APP_TOKEN is not an app-level token (xapp-…)",
+                "create one under Basic Information → App-Level Tokens with the connections:write scope",
+            )
+        )
+    return found
+
 
 async def check_database(settings: Settings) -> list[Finding]:
-    from bot.store import Store, StoreError
+    from bot.store import Store, StoreError, db
 
     try:
         store = await Store.open(settings.database_url, migrate=False)
     except StoreError as exc:
-        return [Finding(False, f"database: {exc}", "check DATABASE_URL and that the server is up")]
+        return [Finding(False, f"database: {exc}", "check DATABASE_URL and that the database server is up")]
     try:
-        await store.ping()
-        if not await store.is_migrated():
-            return [Finding(False, "database: migrations are not applied", "run `parley db upgrade`")]
+        async with store.engine.connect() as conn:
+            revision = await db.current_revision_async(conn)
     except Exception as exc:
-        return [Finding(False, f"database: {type(exc).__name__}", "check DATABASE_URL")]
+        problem = f"database: cannot read the schema version ({db.describe(exc)})"
+        return [Finding(False, problem, "check DATABASE_URL")]
     finally:
         await store.close()
-    return [Finding(True, "database: reachable and migrated")]
+    head = db.head_revision()
+    if revision == head:
+        return [Finding(True, f"database: reachable and migrated (revision {head})")]
+    if revision is not None and not _known_revision(revision):
+        return [
+            Finding(
+                False,
+                f"database: its schema (revision {revision}) is from a newer Parley than this one",
+                "upgrade Parley to the version that migrated it, or point DATABASE_URL at another database",
+            )
+        ]
+    state = "empty (no migrations applied)" if revision is None else f"at revision {revision}, not {head}"
+    return [
+        Finding(
+            False,
+            f"database: reachable but {state}",
+            "run `parley db upgrade` (`parley run` also applies migrations when it starts)",
+        )
+    ]
+
+
+def _known_revision(revision: str) -> bool:
+    from alembic.script import ScriptDirectory
+    from alembic.util.exc import CommandError
+
+    from bot.store import db
+
+    try:
+        return ScriptDirectory.from_config(db.alembic_config()).get_revision(revision) is not None
+    except CommandError:
+        return False
 
 
 async def check_gateway(settings: Settings) -> list[Finding]:
-    from bot.providers.errors import ProviderError
+    from bot.providers import errors
     from bot.providers.gateway import list_models
 
+    base = settings.apicore_base_url
     if settings.apicore_api_key is None:
         return [
             Finding(False, "gateway: APICORE_API_KEY is not set", "set APICORE_API_KEY to your gateway key")
         ]
     try:
         names = await list_models(settings)
-    except ProviderError as exc:
+    except errors.AuthError as exc:
         return [
             Finding(
                 False,
-                f"gateway: {exc.user_message}",
-                f"check APICORE_API_KEY and APICORE_BASE_URL ({settings.apicore_base_url})",
+                f"gateway: {base} refused APICORE_API_KEY{_status(exc)}",
+                "set APICORE_API_KEY to a valid key from your APICore account (this one is wrong, "
+                "revoked or expired)",
             )
         ]
-    found = [Finding(True, f"gateway: key accepted, {len(names)} models offered")]
-    if settings.parley_model not in names:
+    except errors.QuotaError as exc:
+        return [
+            Finding(
+                False,
+                f"gateway: the quota is used up{_status(exc)}",
+                "top up the gateway account (`parley usage` shows the quota)",
+            )
+        ]
+    except (errors.ConnectError, errors.GatewayTimeout) as exc:
+        return [
+            Finding(
+                False,
+                f"gateway: cannot reach {base} ({exc.detail or exc.user_message})",
+                "check APICORE_BASE_URL and the network (HTTPS_PROXY is used when set)",
+            )
+        ]
+    except errors.ProviderError as exc:
+        return [
+            Finding(
+                False,
+                f"gateway: GET {base}/v1/models failed: {exc.user_message.rstrip('.')}{_status(exc)}",
+                "check APICORE_BASE_URL: it should be the gateway root, without /v1",
+            )
+        ]
+    found = [Finding(True, f"gateway: key accepted by {base}, {len(names)} models offered")]
+    if settings.parley_model in names:
+        found.append(Finding(True, f"gateway: the default model {settings.parley_model} is offered"))
+    else:
+        listed = ", ".join(names[:8]) + (", …" if len(names) > 8 else "")
         found.append(
             Finding(
                 False,
                 f"gateway: the default model {settings.parley_model} is not offered",
-                "set PARLEY_MODEL to one that `parley models` lists",
+                f"set PARLEY_MODEL to one of the models `parley models` lists ({listed or 'none'})",
             )
         )
     return found
 
 
-CORE_CHECKS: tuple[Check, ...] = (check_database, check_gateway)
+def _status(exc: Exception) -> str:
+    status = getattr(exc, "status", None)
+    return f" (HTTP {status})" if status else ""
+
+
+CORE_CHECKS: tuple[Check, ...] = (check_settings, check_database, check_gateway)
+
+
+async def _guarded(check: Check, settings: Settings) -> list[Finding]:
+    """A platform check is a plug-in: its crash or hang is a finding, not the end of the doctor."""
+    name = getattr(check, "__module__", "?")
+    try:
+        return await asyncio.wait_for(check(settings), CHECK_TIMEOUT)
+    except TimeoutError:
+        return [Finding(False, f"{name}: no answer within {CHECK_TIMEOUT:.0f} s", "check the network")]
+    except Exception as exc:
+        log.debug("doctor check %s crashed", name, exc_info=True)
+        return [
+            Finding(
+                False,
+                f"{name}: the check itself failed ({type(exc).__name__}: {exc})",
+                "run with PARLEY_LOG_LEVEL=DEBUG for details, and report it",
+            )
+        ]
+
+
+def render(findings: Iterable[Finding], secrets: Sequence[str] = ()) -> str:
+    from bot.logs import RedactSecrets
+
+    redact = RedactSecrets(secrets).redact
+    lines = []
+    for finding in findings:
+        lines.append(f"{'ok  ' if finding.ok else 'FAIL'} {redact(finding.what)}")
+        if not finding.ok and finding.fix:
+            lines.append(f"     fix: {redact(finding.fix)}")
+    return "\n".join(lines)
+
+
+def _secrets(settings: Settings) -> list[str]:
+    from sqlalchemy.engine import make_url
+
+    from bot.logs import secrets_of
+
+    found = secrets_of(settings)
+    password = make_url(settings.database_url).password
+    if password:
+        found.append(str(password))
+    return found
 
 
 async def run_checks(settings: Settings, extra: tuple[Check, ...] = ()) -> int:
     from bot.plugins import doctor_checks
 
-    findings: list[Finding] = [Finding(True, "settings: valid")]
+    findings: list[Finding] = []
     for check in (*CORE_CHECKS, *doctor_checks(), *extra):
-        findings.extend(await check(settings))
-    for finding in findings:
-        mark = "ok  " if finding.ok else "FAIL"
-        line = f"{mark} {finding.what}"
-        if not finding.ok and finding.fix:
-            line += f"\n     fix: {finding.fix}"
-        print(line)
+        findings.extend(await _guarded(check, settings))
+    print(render(findings, _secrets(settings)), flush=True)
     problems = sum(not f.ok for f in findings)
     if problems:
-        print(f"{problems} problem(s) found", file=sys.stderr)
+        print(f"parley doctor: {problems} problem(s) found", file=sys.stderr)
         return 1
+    print("parley doctor: everything Parley needs is in place", file=sys.stderr)
     return 0
+
+
+def report_invalid_settings(problems: Sequence[str]) -> int:
+    """Settings that do not validate stop the doctor before any check: list them as findings."""
+    print(
+        render(
+            Finding(False, f"settings: {problem}", "correct it in the environment or in parley.toml")
+            for problem in problems
+        )
+    )
+    print("parley doctor: the settings are invalid; fix them and run it again", file=sys.stderr)
+    return 2

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Sequence
 from typing import Any
@@ -12,6 +13,8 @@ from bot.plugins import Adapter
 from bot.runtime import Runtime
 
 log = logging.getLogger("parley.http")
+
+PING_TIMEOUT = 3.0  # seconds; the container's HEALTHCHECK waits 4
 
 
 class HttpServer:
@@ -53,8 +56,13 @@ class HttpServer:
         checks: dict[str, Any] = {}
         healthy = True
         try:
-            await self.runtime.store.ping()
+            # A database that accepts connections and never answers must still make this a
+            # quick 503: orchestrators give up on a health probe after a few seconds.
+            await asyncio.wait_for(self.runtime.store.ping(), PING_TIMEOUT)
             checks["database"] = "ok"
+        except TimeoutError:
+            checks["database"] = f"unreachable: no answer within {PING_TIMEOUT:.0f} s"
+            healthy = False
         except Exception as exc:
             checks["database"] = f"unreachable: {type(exc).__name__}"
             healthy = False

@@ -6,6 +6,7 @@ import json
 import logging
 import sys
 from collections.abc import Iterable
+from datetime import UTC, datetime
 
 from bot.settings import Settings
 
@@ -49,20 +50,35 @@ class RedactSecrets(logging.Filter):
                 record.exc_info = None
                 record.exc_text = None
             record.msg, record.args = message, None
+            for name, value in extra_fields(record).items():
+                if isinstance(value, str):
+                    setattr(record, name, self.redact(value))
         return True
 
 
+# What every LogRecord has; anything else on a record came from ``extra={...}``.
+_STANDARD = frozenset(logging.LogRecord("", 0, "", 0, "", None, None).__dict__) | {"message", "asctime"}
+
+
+def extra_fields(record: logging.LogRecord) -> dict[str, object]:
+    return {k: v for k, v in record.__dict__.items() if k not in _STANDARD and not k.startswith("_")}
+
+
 class JsonFormatter(logging.Formatter):
+    """One JSON object per line: time, level, logger, message, then the ``extra`` fields."""
+
     def format(self, record: logging.LogRecord) -> str:
-        entry = {
-            "time": self.formatTime(record, "%Y-%m-%dT%H:%M:%S"),
+        entry: dict[str, object] = {
+            "time": datetime.fromtimestamp(record.created, UTC).isoformat(timespec="milliseconds"),
             "level": record.levelname,
             "logger": record.name,
             "message": record.getMessage(),
         }
+        for name, value in extra_fields(record).items():
+            entry.setdefault(name, value)
         if record.exc_info:
             entry["exception"] = self.formatException(record.exc_info)
-        return json.dumps(entry, ensure_ascii=False)
+        return json.dumps(entry, ensure_ascii=False, default=str)
 
 
 def configure(settings: Settings, *, level: str | None = None) -> None:

@@ -1,17 +1,30 @@
-"""Prometheus metrics, on a registry of Parley's own (so tests can run several runtimes)."""
+"""Prometheus metrics, on a registry of Parley's own (so tests can run several runtimes).
+
+Two kinds of figures: what the conversation service reports as replies run (it calls this
+class as its ReplyObserver), and live figures read at scrape time from the runtime that
+:meth:`Metrics.refresh` names: the renderer's action counts per platform, replies in flight,
+turns waiting.
+"""
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from typing import TYPE_CHECKING
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
+from prometheus_client.registry import Collector
 
 from bot.providers.base import Usage
 from bot.types import Outcome
 
 if TYPE_CHECKING:
     from bot.runtime import Runtime
+
+# Seconds. A model answers in under a second or, thinking first, in tens of seconds; Prometheus'
+# default buckets end at 10 s and would lump every slow reply together.
+LATENCY_BUCKETS = (0.1, 0.25, 0.5, 1.0, 1.5, 2.0, 3.0, 5.0, 8.0, 13.0, 20.0, 30.0, 60.0, 120.0)
 
 
 class Metrics:
@@ -27,23 +40,22 @@ class Metrics:
         self.first_token_seconds = Histogram(
             "parley_first_token_seconds",
             "Time from the message to the model's first token",
-            ["platform"],
+            ["platform", "model"],
+            buckets=LATENCY_BUCKETS,
             registry=r,
         )
         self.first_visible_seconds = Histogram(
             "parley_first_visible_seconds",
-            "Time from the message to the first visible text",
-            ["platform"],
+            "Time from the message to the first answer text the platform shows",
+            ["platform", "model"],
+            buckets=LATENCY_BUCKETS,
             registry=r,
         )
-        self.tokens = Counter("parley_tokens", "Tokens used", ["direction", "model"], registry=r)
-        self.in_flight = Gauge("parley_replies_in_flight", "Replies streaming now", registry=r)
-        self.waiting = Gauge(
-            "parley_turns_waiting", "Turns waiting behind another in their conversation", registry=r
+        self.tokens = Counter(
+            "parley_tokens", "Tokens used (direction: in, out, thinking)", ["direction", "model"], registry=r
         )
-        self.posts = Gauge("parley_platform_posts", "Messages posted by the renderer", registry=r)
-        self.edits = Gauge("parley_platform_edits", "Edits sent by the renderer", registry=r)
-        self.rate_limited = Gauge("parley_platform_rate_limited", "429s received from platforms", registry=r)
+        self._live = _Live()
+        r.register(self._live)
 
     # The conversation service's ReplyObserver.
     def reply_started(self, platform: str, model: str) -> None:
@@ -61,20 +73,61 @@ class Metrics:
     ) -> None:
         self.replies_finished.labels(platform, model, str(outcome)).inc()
         if first_token is not None:
-            self.first_token_seconds.labels(platform).observe(first_token)
+            self.first_token_seconds.labels(platform, model).observe(first_token)
         if first_visible is not None:
-            self.first_visible_seconds.labels(platform).observe(first_visible)
+            self.first_visible_seconds.labels(platform, model).observe(first_visible)
         self.tokens.labels("in", model).inc(usage.input_tokens)
         self.tokens.labels("out", model).inc(usage.output_tokens)
         self.tokens.labels("thinking", model).inc(usage.thinking_tokens)
 
     def refresh(self, runtime: Runtime) -> None:
-        self.in_flight.set(runtime.service.in_flight)
-        self.waiting.set(runtime.service.waiting)
-        stats = runtime.pacer.stats
-        self.posts.set(getattr(stats, "posts", 0))
-        self.edits.set(getattr(stats, "edits", 0))
-        self.rate_limited.set(getattr(stats, "rate_limited", 0))
+        """Take the live figures from ``runtime`` (read again at every scrape)."""
+        self._live.runtime = runtime
 
     def exposition(self) -> tuple[bytes, str]:
         return generate_latest(self.registry), CONTENT_TYPE_LATEST
+
+
+class _Live(Collector):
+    """Figures that already exist elsewhere (the renderer's stats, the service's queues): read
+    at scrape time rather than copied on every change."""
+
+    def __init__(self) -> None:
+        self.runtime: Runtime | None = None
+
+    def describe(self) -> list[Metric]:
+        # Without describe() the registry would call collect() at registration, before a runtime.
+        return []
+
+    def collect(self) -> Iterator[Metric]:
+        posts = CounterMetricFamily(
+            "parley_platform_posts", "Messages posted by the renderer", labels=["platform"]
+        )
+        edits = CounterMetricFamily(
+            "parley_platform_edits", "Edits sent by the renderer", labels=["platform"]
+        )
+        limited = CounterMetricFamily(
+            "parley_platform_rate_limited",
+            "429s the platform answered to the renderer's posts and edits",
+            labels=["platform"],
+        )
+        failed = CounterMetricFamily(
+            "parley_platform_failures",
+            "Posts and edits the platform refused for another reason",
+            labels=["platform"],
+        )
+        in_flight = GaugeMetricFamily("parley_replies_in_flight", "Replies streaming now")
+        waiting = GaugeMetricFamily(
+            "parley_turns_waiting", "Turns waiting behind another in their conversation"
+        )
+        runtime = self.runtime
+        if runtime is not None:
+            for platform, counts in sorted(runtime.pacer.stats.by_platform.items()):
+                label = [platform or "unknown"]
+                posts.add_metric(label, counts.posts)
+                edits.add_metric(label, counts.edits)
+                limited.add_metric(label, counts.rate_limited)
+                failed.add_metric(label, counts.failures)
+            in_flight.add_metric([], runtime.service.in_flight)
+            waiting.add_metric([], runtime.service.waiting)
+        yield from (posts, edits, limited, failed, in_flight, waiting)

@@ -42,6 +42,7 @@ class Runtime:
         return cls(settings, store, gateway, pacer, service, metrics)
 
     async def aclose(self) -> None:
+        await self.service.aclose()
         await self.pacer.aclose()
         await self.gateway.aclose()
         await self.store.close()

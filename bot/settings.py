@@ -18,6 +18,7 @@ from pydantic import (
     Field,
     SecretStr,
     ValidationError,
+    ValidationInfo,
     field_validator,
 )
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
@@ -34,6 +35,27 @@ def _names(value: object) -> object:
 
 # A set of platform ids (users, channels, guilds, roles, bots); empty means "no restriction".
 IdSet = Annotated[frozenset[str], BeforeValidator(_names)]
+
+
+def _numbers(value: object) -> object:
+    """ "0,1,2" or "0-3" (or both: "0-3,8") from the environment; a TOML array as it is."""
+    if isinstance(value, int):
+        return (value,)
+    if not isinstance(value, str):
+        return value
+    numbers: list[int] = []
+    for part in (p.strip() for p in value.split(",")):
+        if not part:
+            continue
+        low, dash, high = part.partition("-")
+        if not (low.strip().isdigit() and (not dash or high.strip().isdigit())):
+            raise ValueError(f"expected numbers or ranges like 0,1 or 0-3, got {part!r}")
+        numbers.extend(range(int(low), int(high) + 1) if dash else [int(low)])
+    return tuple(sorted(set(numbers)))
+
+
+# Discord shard ids this process runs.
+ShardIds = Annotated[tuple[int, ...], BeforeValidator(_numbers)]
 
 
 class SettingsError(Exception):
@@ -108,9 +130,30 @@ class Settings(BaseSettings):
     parley_discord_deny_guilds: IdSet = frozenset()
     parley_discord_allow_roles: IdSet = frozenset()
     parley_discord_deny_roles: IdSet = frozenset()
+    # Discord sharding over several processes (docs/deploy.md): each process runs its own shard
+    # ids, every process the same count. Unset, one process runs all the shards Discord advises.
+    parley_discord_shard_count: int | None = Field(default=None, gt=0)
+    parley_discord_shard_ids: ShardIds = ()
     parley_admin_only_settings: bool = True  # /model and /system need admin rights
     parley_context_messages: int = Field(default=50, ge=0, le=1000)  # thread backfill, at most
     parley_slack_native_streaming: bool = False  # chat.startStream/appendStream where Slack allows
+
+    # Limits that keep one user, channel or bot from taking Parley over (docs/reliability.md).
+    # 0 switches a limit off (the default: sizes depend on the team and the gateway's quota). A
+    # turn over a limit gets a short "busy" reply instead of an answer.
+    parley_max_input_chars: int = Field(default=20_000, gt=0)  # of one question; longer is trimmed
+    parley_user_rate: int = Field(default=0, ge=0)  # turns per user per minute
+    parley_max_concurrent_per_user: int = Field(default=0, ge=0)  # replies running or waiting
+    parley_max_concurrent_per_channel: int = Field(default=0, ge=0)
+    parley_max_concurrent_global: int = Field(default=0, ge=0)
+    parley_bot_turns_per_minute: int = Field(default=3, ge=0)  # answers to allowed bots, per thread
+    # Crash recovery: no reply streams longer than this (it is cut off), so a reply still marked
+    # streaming after it is surely orphaned, whichever instance wrote it.
+    parley_reply_timeout: float = Field(default=600.0, gt=0)
+    parley_recover_interval: float = Field(default=60.0, gt=0)  # how often orphans are looked for
+    # A name that survives restarts (e.g. a StatefulSet pod name): replies a crashed predecessor
+    # of the same name left streaming are then closed at once, even on a shared database.
+    parley_instance_id: str | None = None
 
     # Files in chat (bot/files; each is described in docs/files.md).
     parley_file_max_bytes: int = Field(default=32 * 1024 * 1024, gt=0)  # one file, downloaded
@@ -127,6 +170,18 @@ class Settings(BaseSettings):
     def _http_url(cls, value: str) -> str:
         if not value.startswith(("http://", "https://")):
             raise ValueError(f"must be an http(s) URL, got {value!r}")
+        return value
+
+    @field_validator("parley_discord_shard_ids")
+    @classmethod
+    def _shard_ids(cls, value: tuple[int, ...], info: ValidationInfo) -> tuple[int, ...]:
+        if not value:
+            return value
+        count = info.data.get("parley_discord_shard_count")
+        if count is None:
+            raise ValueError("needs PARLEY_DISCORD_SHARD_COUNT, the number of shards over all processes")
+        if value[-1] >= count:
+            raise ValueError(f"shard ids run from 0 to {count - 1} with PARLEY_DISCORD_SHARD_COUNT={count}")
         return value
 
     @field_validator("database_url")

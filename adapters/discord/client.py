@@ -24,9 +24,11 @@ from adapters.discord.commands import Commands
 from adapters.discord.events import MessageEvents
 from adapters.discord.hub import Hub
 from adapters.discord.pacing import DiscordBudgets
+from adapters.discord.surface import DiscordSurface, recovered_surface
 from bot.commands import UserFacingError
 from bot.runtime import Runtime
 from bot.settings import SettingsError
+from bot.store import StreamingReply
 
 log = logging.getLogger("parley.discord")
 
@@ -83,8 +85,13 @@ class DiscordAdapter:
             raise SettingsError(["DISCORD_BOT_TOKEN: not set"])
         self._token = token.get_secret_value().strip()
         self._api_url = runtime.settings.discord_api_url.rstrip("/")
+        settings = runtime.settings
+        # Unset, discord.py runs every shard /gateway/bot recommends; set, only this process's.
+        self._shard_ids = list(settings.parley_discord_shard_ids) or None
         self.client = _Client(
             self,
+            shard_count=settings.parley_discord_shard_count,
+            shard_ids=self._shard_ids,
             intents=intents(),
             chunk_guilds_at_startup=False,  # no members intent: nothing to chunk, no op 8 wait
             guild_ready_timeout=guild_ready_timeout,
@@ -107,6 +114,8 @@ class DiscordAdapter:
         self._point_discord_py()
         try:
             shards = await self._login()
+            if self._shard_ids is not None:
+                shards = len(self._shard_ids)  # the ones this process connects
             try:
                 async with self.hub.throttle.slot():
                     synced = await self.tree.sync()
@@ -119,12 +128,18 @@ class DiscordAdapter:
             raise
         user = self.client.user
         log.info(
-            "Discord: connected as %s (%s) to %d guild(s) on %d shard(s)",
+            "Discord: connected as %s (%s) to %d guild(s) on shard(s) %s of %d",
             user,
             user.id if user else "?",
             len(self.client.guilds),
+            ",".join(str(i) for i in sorted(self.client.shards)) or "0",
             self.client.shard_count or 1,
         )
+        # Replies a crashed Parley left streaming get their "interrupted" note now.
+        self.hub.spawn(self.hub.service.recover("discord", self._recovered_surface), "discord recovery")
+
+    def _recovered_surface(self, reply: StreamingReply) -> DiscordSurface | None:
+        return recovered_surface(self.hub, reply)
 
     async def stop_intake(self) -> None:
         """Start no new answers; replies in flight, their Stop buttons and slash commands go on.
