@@ -66,6 +66,9 @@ def _sqlite_path(url: URL) -> Path | None:
     return Path(database)
 
 
+_CONNECT_ATTEMPTS = 6
+
+
 def _install_sqlite_hooks(engine: AsyncEngine) -> None:
     sync_engine = engine.sync_engine
 
@@ -125,13 +128,22 @@ async def open_engine(url: str, *, check: bool = True) -> AsyncEngine:
     if _is_sqlite(parsed):
         _install_sqlite_hooks(engine)
     if check:
-        try:
-            async with engine.connect() as conn:
-                await conn.execute(text("SELECT 1"))
-        except Exception as exc:
-            await engine.dispose()
-            where = parsed.render_as_string(hide_password=True)
-            raise StoreError(f"DATABASE_URL: cannot connect to {where}: {describe(exc, parsed)}") from None
+        for attempt in range(_CONNECT_ATTEMPTS):
+            try:
+                async with engine.connect() as conn:
+                    await conn.execute(text("SELECT 1"))
+                break
+            except Exception as exc:
+                # Several processes opening a new SQLite file race to switch it to WAL, and
+                # SQLite may refuse that switch at once instead of waiting: try again shortly.
+                if "locked" in str(exc) and attempt + 1 < _CONNECT_ATTEMPTS:
+                    await asyncio.sleep(0.1 * (attempt + 1))
+                    continue
+                await engine.dispose()
+                where = parsed.render_as_string(hide_password=True)
+                raise StoreError(
+                    f"DATABASE_URL: cannot connect to {where}: {describe(exc, parsed)}"
+                ) from None
     return engine
 
 
