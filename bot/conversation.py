@@ -103,23 +103,6 @@ class ReplyObserver(Protocol):
         ...
 
 
-class _NoObserver:
-    def reply_started(self, platform: str, model: str) -> None:
-        return None
-
-    def reply_finished(
-        self,
-        platform: str,
-        model: str,
-        outcome: Outcome,
-        usage: Usage,
-        *,
-        first_token: float | None,
-        first_visible: float | None,
-    ) -> None:
-        return None
-
-
 @dataclass(slots=True)
 class ReplyResult:
     outcome: Outcome
@@ -170,7 +153,7 @@ class ConversationService:
         self.files = files
         # This process, whatever it is called: it never recovers a reply it may still be writing.
         self.instance_id = instance_id or uuid.uuid4().hex[:12]
-        self.observer: ReplyObserver = observer or _NoObserver()
+        self.observer: ReplyObserver | None = observer
         from bot.queue import TurnQueue
 
         self._queue = TurnQueue()
@@ -508,7 +491,8 @@ class ConversationService:
         except Exception as exc:
             return await self._failed_before_reply(msg, stream, placeholder, model, exc)
 
-        self.observer.reply_started(msg.key.platform, model)
+        if self.observer is not None:
+            self.observer.reply_started(msg.key.platform, model)
         active = _Active(msg.key, msg.author.id, stream)
         self._active[reply_id] = active
         # Counted in flight until its row is stored: the final edit and the store write too.
@@ -580,14 +564,15 @@ class ConversationService:
             )
             first_token = _since(arrived, generation.first_token_at)
             first_visible = _since(arrived, stream.first_text_at)
-            self.observer.reply_finished(
-                msg.key.platform,
-                model,
-                generation.outcome,
-                generation.usage,
-                first_token=first_token,
-                first_visible=first_visible,
-            )
+            if self.observer is not None:
+                self.observer.reply_finished(
+                    msg.key.platform,
+                    model,
+                    generation.outcome,
+                    generation.usage,
+                    first_token=first_token,
+                    first_visible=first_visible,
+                )
             total = time.monotonic() - arrived
             # One line per reply; in JSON logs (PARLEY_LOG_JSON) the same figures are fields of their own.
             log.info(
