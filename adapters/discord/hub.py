@@ -14,6 +14,7 @@ from adapters.discord.files import AttachmentReader
 from adapters.discord.pacing import DiscordBudgets, RestThrottle
 from bot.access import admitted
 from bot.runtime import Runtime
+from bot.tasks import TaskSet
 
 log = logging.getLogger("parley.discord")
 
@@ -34,8 +35,7 @@ class Hub:
         self.files = AttachmentReader(
             self.settings.discord_api_url, time_limit=self.settings.parley_file_timeout
         )
-        self._tasks: set[asyncio.Task[Any]] = set()
-        self._background: set[asyncio.Task[Any]] = set()
+        self._tasks = TaskSet(log)
         self._recent: OrderedDict[int, None] = OrderedDict()
         self.accepting = True
 
@@ -53,36 +53,15 @@ class Hub:
     ) -> asyncio.Task[Any]:
         """Run ``coro`` as a task the adapter waits for at stop; ``background`` ones (typing) are
         only cancelled."""
-        task = asyncio.get_running_loop().create_task(self._guard(coro, name), name=name)
-        tasks = self._background if background else self._tasks
-        tasks.add(task)
-        task.add_done_callback(tasks.discard)
-        return task
-
-    @staticmethod
-    async def _guard(coro: Coroutine[Any, Any, Any], name: str) -> Any:
-        try:
-            return await coro
-        except asyncio.CancelledError:
-            raise
-        except Exception:
-            log.exception("%s failed", name)
-            return None
+        return self._tasks.spawn(coro, name, background=background)
 
     async def drain(self, within: float) -> None:
         """Let running work finish for ``within`` seconds, then cancel what is left."""
-        pending = [t for t in self._tasks if not t.done()]
-        if pending:
-            await asyncio.wait(pending, timeout=within)
-        left = [*self._tasks, *self._background]
-        for task in left:
-            task.cancel()
-        if left:
-            await asyncio.wait(left, timeout=5)
+        await self._tasks.drain(within)
 
     @property
     def busy(self) -> int:
-        return sum(not t.done() for t in self._tasks)
+        return self._tasks.busy
 
     # -- exactly once, access -----------------------------------------------------------------------
 

@@ -23,6 +23,7 @@ from bot.access import admitted
 from bot.commands import UserFacingError
 from bot.runtime import Runtime
 from bot.store import StreamingReply
+from bot.tasks import TaskSet
 
 log = logging.getLogger("parley.slack")
 
@@ -86,9 +87,7 @@ class Workspace:
         self.stats = SlackStats()
         self._identity: Identity | None = None
         self._identity_lock = asyncio.Lock()
-        self._tasks: set[asyncio.Task[None]] = set()
-        self._idle = asyncio.Event()
-        self._idle.set()
+        self.tasks = TaskSet(log)
 
     # -- identity -----------------------------------------------------------------------------
 
@@ -134,34 +133,18 @@ class Workspace:
     # -- background work ------------------------------------------------------------------------
 
     def spawn(self, work: Coroutine[Any, Any, None], name: str) -> None:
-        task = asyncio.get_running_loop().create_task(work, name=name)
-        self._tasks.add(task)
-        self._idle.clear()
-        task.add_done_callback(self._finished)
-
-    def _finished(self, task: asyncio.Task[None]) -> None:
-        self._tasks.discard(task)
-        if not self._tasks:
-            self._idle.set()
-        if not task.cancelled() and task.exception() is not None:
-            log.error("%s failed", task.get_name(), exc_info=task.exception())
+        self.tasks.spawn(work, name)
 
     @property
     def busy(self) -> int:
-        return len(self._tasks)
+        return self.tasks.busy
 
     async def wait_idle(self, within: float | None = None) -> None:
-        await asyncio.wait_for(self._idle.wait(), within)
+        await self.tasks.wait_idle(within)
 
     async def drain(self, deadline: float) -> None:
         """Let the tasks finish for ``deadline`` seconds, then cancel what is left."""
-        pending = list(self._tasks)
-        if pending:
-            _done, still = await asyncio.wait(pending, timeout=deadline)
-            for task in still:
-                task.cancel()
-            if still:
-                await asyncio.wait(still, timeout=5)
+        await self.tasks.drain(deadline)
 
     async def aclose(self) -> None:
         await self.files.aclose()
