@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import math
+from itertools import pairwise
 
 import pytest
 
-from bot.render.budget import BudgetBook, Window, free_at
+from bot.render.budget import BURST_MAX_GAP, BudgetBook, Window, free_at
 from bot.render.surface import Budget
 
 
@@ -115,3 +116,52 @@ def test_reserve_is_a_rounded_down_share_and_never_the_whole_budget() -> None:
     assert paced_slots(5, 0.0) == 5
     with pytest.raises(ValueError):
         BudgetBook(reserve=1.0)
+
+
+def _greedy_starts(w: Window, until: float, rtt: float = 0.05) -> list[float]:
+    """Start an intermediate action whenever the window allows one, each answered after ``rtt``."""
+    starts: list[float] = []
+    t = 0.0
+    while True:
+        t = w.free_at(t, urgent=False)
+        if t >= until:
+            return starts
+        w.acquire(t)
+        starts.append(t)
+        t += rtt
+        w.release(t)
+
+
+def test_a_fresh_long_window_bursts_then_never_leaves_a_gap_over_the_guard() -> None:
+    # Slack's chat.update as Parley declares it: 45 a minute, 9 kept for first and final texts.
+    w = Window("k", 45, 60.0, margin=0.1, smooth=True)
+    even = 60.1 / 36
+    starts = _greedy_starts(w, 300.0)
+    # A short answer gets far more than one edit per even spacing...
+    assert sum(s < 7.0 for s in starts) >= 12 > 7.0 / even
+    # ...and however long the answer, no gap between two edits exceeds the guarded one.
+    gaps = [b - a for a, b in pairwise(starts)]
+    assert max(gaps) <= BURST_MAX_GAP * even + 0.06
+    # Never more than the non-reserved slots in any window (the count limit still holds).
+    for i, s in enumerate(starts):
+        assert sum(s <= x < s + 60.1 for x in starts[i:]) <= 36
+    # Over five minutes the whole rate is still used, bursts or not.
+    assert len(starts) >= 0.95 * 36 * 300 / 60.1
+
+
+def test_the_burst_leaves_the_reserve_and_a_sustainable_rate() -> None:
+    w = Window("k", 45, 60.0, margin=0.1, smooth=True)
+    starts = _greedy_starts(w, 10.0, rtt=0.0)
+    # After the burst, the slots still free cover one edit per guarded gap until the first ends.
+    free = 36 - len(starts)
+    assert free * BURST_MAX_GAP * 60.1 / 36 >= starts[0] + 60.1 - 10.0 - BURST_MAX_GAP * 60.1 / 36
+    assert w.free_at(10.0, urgent=True) == 10.0  # first and final texts still go at once
+
+
+@pytest.mark.parametrize(("capacity", "span"), [(4, 5.0), (5, 5.0), (30, 1.0), (3, 3.0)])
+def test_windows_short_next_to_a_reply_keep_even_spacing(capacity: int, span: float) -> None:
+    w = Window("k", capacity, span, margin=0.1, smooth=True)
+    slots = capacity - w._reserve
+    assert w.spacing == pytest.approx((span + 0.1) / slots)
+    starts = _greedy_starts(w, 4 * span, rtt=0.0)
+    assert [b - a for a, b in pairwise(starts)] == pytest.approx([(span + 0.1) / slots] * (len(starts) - 1))

@@ -24,19 +24,33 @@ log = logging.getLogger(__name__)
 RESERVE_FRACTION = 0.2
 # Resolves (one per reply) between two prunings of quiet windows.
 PRUNE_EVERY = 256
+# Intermediate actions may burst while a window is fresh, but never so far that a reply still
+# streaming later would wait longer than this many even spacings (window / slots) for its next
+# one; and a burst is spread over about this many seconds (a typical short answer), not spent on
+# the first tokens. Chosen by simulating 3 s to 3 min answers against the offline ideal (see
+# docs/performance.md): a 7 s Slack answer gets 3× more edits, a minute-long one ~15% fewer.
+BURST_MAX_GAP = 1.5
+BURST_HORIZON = 5.0
 
 
 class Window:
     """The live state of one budget key.
 
-    Intermediate (non-urgent) actions are also spread evenly over the window: a budget like Slack's
-    50 edits a minute would otherwise be spent in the first seconds of a reply, which would then
-    freeze for the rest of the minute, final text included.
+    Intermediate (non-urgent) actions are paced so that a reply can never freeze: a budget like
+    Slack's 50 edits a minute spent in the first seconds of a reply would leave it (final text
+    included) frozen for the rest of the minute. They may burst while the window is fresh, a gap
+    of ``window / burst`` seconds apart, but only as long as, after the action, one action every
+    ``guard_gap`` seconds could still be kept up until the window refills (see :meth:`_guard`).
+    Where the window is short next to a reply (Discord's 5 s) that leaves no burst, and the
+    actions are spread evenly over the window.
     """
 
     __slots__ = (
         "__weakref__",
         "_ends",
+        "_guard_at",
+        "_guard_gap",
+        "_guard_state",
         "_in_flight",
         "_last_start",
         "_margin",
@@ -76,6 +90,9 @@ class Window:
         self._span = 0.0
         self._reserve = 0
         self._spacing = 0.0
+        self._guard_gap = 0.0
+        self._guard_state: tuple[int, int, float] = (-1, -1, 0.0)
+        self._guard_at = -math.inf
         self._configure(capacity, window)
 
     def _configure(self, capacity: int, window: float) -> None:
@@ -84,7 +101,18 @@ class Window:
         self.window = window
         self._span = window + self._margin
         self._reserve = min(capacity - 1, int(capacity * self._reserve_fraction)) if self._smooth else 0
-        self._spacing = self._span / (capacity - self._reserve) if self._smooth else 0.0
+        self._spacing = self._guard_gap = 0.0
+        self._guard_state = (-1, -1, 0.0)
+        if self._smooth:
+            slots = capacity - self._reserve
+            even = self._span / slots
+            # Slots that can go in a burst while one every guard_gap stays possible for a window.
+            burst = slots - math.ceil(self._span / (BURST_MAX_GAP * even))
+            if burst > 0 and BURST_HORIZON / burst < even:
+                self._spacing = BURST_HORIZON / burst
+                self._guard_gap = BURST_MAX_GAP * even
+            else:
+                self._spacing = even
 
     def tighten(self, capacity: int, window: float) -> None:
         """Two surfaces declared the same key differently: keep the stricter of each."""
@@ -114,9 +142,39 @@ class Window:
         else:
             k = n - limit  # this many must expire before one more fits; in-flight ones sort last
             t = self._ends[k] if k < len(self._ends) else math.inf
-        if not urgent and self._last_start + self._spacing > t:
-            t = self._last_start + self._spacing
+        if not urgent:
+            if self._last_start + self._spacing > t:
+                t = self._last_start + self._spacing
+            if self._guard_gap:
+                guard = self._guard(limit, n)
+                if guard > t:
+                    t = guard
         return t if t > self._paused_until else self._paused_until
+
+    def _guard(self, limit: int, n: int) -> float:
+        """Earliest start after which one action every ``guard_gap`` s stays possible until the
+        window refills.
+
+        With ``f`` slots free after this action and the counting actions ending at ``e_0 <= e_1
+        <= …``, the ``m``-th action after this one (at ``+ m·gap``) finds a slot if no more than
+        ``f + j`` actions come before ``e_j``: ``start > e_j − (f + j + 1)·gap`` for every ``j``.
+        Actions in flight end last and after a full window, so they never bind. Memoised: the
+        answer changes only when an action starts, ends, or stops counting.
+        """
+        ends = self._ends
+        state = (len(ends), self._in_flight, ends[0] if ends else 0.0)
+        if state == self._guard_state:
+            return self._guard_at
+        gap = self._guard_gap
+        at = -math.inf
+        # Those that must expire before the count limit lets this action through at all are
+        # skipped: by then they no longer count.
+        for j in range(max(0, n - limit + 1), len(ends)):
+            t = ends[j] - (limit - n + j) * gap
+            if t > at:
+                at = t
+        self._guard_state, self._guard_at = state, at
+        return at
 
     def acquire(self, now: float) -> None:
         self._in_flight += 1
@@ -144,6 +202,11 @@ class Window:
             return math.inf
         last_end = self._ends[-1] if self._ends else -math.inf
         return max(last_end, self._last_start + self._spacing, self._paused_until)
+
+    @property
+    def spacing(self) -> float:
+        """Least gap between two intermediate actions (0 without smoothing)."""
+        return self._spacing
 
 
 def _validate(key: str, capacity: int, window: float) -> None:
