@@ -669,3 +669,27 @@ async def test_schedule_is_exact_with_an_injected_clock() -> None:
     ]
     assert [c.t0 for c in tl.calls] == pytest.approx([0.0, 0.0, 0.155, 0.31])
     await pacer.aclose()
+
+
+async def test_a_surface_that_changes_its_budgets_is_paced_by_the_new_ones(pacer: Pacer) -> None:
+    tl = Timeline()
+    fast, slow = edit_budget("fast", capacity=50, window=0.3), edit_budget("slow", capacity=2, window=0.3)
+    s = FakeSurface(tl, edit_budgets=[fast])
+    r = pacer.reply(s)
+    await r.start()
+    text = prose(400)
+    await stream_text(r, text[:200], step=2, interval=0.002)
+    # Like a Slack native stream falling back to chat.update: later edits cost another budget.
+    s._limits = SurfaceLimits(s._limits.max_chars, s._limits.post_budgets, (slow,))
+    switched = tl.clock()
+    await stream_text(r, text, step=2, interval=0.002)
+    await r.finish(text)
+    assert_final(r, s, text)
+    before = [c for c in tl.calls if c.action == "edit" and c.t0 < switched]
+    after = [c for c in tl.calls if c.action == "edit" and c.t0 >= switched]
+    assert len(before) > 4  # the generous budget was used while it applied
+    assert after and all(c.budgets == (slow,) for c in after)
+    assert pacer.budgets.get("slow") is not None
+    # At most 2 edits in any 0.3 s window after the switch, the final text included.
+    starts = [c.t0 for c in after]
+    assert all(b - a >= 0.3 for a, b in zip(starts, starts[2:], strict=False))

@@ -167,7 +167,8 @@ async def test_native_streaming_appends_and_stops(tmp_path: Path) -> None:
         answer = "Here is code:\n```python\nprint('a')\nprint('b')\n```\nAnd **done**, " + " ".join(
             f"w{i}" for i in range(30)
         )
-        # Appends share chat.update's pace (see SlackBudgets.edit_budgets): a 2 s answer gets two.
+        # Appends are paced by appendStream's own budget (90 a minute, a burst while the minute is
+        # fresh), not chat.update's 45: a 2 s answer gets several.
         gw.script(Reply.paced(answer, tokens_per_s=20))
         event = fs.app_mention("stream it")
         await bench.deliver(event)
@@ -177,7 +178,7 @@ async def test_native_streaming_appends_and_stops(tmp_path: Path) -> None:
         states = fs.timeline(DEFAULT_CHANNEL, reply.ts)
         events = [s.event for s in states]
         assert events[0] == "start_stream" and events[-1] == "stop_stream"
-        assert events.count("append_stream") >= 2
+        assert events.count("append_stream") >= 5
         grown = [s.markdown_text or "" for s in states]
         assert all(answer.startswith(g) for g in grown)
         start = fs.calls_for("chat.startStream")[0].params

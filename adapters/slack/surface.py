@@ -93,12 +93,12 @@ class SlackBudgets:
         return tuple(budgets)
 
     def edit_budgets(self, team: str, *, streaming: bool) -> tuple[Budget, ...]:
-        # A streaming reply's edit is an append, but may become a chat.update at any moment (fall
-        # back): the renderer fixes a reply's budgets when it starts, so both are declared.
-        budgets = [Budget(f"slack:{team}:chat.update", *self.update)]
+        # A streaming reply's edits are appends. When a stream falls back, the surface declares
+        # chat.update from then on (the renderer re-reads limits before each action); only the
+        # chat.update made inside the failing append's own slot goes undeclared, once a reply.
         if streaming:
-            budgets.append(Budget(f"slack:{team}:chat.appendStream", *self.append_stream))
-        return tuple(budgets)
+            return (Budget(f"slack:{team}:chat.appendStream", *self.append_stream),)
+        return (Budget(f"slack:{team}:chat.update", *self.update),)
 
 
 class SlackRefused(SurfaceError):
@@ -246,10 +246,15 @@ class SlackSurface:
         self._spawn = spawn
         self._on_user_stop = on_user_stop
         self._native = streaming.usable(channel, thread_ts)
-        self._limits = SurfaceLimits(
+        self._plain_limits = SurfaceLimits(
             max_chars=MAX_MARKDOWN,
-            post_budgets=budgets.post_budgets(team_id, channel, streaming=self._native),
-            edit_budgets=budgets.edit_budgets(team_id, streaming=self._native),
+            post_budgets=budgets.post_budgets(team_id, channel, streaming=False),
+            edit_budgets=budgets.edit_budgets(team_id, streaming=False),
+        )
+        self._native_limits = SurfaceLimits(
+            max_chars=MAX_MARKDOWN,
+            post_budgets=budgets.post_budgets(team_id, channel, streaming=True),
+            edit_budgets=budgets.edit_budgets(team_id, streaming=True),
         )
         self._streams: dict[str, _Stream] = {}
         self._status_lock = asyncio.Lock()
@@ -258,7 +263,7 @@ class SlackSurface:
 
     @property
     def limits(self) -> SurfaceLimits:
-        return self._limits
+        return self._native_limits if self._native else self._plain_limits
 
     def render(self, markdown: str) -> str:
         # The markdown block takes standard Markdown as it is.

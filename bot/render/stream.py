@@ -69,6 +69,7 @@ class ReplyStream:
         self._pacer = pacer
         self._surface = surface
         self._max_chars = limits.max_chars
+        self._limits = limits
         self._post_windows = pacer.budgets.resolve(limits.post_budgets)
         self._edit_windows = pacer.budgets.resolve(limits.edit_budgets)
         self.placeholder = placeholder
@@ -284,6 +285,14 @@ class ReplyStream:
     # -- what the scheduler uses ----------------------------------------------------------------
 
     def _windows(self, kind: Kind) -> tuple[Window, ...]:
+        limits = self._surface.limits
+        if limits is not self._limits:
+            # The surface changed how it reaches the platform mid-reply (Slack: a native stream
+            # fell back to chat.update): pace the next actions by what they now cost. The split
+            # plan keeps the first max_chars.
+            self._limits = limits
+            self._post_windows = self._pacer.budgets.resolve(limits.post_budgets)
+            self._edit_windows = self._pacer.budgets.resolve(limits.edit_budgets)
         return self._post_windows if kind is Kind.POST else self._edit_windows
 
     def _ready_at(self, now: float) -> float | None:

@@ -47,7 +47,10 @@ class ReplySurface(Protocol):
     """
 
     @property
-    def limits(self) -> SurfaceLimits: ...
+    def limits(self) -> SurfaceLimits:
+        """Read before every action: a surface may return other budgets once its calls change
+        (the split length is taken once, when a reply starts)."""
+        ...
 
     def render(self, markdown: str) -> str:
         """Standard Markdown → what the platform shows. Must be pure and cheap."""
