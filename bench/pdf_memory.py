@@ -1,6 +1,6 @@
 """Peak memory while Parley handles one ~30 MB PDF, above the idle process.
 
-    python bench/pdf_memory.py [--mb 30] [--pdf PATH]
+    python bench/pdf_memory.py [--mb 30] [--pdf PATH] [--cases CASE ...]
 
 Each case runs in a fresh child process: start the runtime (SQLite store, real gateway client,
 the fake gateway in another process so its copy of the request does not count), warm up with a
@@ -13,7 +13,7 @@ peak (``VmHWM``). Cases:
 - ``prepare-document``: the file pipeline alone (download, hash, parse, store) for a model whose
   limits let the PDF go as a document, without building the request.
 - ``document-anthropic`` / ``document-openai``: the whole turn with the PDF sent as a document,
-  which adds the providers' base64 + JSON request body.
+  which adds the providers' request body (its base64 is encoded chunk by chunk while sending).
 - ``text-follow-up``: after a ``text`` turn (not measured), a follow-up question in the same
   thread, which re-sends the stored text without loading the file.
 
@@ -194,6 +194,7 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--mb", type=float, default=30.0)
     parser.add_argument("--pdf", type=Path, help="use this PDF instead of generating one")
+    parser.add_argument("--cases", nargs="+", choices=CASES, default=CASES, help="run only these cases")
     parser.add_argument("--case", choices=CASES, help=argparse.SUPPRESS)  # the child's job
     parser.add_argument("--gateway", help=argparse.SUPPRESS)
     parser.add_argument("--workdir", type=Path, help=argparse.SUPPRESS)
@@ -213,7 +214,7 @@ def main() -> int:
             make_pdf(pdf_path, args.mb)
         gateway, url = _gateway()
         try:
-            for case in CASES:
+            for case in args.cases:
                 workdir = Path(tmp) / case
                 workdir.mkdir()
                 child = subprocess.run(

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import base64
 from typing import Any
 
 from bot.providers.base import (
@@ -18,6 +17,7 @@ from bot.providers.base import (
     Usage,
     UsageReport,
 )
+from bot.providers.body import Base64Data, materialize
 from bot.providers.classify import error_from_stream
 from bot.providers.errors import ProviderError
 from bot.providers.sse import BareLine, SSEEvent
@@ -41,8 +41,8 @@ _CACHE = {"type": "ephemeral"}
 MAX_CACHE_BREAKPOINTS = 4  # the API rejects a request with more cache_control blocks
 
 
-def _b64(data: bytes) -> str:
-    return base64.b64encode(data).decode("ascii")
+def _b64(data: bytes) -> Base64Data:
+    return Base64Data(data)
 
 
 def _blocks(turn: Turn) -> list[dict[str, Any]]:
@@ -83,7 +83,13 @@ def _keep_last_breakpoints(messages: list[dict[str, Any]]) -> None:
 
 
 def build_anthropic_body(request: ChatRequest) -> dict[str, Any]:
-    """The request body.
+    """The request body as plain JSON data (files inline as base64 text)."""
+    body: dict[str, Any] = materialize(lazy_anthropic_body(request))
+    return body
+
+
+def lazy_anthropic_body(request: ChatRequest) -> dict[str, Any]:
+    """The request body with files as :class:`Base64Data`, encoded only while sending.
 
     With thinking, the budget counts inside ``max_tokens``; when the configured ``max_tokens``
     does not exceed the budget, the answer keeps its configured room on top of the budget rather
@@ -215,6 +221,9 @@ class AnthropicProvider(StreamingProvider):
 
     def build_body(self, request: ChatRequest) -> dict[str, Any]:
         return build_anthropic_body(request)
+
+    def build_lazy_body(self, request: ChatRequest) -> dict[str, Any]:
+        return lazy_anthropic_body(request)
 
     def new_decoder(self) -> WireDecoder:
         return AnthropicDecoder(self._api_key)

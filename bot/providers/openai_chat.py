@@ -3,7 +3,6 @@ Gemini and every other non-Claude model."""
 
 from __future__ import annotations
 
-import base64
 from typing import Any
 
 from bot.providers.base import (
@@ -19,6 +18,7 @@ from bot.providers.base import (
     Usage,
     UsageReport,
 )
+from bot.providers.body import Base64Data, materialize
 from bot.providers.classify import error_from_stream
 from bot.providers.errors import ProviderError
 from bot.providers.sse import BareLine, SSEEvent
@@ -41,8 +41,8 @@ _OUTCOMES = {
 }
 
 
-def _data_uri(media_type: str, data: bytes) -> str:
-    return f"data:{media_type};base64,{base64.b64encode(data).decode('ascii')}"
+def _data_uri(media_type: str, data: bytes) -> Base64Data:
+    return Base64Data(data, f"data:{media_type};base64,")
 
 
 def _content(turn: Turn) -> str | list[dict[str, Any]]:
@@ -68,8 +68,16 @@ def _content(turn: Turn) -> str | list[dict[str, Any]]:
 
 
 def build_openai_body(request: ChatRequest) -> dict[str, Any]:
-    """The request body. ``thinking_budget`` has no portable field in this format (Gemini thinks
-    through ``-thinking`` model names or gateway-specific fields): set those through ``extra``."""
+    """The request body as plain JSON data (files inline as base64 text)."""
+    body: dict[str, Any] = materialize(lazy_openai_body(request))
+    return body
+
+
+def lazy_openai_body(request: ChatRequest) -> dict[str, Any]:
+    """The request body with files as :class:`Base64Data`, encoded only while sending.
+
+    ``thinking_budget`` has no portable field in this format (Gemini thinks through ``-thinking``
+    model names or gateway-specific fields): set those through ``extra``."""
     messages: list[dict[str, Any]] = []
     if request.system:
         messages.append({"role": "system", "content": request.system})
@@ -167,6 +175,9 @@ class OpenAIChatProvider(StreamingProvider):
 
     def build_body(self, request: ChatRequest) -> dict[str, Any]:
         return build_openai_body(request)
+
+    def build_lazy_body(self, request: ChatRequest) -> dict[str, Any]:
+        return lazy_openai_body(request)
 
     def new_decoder(self) -> WireDecoder:
         return OpenAIChatDecoder(self._api_key)

@@ -33,6 +33,7 @@ from typing import Any, Protocol
 import httpx
 
 from bot.providers.base import ChatRequest, Finish, StreamEvent, TextDelta, ThinkingDelta, Usage, UsageReport
+from bot.providers.body import RequestBody, encode_body
 from bot.providers.classify import error_from_response
 from bot.providers.errors import (
     BadRequest,
@@ -193,6 +194,10 @@ class StreamingProvider:
     def build_body(self, request: ChatRequest) -> dict[str, Any]:
         raise NotImplementedError
 
+    def build_lazy_body(self, request: ChatRequest) -> dict[str, Any]:
+        """``build_body`` with files left as :class:`~bot.providers.body.Base64Data`."""
+        return self.build_body(request)
+
     def new_decoder(self) -> WireDecoder:
         raise NotImplementedError
 
@@ -211,8 +216,9 @@ class StreamingProvider:
     async def stream(self, request: ChatRequest) -> AsyncGenerator[StreamEvent, None]:
         if self._api_key is None:
             raise MissingApiKey("APICORE_API_KEY is not set")
-        content = json.dumps(self.build_body(request), ensure_ascii=False).encode()
-        headers = self.headers(self._api_key)
+        # Files are base64-encoded chunk by chunk while each attempt sends: see bot.providers.body.
+        content = encode_body(self.build_lazy_body(request))
+        headers = {**self.headers(self._api_key), "content-length": str(content.content_length)}
         loop = asyncio.get_running_loop()
         started = loop.time()
         attempt = 0
@@ -241,7 +247,9 @@ class StreamingProvider:
                 await attempt_stream.aclose()
             await asyncio.sleep(delay)
 
-    async def _attempt(self, content: bytes, headers: dict[str, str]) -> AsyncGenerator[StreamEvent, None]:
+    async def _attempt(
+        self, content: RequestBody, headers: dict[str, str]
+    ) -> AsyncGenerator[StreamEvent, None]:
         loop = asyncio.get_running_loop()
         policy = self.policy
         deadline = loop.time() + policy.first_token_timeout
@@ -249,7 +257,7 @@ class StreamingProvider:
             try:
                 async with asyncio.timeout_at(deadline):
                     response = await stack.enter_async_context(
-                        self._client.stream("POST", self.path, content=content, headers=headers)
+                        self._client.stream("POST", self.path, content=content.content, headers=headers)
                     )
                     if response.status_code >= 300:
                         raise await self._status_error(response)
