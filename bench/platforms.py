@@ -10,14 +10,12 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from discord.gateway import DiscordWebSocket
-from discord.http import Ratelimit, Route
 from sqlalchemy import select
 
 from adapters.discord.client import DiscordAdapter
@@ -27,11 +25,19 @@ from bench.metrics import Trace
 from bench.workload import Workload, question, question_index
 from bot.render import Budget
 from bot.runtime import Runtime
-from bot.settings import load_settings
 from bot.store.models import Conversation, Message
 from tests.fakes.discord import Channel, FakeDiscord, Guild, Overwrite, Perm, StoredMessage, User
 from tests.fakes.gateway import FakeGateway, RecordedRequest
 from tests.fakes.slack import FakeSlack
+from tests.stack import (
+    discord_env,
+    discord_fakes,
+    open_runtime,
+    parley_env,
+    shut_down,
+    slack_env,
+    start_socket_mode,
+)
 
 
 def _limits(budgets: tuple[Budget, ...]) -> list[Limit]:
@@ -53,15 +59,6 @@ async def wait_until(predicate: Any, within: float, what: str) -> None:
         if time.monotonic() > end:
             raise TimeoutError(f"waited {within:.0f}s for {what}")
         await asyncio.sleep(0.02)
-
-
-def _env(gw: FakeGateway, tmp: Path, extra: Mapping[str, str]) -> dict[str, str]:
-    return {
-        "APICORE_API_KEY": gw.api_key or "",
-        "APICORE_BASE_URL": gw.url,
-        "DATABASE_URL": f"sqlite+aiosqlite:///{tmp / 'parley.db'}",
-        **extra,
-    }
 
 
 # -- Discord ------------------------------------------------------------------------------------
@@ -145,52 +142,25 @@ class DiscordStack:
 
 
 @asynccontextmanager
-async def _count_discord_py_waits() -> AsyncIterator[list[int]]:
-    original = Ratelimit._refresh
-    count = [0]
-
-    async def counting(self: Ratelimit) -> None:
-        count[0] += 1
-        await original(self)
-
-    Ratelimit._refresh = counting  # type: ignore[method-assign]
-    try:
-        yield count
-    finally:
-        Ratelimit._refresh = original  # type: ignore[method-assign]
-
-
-@asynccontextmanager
 async def discord_stack(
     tmp: Path, work: Workload, *, channels: int = 1, threads: bool = True
 ) -> AsyncIterator[DiscordStack]:
     """``channels`` text channels in one guild. A mention opens a thread, as in production, unless
     ``threads`` is off: then Parley may not open one and answers in the channel itself, where all
     replies share the channel's rate limits."""
-    saved = (Route.BASE, DiscordWebSocket.DEFAULT_GATEWAY)
-    try:
-        async with (
-            FakeGateway(default=work.reply()) as gw,
-            FakeDiscord() as fd,
-            _count_discord_py_waits() as waits,
-        ):
-            guild = fd.create_guild("Bench")
-            deny = [] if threads else [Overwrite(guild.id, 0, deny=Perm.CREATE_PUBLIC_THREADS)]
-            made = [fd.create_channel(guild, f"room-{i}", overwrites=deny) for i in range(channels)]
-            alice = fd.create_user("alice", global_name="Alice")
-            fd.add_member(guild, alice)
-            env = _env(gw, tmp, {"DISCORD_BOT_TOKEN": fd.token, "DISCORD_API_URL": fd.api_url})
-            runtime = await Runtime.create(load_settings(env, cwd=tmp))
-            adapter = DiscordAdapter(runtime, guild_ready_timeout=0.1)
-            try:
-                await adapter.start()
-                yield DiscordStack(fd, gw, runtime, adapter, guild, made, alice, waits)
-            finally:
-                await runtime.service.drain(5)
-                await adapter.stop()
-                await runtime.aclose()
-    finally:
-        Route.BASE, DiscordWebSocket.DEFAULT_GATEWAY = saved
+    async with discord_fakes(work.reply()) as (gw, fd, waits):
+        guild = fd.create_guild("Bench")
+        deny = [] if threads else [Overwrite(guild.id, 0, deny=Perm.CREATE_PUBLIC_THREADS)]
+        made = [fd.create_channel(guild, f"room-{i}", overwrites=deny) for i in range(channels)]
+        alice = fd.create_user("alice", global_name="Alice")
+        fd.add_member(guild, alice)
+        runtime = await open_runtime(parley_env(gw, tmp, discord_env(fd)), tmp)
+        adapter = DiscordAdapter(runtime, guild_ready_timeout=0.1)
+        try:
+            await adapter.start()
+            yield DiscordStack(fd, gw, runtime, adapter, guild, made, alice, waits)
+        finally:
+            await shut_down(runtime, adapter.stop)
 
 
 # -- Slack --------------------------------------------------------------------------------------
@@ -261,26 +231,18 @@ class SlackStack:
 @asynccontextmanager
 async def slack_stack(tmp: Path, work: Workload, *, native: bool = False) -> AsyncIterator[SlackStack]:
     async with FakeGateway(default=work.reply()) as gw, FakeSlack() as fs:
-        env = _env(
-            gw,
-            tmp,
-            {
-                "SLACK_BOT_TOKEN": fs.bot_token,
-                "SLACK_APP_TOKEN": fs.app_token,
-                "SLACK_API_URL": fs.api_url,
-                "PARLEY_SLACK_NATIVE_STREAMING": "true" if native else "false",
-            },
-        )
-        runtime = await Runtime.create(load_settings(env, cwd=tmp))
+        streaming = {"PARLEY_SLACK_NATIVE_STREAMING": "true" if native else "false"}
+        runtime = await open_runtime(parley_env(gw, tmp, slack_env(fs, "socket"), streaming), tmp)
         adapter = SlackAdapter(runtime)
+
+        async def stop_adapter() -> None:
+            # The numbers are taken by now: a socket that fails to close must not lose them.
+            with contextlib.suppress(Exception):
+                await adapter.stop()
+
         try:
-            connects = fs.socket_connect_count
-            await adapter.start()
-            await fs.wait_for_connect_count(connects + 1)
+            await start_socket_mode(adapter, fs)
             team = (await adapter.ws.identity()).team_id
             yield SlackStack(fs, gw, runtime, adapter, team)
         finally:
-            await runtime.service.drain(5)
-            with contextlib.suppress(Exception):
-                await adapter.stop()
-            await runtime.aclose()
+            await shut_down(runtime, stop_adapter)

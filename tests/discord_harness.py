@@ -18,24 +18,27 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import AsyncIterator, Mapping, Sequence
+from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from discord.gateway import DiscordWebSocket
-from discord.http import Ratelimit, Route
-
 from adapters.discord.client import DiscordAdapter
 from adapters.discord.pacing import DiscordBudgets
 from adapters.discord.surface import PROVISIONAL, STOP_ID
-from bot.files import FileError, PreparedFiles
 from bot.runtime import Runtime
-from bot.settings import load_settings
-from bot.types import Attachment, ContextMessage
 from tests.fakes.discord import Channel, FakeDiscord, Guild, Limits, RateLimitRule, StoredMessage, User
 from tests.fakes.gateway import FakeGateway, Reply
+from tests.stack import (
+    TEST_SETTINGS,
+    RecordingFiles,
+    discord_env,
+    discord_fakes,
+    open_runtime,
+    parley_env,
+    shut_down,
+)
 
 
 def quick_limits() -> tuple[Limits, DiscordBudgets]:
@@ -43,42 +46,6 @@ def quick_limits() -> tuple[Limits, DiscordBudgets]:
     tests of behaviour that would otherwise spend their time waiting for a channel's window."""
     limits = Limits(message_create=RateLimitRule(5, 1.0), message_edit=RateLimitRule(5, 1.0))
     return limits, DiscordBudgets(create=(4, 1.0), edit=(4, 1.0))
-
-
-@dataclass
-class Fetched:
-    name: str
-    data: bytes | None
-    error: str | None
-
-
-@dataclass
-class RecordingFiles:
-    """A file pipeline that fetches every attachment with a byte cap and records the outcome.
-
-    The adapter's job ends at the fetchers; what the model receives is the file pipeline's.
-    """
-
-    max_bytes: int = 1024 * 1024
-    fetched: list[Fetched] = field(default_factory=list)
-
-    async def prepare(
-        self,
-        conversation_id: int,
-        attachments: Sequence[Attachment],
-        model: str,
-        *,
-        question: str,
-        context: Sequence[ContextMessage] = (),
-    ) -> PreparedFiles:
-        out = PreparedFiles(question=question)
-        for a in [*(a for c in context for a in c.attachments), *attachments]:
-            try:
-                self.fetched.append(Fetched(a.name, await a.fetch(self.max_bytes), None))
-            except FileError as exc:
-                self.fetched.append(Fetched(a.name, None, exc.sentence(a.name)))
-                out.notes.append(exc.sentence(a.name))
-        return out
 
 
 @dataclass
@@ -103,17 +70,14 @@ class DiscordBench:
         return self.waits[0]
 
     async def start(self) -> None:
-        settings = load_settings(self.env, cwd=self.tmp)
-        self.runtime = await Runtime.create(settings, files=self.files)
+        self.runtime = await open_runtime(self.env, self.tmp, self.files)
         self.adapter = DiscordAdapter(self.runtime, budgets=self.budgets, guild_ready_timeout=0.1)
         await self.adapter.start()
 
     async def stop(self) -> None:
         """``parley run``'s shutdown: no new answers, replies in flight drain, then disconnect."""
         await self.adapter.stop_intake()
-        await self.runtime.service.drain(5)
-        await self.adapter.stop()
-        await self.runtime.aclose()
+        await shut_down(self.runtime, self.adapter.stop)
 
     # -- driving -------------------------------------------------------------------------------
 
@@ -158,34 +122,7 @@ def is_live(message: StoredMessage) -> bool:
 
 
 def bench_env(fd: FakeDiscord, gw: FakeGateway, tmp: Path, extra: Mapping[str, str] | None) -> dict[str, str]:
-    env = {
-        "APICORE_API_KEY": gw.api_key or "",
-        "APICORE_BASE_URL": gw.url,
-        "DATABASE_URL": f"sqlite+aiosqlite:///{tmp / 'parley.db'}",
-        "DISCORD_BOT_TOKEN": fd.token,
-        "DISCORD_API_URL": fd.api_url,
-        "PARLEY_ADMIN_ONLY_SETTINGS": "false",
-        "PARLEY_MAX_RETRIES": "0",
-    }
-    env.update(extra or {})
-    return env
-
-
-@asynccontextmanager
-async def count_discord_py_waits() -> AsyncIterator[list[int]]:
-    """Counts the times discord.py makes a caller sleep on a rate-limit bucket."""
-    original = Ratelimit._refresh
-    count = [0]
-
-    async def counting(self: Ratelimit) -> None:
-        count[0] += 1
-        await original(self)
-
-    Ratelimit._refresh = counting  # type: ignore[method-assign]
-    try:
-        yield count
-    finally:
-        Ratelimit._refresh = original  # type: ignore[method-assign]
+    return parley_env(gw, tmp, {**discord_env(fd), **TEST_SETTINGS}, extra)
 
 
 @asynccontextmanager
@@ -199,30 +136,21 @@ async def discord_bench(
     start: bool = True,
     **fake_kwargs: Any,
 ) -> AsyncIterator[DiscordBench]:
-    saved = (Route.BASE, DiscordWebSocket.DEFAULT_GATEWAY)
-    try:
-        async with (
-            FakeGateway(default=default) as gw,
-            FakeDiscord(heartbeat_interval_ms=500, limits=limits, **fake_kwargs) as fd,
-            count_discord_py_waits() as waits,
-        ):
-            guild = fd.create_guild("Parley Test")
-            channel = fd.create_channel(guild, "general")
-            alice = fd.create_user("alice", global_name="Alice")
-            bob = fd.create_user("bob", global_name="Bob")
-            fd.add_member(guild, alice)
-            fd.add_member(guild, bob)
-            bench = DiscordBench(
-                fd, gw, tmp, bench_env(fd, gw, tmp, env), budgets, guild, channel, alice, bob
-            )
-            bench.waits = waits
+    fakes = discord_fakes(default, heartbeat_interval_ms=500, limits=limits, **fake_kwargs)
+    async with fakes as (gw, fd, waits):
+        guild = fd.create_guild("Parley Test")
+        channel = fd.create_channel(guild, "general")
+        alice = fd.create_user("alice", global_name="Alice")
+        bob = fd.create_user("bob", global_name="Bob")
+        fd.add_member(guild, alice)
+        fd.add_member(guild, bob)
+        bench = DiscordBench(fd, gw, tmp, bench_env(fd, gw, tmp, env), budgets, guild, channel, alice, bob)
+        bench.waits = waits
+        if start:
+            await bench.start()
+        try:
+            yield bench
+        finally:
             if start:
-                await bench.start()
-            try:
-                yield bench
-            finally:
-                if start:
-                    await bench.stop()
-            assert not fd.server_errors, fd.server_errors
-    finally:
-        Route.BASE, DiscordWebSocket.DEFAULT_GATEWAY = saved
+                await bench.stop()
+        assert not fd.server_errors, fd.server_errors

@@ -18,16 +18,14 @@ import re
 import signal
 import subprocess
 import sys
-import threading
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Coroutine
 from pathlib import Path
 from types import TracebackType
-from typing import Any
 
 from tests.cli_harness import _KEEP
+from tests.fakes.loopback import LoopThread
 
 _LISTENING = re.compile(r"HTTP server on http://[^:\s]+:(\d+)")
 # Loopback only, and no proxy from the environment in the way.
@@ -126,22 +124,17 @@ class TcpProxy:
     def __init__(self, host: str, port: int) -> None:
         self.target = (host, port)
         self.port = 0
-        self._loop = asyncio.new_event_loop()
-        self._thread = threading.Thread(target=self._loop.run_forever, name="tcp-proxy", daemon=True)
-        self._thread.start()
+        self._thread = LoopThread("tcp-proxy")
         self._server: asyncio.Server | None = None
         self._writers: set[asyncio.StreamWriter] = set()
         self.restore()
-
-    def _call(self, coro: Coroutine[Any, Any, None]) -> None:
-        asyncio.run_coroutine_threadsafe(coro, self._loop).result(10)
 
     def restore(self) -> None:
         async def listen() -> None:
             self._server = await asyncio.start_server(self._pipe, "127.0.0.1", self.port)
             self.port = self._server.sockets[0].getsockname()[1]
 
-        self._call(listen())
+        self._thread.run(listen())
 
     def cut(self) -> None:
         async def close() -> None:
@@ -153,7 +146,7 @@ class TcpProxy:
                 writer.transport.abort()
             self._writers.clear()
 
-        self._call(close())
+        self._thread.run(close())
 
     async def _pipe(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         try:
@@ -178,6 +171,4 @@ class TcpProxy:
 
     def close(self) -> None:
         self.cut()
-        self._loop.call_soon_threadsafe(self._loop.stop)
-        self._thread.join(10)
-        self._loop.close()
+        self._thread.close()

@@ -17,63 +17,34 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import AsyncIterator, Mapping, Sequence
+from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 from adapters.slack.app import SlackAdapter
 from adapters.slack.surface import STOP_ACTION, SlackBudgets
-from bot.files import FileError, PreparedFiles
 from bot.http import HttpServer
 from bot.runtime import Runtime
-from bot.settings import load_settings
 from bot.store import StoredMessage
-from bot.types import Attachment, ContextMessage, ConversationKey
+from bot.types import ConversationKey
 from tests.fakes.gateway import FakeGateway
 from tests.fakes.slack_api import Delivery, FakeSlack, Message
+from tests.stack import (
+    TEST_SETTINGS,
+    RecordingFiles,
+    open_runtime,
+    parley_env,
+    shut_down,
+    slack_env,
+    start_socket_mode,
+)
+from tests.stack import SlackMode as Mode
 
-Mode = Literal["socket", "http"]
+__all__ = ["MODES", "Mode", "RecordingFiles", "SlackBench", "bench_env", "is_live", "slack_bench"]
+
 MODES: tuple[Mode, ...] = ("socket", "http")
-
-
-@dataclass
-class Fetched:
-    name: str
-    data: bytes | None
-    error: str | None
-
-
-@dataclass
-class RecordingFiles:
-    """A file pipeline that fetches every attachment and records what came back.
-
-    The adapter's job ends at the fetchers; what the model receives is the file pipeline's, so
-    the tests look at the bytes the fetchers delivered.
-    """
-
-    max_bytes: int = 1024 * 1024
-    fetched: list[Fetched] = field(default_factory=list)
-
-    async def prepare(
-        self,
-        conversation_id: int,
-        attachments: Sequence[Attachment],
-        model: str,
-        *,
-        question: str,
-        context: Sequence[ContextMessage] = (),
-    ) -> PreparedFiles:
-        out = PreparedFiles(question=question)
-        for a in [*(a for c in context for a in c.attachments), *attachments]:
-            try:
-                data = await a.fetch(self.max_bytes)
-                self.fetched.append(Fetched(a.name, data, None))
-            except FileError as exc:
-                self.fetched.append(Fetched(a.name, None, exc.sentence(a.name)))
-                out.notes.append(exc.sentence(a.name))
-        return out
 
 
 @dataclass
@@ -94,26 +65,23 @@ class SlackBench:
     # -- lifecycle -----------------------------------------------------------------------------
 
     async def start(self) -> None:
-        settings = load_settings(self.env, cwd=self.tmp)
-        self.runtime = await Runtime.create(settings, files=self.files)
+        self.runtime = await open_runtime(self.env, self.tmp, self.files)
         adapter = SlackAdapter(self.runtime, budgets=self.budgets, ping_interval=1.0, **self.adapter_kwargs)
         self.adapter = adapter
-        if self.mode == "http":
+        if self.mode == "socket":
+            await start_socket_mode(adapter, self.fs)
+        else:
             self.server = HttpServer(self.runtime, [adapter])
             await self.server.start("127.0.0.1", 0)
             self.fs.events_url = f"http://127.0.0.1:{self.server.port}/slack/events"
-        connects = self.fs.socket_connect_count
-        await adapter.start()
-        if self.mode == "socket":
-            await self.fs.wait_for_connect_count(connects + 1)
+            await adapter.start()
 
     async def stop(self) -> None:
-        await self.runtime.service.drain(5)
-        await self.adapter.stop()
+        stops = [self.adapter.stop]
         if self.server is not None:
-            await self.server.stop()
+            stops.append(self.server.stop)
             self.server = None
-        await self.runtime.aclose()
+        await shut_down(self.runtime, *stops)
 
     async def restart(self) -> None:
         """A new process on the same database: new Runtime, new adapter, new connection."""
@@ -131,9 +99,7 @@ class SlackBench:
 
     async def resume_intake(self) -> None:
         if self.mode == "socket":
-            connects = self.fs.socket_connect_count
-            await self.adapter.start()
-            await self.fs.wait_for_connect_count(connects + 1)
+            await start_socket_mode(self.adapter, self.fs)
         else:
             assert self.server is not None and self._port is not None
             await self.server.start("127.0.0.1", self._port)
@@ -200,21 +166,7 @@ def is_live(message: Message) -> bool:
 def bench_env(
     fs: FakeSlack, gw: FakeGateway, tmp: Path, mode: Mode, extra: Mapping[str, str] | None
 ) -> dict[str, str]:
-    env = {
-        "APICORE_API_KEY": gw.api_key or "",
-        "APICORE_BASE_URL": gw.url,
-        "DATABASE_URL": f"sqlite+aiosqlite:///{tmp / 'parley.db'}",
-        "SLACK_BOT_TOKEN": fs.bot_token,
-        "SLACK_API_URL": fs.api_url,
-        "PARLEY_ADMIN_ONLY_SETTINGS": "false",
-        "PARLEY_MAX_RETRIES": "0",
-    }
-    if mode == "socket":
-        env["SLACK_APP_TOKEN"] = fs.app_token
-    else:
-        env["SLACK_SIGNING_SECRET"] = fs.signing_secret
-    env.update(extra or {})
-    return env
+    return parley_env(gw, tmp, {**slack_env(fs, mode), **TEST_SETTINGS}, extra)
 
 
 @asynccontextmanager

@@ -29,20 +29,19 @@ from __future__ import annotations
 import asyncio
 import json
 import re
-import threading
 import time
 from collections import deque
-from collections.abc import AsyncIterator, Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from types import TracebackType
-from typing import Any, Literal
+from typing import Any, Literal, Self
 
 from aiohttp import web
 from multidict import CIMultiDict
 
 from bot.providers.base import Finish, StreamEvent, TextDelta, ThinkingDelta, Usage, UsageReport
+
+from .loopback import LoopbackServer
 
 STREAM_PATHS = ("/v1/chat/completions", "/v1/messages")
 DEFAULT_MODELS = ("gemini-2.5-flash", "gemini-2.5-pro", "claude-sonnet-4-5", "gpt-4o-mini")
@@ -250,10 +249,12 @@ class _Frame:
     thinking: str = ""
 
 
-class FakeGateway:
+class FakeGateway(LoopbackServer):
     """The fake server. ``api_key`` None accepts any key; ``models`` is what /v1/models lists;
     ``default`` answers stream requests when nothing is scripted; ``hard_limit_usd`` and
     ``total_usage`` feed the billing routes; ``port`` 0 picks a free one (see ``url``)."""
+
+    thread_name = "fake-gateway"
 
     def __init__(
         self,
@@ -324,7 +325,7 @@ class FakeGateway:
         return await self.wait_until(lambda: len(self.disconnects) >= count, within)
 
     # Lifecycle.
-    async def start(self) -> FakeGateway:
+    async def start(self) -> Self:
         self._closing = asyncio.Event()
         app = web.Application(client_max_size=64 * 1024 * 1024)
         for path in STREAM_PATHS:
@@ -348,31 +349,6 @@ class FakeGateway:
         if self._runner is not None:
             await self._runner.cleanup()
             self._runner = None
-
-    async def __aenter__(self) -> FakeGateway:
-        return await self.start()
-
-    async def __aexit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        await self.stop()
-
-    @classmethod
-    @contextmanager
-    def in_thread(cls, **kwargs: Any) -> Iterator[FakeGateway]:
-        """Run in a background thread with its own loop; for sync tests and subprocesses."""
-        gateway = cls(**kwargs)
-        loop = asyncio.new_event_loop()
-        thread = threading.Thread(target=loop.run_forever, name="fake-gateway", daemon=True)
-        thread.start()
-        try:
-            asyncio.run_coroutine_threadsafe(gateway.start(), loop).result(10)
-            yield gateway
-        finally:
-            asyncio.run_coroutine_threadsafe(gateway.stop(), loop).result(10)
-            loop.call_soon_threadsafe(loop.stop)
-            thread.join(10)
-            loop.close()
 
     # Routes.
     async def _record(self, request: web.Request) -> RecordedRequest:

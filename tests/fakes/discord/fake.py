@@ -7,11 +7,11 @@ import contextlib
 import threading
 import time
 from collections.abc import Callable, Coroutine, Iterator, Sequence
-from types import TracebackType
-from typing import Any, TypeVar
+from typing import Any, Self, TypeVar
 
 from aiohttp import web
 
+from ..loopback import LoopbackServer
 from .gateway import Gateway
 from .models import (
     JSON,
@@ -32,8 +32,16 @@ T = TypeVar("T")
 AttachmentSpec = StoredAttachment | tuple[str, bytes] | tuple[str, bytes, str]
 
 
-class FakeDiscord(World):
-    """A loopback Discord (REST + gateway). See the package docstring for the full API."""
+class FakeDiscord(World, LoopbackServer):
+    """A loopback Discord (REST + gateway). See the package docstring for the full API.
+
+    In :meth:`in_thread`, builders (``create_*``, ``add_*``) may be called directly from the
+    test's thread; run the async helpers with ``fd.run(fd.user_says(...))``.
+    """
+
+    thread_name = "fake-discord"
+    # Tests end with discord.py's sessions still open: an error closing them is not their outcome.
+    ignore_stop_errors = True
 
     def __init__(
         self,
@@ -66,7 +74,7 @@ class FakeDiscord(World):
 
     # ------------------------------------------------------------------ lifecycle
 
-    async def start(self) -> FakeDiscord:
+    async def start(self) -> Self:
         loop = asyncio.get_running_loop()
         self._loop, self._loop_thread = loop, threading.get_ident()
         self._changed = asyncio.Event()
@@ -92,52 +100,6 @@ class FakeDiscord(World):
         if self._runner is not None:
             await self._runner.cleanup()
             self._runner = None
-
-    async def __aenter__(self) -> FakeDiscord:
-        return await self.start()
-
-    async def __aexit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        await self.stop()
-
-    @classmethod
-    @contextlib.contextmanager
-    def in_thread(cls, **kwargs: Any) -> Iterator[FakeDiscord]:
-        """Run the fake on its own loop in a daemon thread (for subprocess or sync tests).
-
-        Builders (``create_*``, ``add_*``) may be called directly from the test's thread; run the
-        async helpers with ``fd.run(fd.user_says(...))``.
-        """
-        fd = cls(**kwargs)
-        loop = asyncio.new_event_loop()
-        started = threading.Event()
-        failure: list[BaseException] = []
-
-        def serve() -> None:
-            asyncio.set_event_loop(loop)
-            try:
-                loop.run_until_complete(fd.start())
-            except BaseException as exc:
-                failure.append(exc)
-                started.set()
-                return
-            started.set()
-            loop.run_forever()
-
-        thread = threading.Thread(target=serve, name="fake-discord", daemon=True)
-        thread.start()
-        started.wait(10)
-        if failure:
-            raise failure[0]
-        try:
-            yield fd
-        finally:
-            with contextlib.suppress(Exception):
-                asyncio.run_coroutine_threadsafe(fd.stop(), loop).result(10)
-            loop.call_soon_threadsafe(loop.stop)
-            thread.join(10)
-            loop.close()
 
     def fail(
         self,

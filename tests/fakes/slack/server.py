@@ -3,18 +3,17 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
-import threading
 import time
 from collections import Counter
-from collections.abc import Awaitable, Callable, Coroutine, Iterator
+from collections.abc import Awaitable, Callable, Coroutine
 from dataclasses import dataclass
-from typing import Any, TypeVar
+from typing import Any, Self, TypeVar
 
 import aiohttp
 from aiohttp import web
 
+from ..loopback import LoopbackServer
 from . import events as ev
 from .config import DEFAULT_SCOPES, ApiFault, Limiter, MessageLimits, RateLimits, StreamingConfig
 from .delivery import Ack, Delivery, Kind, Mode, SocketHub, encode_http_body, now_timestamp, run_http
@@ -50,8 +49,10 @@ class ResponseUrlPost:
     payload: dict[str, Any]
 
 
-class FakeSlack:
+class FakeSlack(LoopbackServer):
     """A loopback Slack. See the package docstring for usage."""
+
+    thread_name = "fake-slack"
 
     def __init__(
         self,
@@ -130,11 +131,10 @@ class FakeSlack:
         self._runner: web.AppRunner | None = None
         self._tasks: set[asyncio.Task[Any]] = set()
         self._loop: asyncio.AbstractEventLoop | None = None
-        self._thread: threading.Thread | None = None
 
     # ------------------------------------------------------------------ lifecycle
 
-    async def start(self) -> FakeSlack:
+    async def start(self) -> Self:
         app = web.Application()
         app.router.add_route("*", "/api/{method}", self.web_api.handle)
         app.router.add_get("/socket", self.hub.handle)
@@ -160,36 +160,6 @@ class FakeSlack:
             self._runner = None
         if hasattr(self, "http"):
             await self.http.close()
-
-    async def __aenter__(self) -> FakeSlack:
-        return await self.start()
-
-    async def __aexit__(self, *exc: object) -> None:
-        await self.stop()
-
-    @classmethod
-    @contextlib.contextmanager
-    def in_thread(cls, **kwargs: Any) -> Iterator[FakeSlack]:
-        """Run a fake in a background thread with its own event loop (for subprocess tests).
-
-        Use :meth:`run` to call the fake's coroutines from the calling thread.
-        """
-        loop = asyncio.new_event_loop()
-        thread = threading.Thread(target=loop.run_forever, name="fake-slack", daemon=True)
-        thread.start()
-
-        async def _create() -> FakeSlack:
-            return await cls(**kwargs).start()
-
-        fs = asyncio.run_coroutine_threadsafe(_create(), loop).result(10)
-        fs._thread = thread
-        try:
-            yield fs
-        finally:
-            asyncio.run_coroutine_threadsafe(fs.stop(), loop).result(10)
-            loop.call_soon_threadsafe(loop.stop)
-            thread.join(10)
-            loop.close()
 
     def run(self, coro: Coroutine[Any, Any, T], timeout: float = 30.0) -> T:
         """Run one of the fake's coroutines on its loop from another thread (``in_thread`` mode)."""
