@@ -9,28 +9,28 @@
 
 from __future__ import annotations
 
-import asyncio
-import threading
 from collections.abc import Coroutine
 from contextlib import AbstractAsyncContextManager
 from types import TracebackType
 from typing import Any, TypeVar
+
+from tests.fakes.loopback import LoopThread
 
 T = TypeVar("T")
 
 
 class Background:
     def __init__(self) -> None:
-        self.loop = asyncio.new_event_loop()
-        self._thread = threading.Thread(target=self.loop.run_forever, name="background-loop", daemon=True)
+        self._thread: LoopThread | None = None
         self._contexts: list[AbstractAsyncContextManager[Any]] = []
 
     def __enter__(self) -> Background:
-        self._thread.start()
+        self._thread = LoopThread("background-loop")
         return self
 
     def run(self, coro: Coroutine[Any, Any, T], timeout: float = 60.0) -> T:
-        return asyncio.run_coroutine_threadsafe(coro, self.loop).result(timeout)
+        assert self._thread is not None, "use Background() as a context manager"
+        return self._thread.run(coro, timeout)
 
     def enter(self, context: AbstractAsyncContextManager[T]) -> T:
         value = self.run(context.__aenter__())
@@ -44,6 +44,5 @@ class Background:
             while self._contexts:
                 self.run(self._contexts.pop().__aexit__(None, None, None))
         finally:
-            self.loop.call_soon_threadsafe(self.loop.stop)
-            self._thread.join(10)
-            self.loop.close()
+            if self._thread is not None:
+                self._thread.close()
