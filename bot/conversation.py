@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import itertools
 import logging
 import re
 import time
@@ -38,7 +39,7 @@ from bot.providers.errors import ProviderError
 from bot.render import Pacer, RateLimited, ReplyStream, SurfaceError
 from bot.render.surface import Deletable, Recoverable, ReplySurface
 from bot.settings import Settings
-from bot.store import Store, StoreError, StreamingReply
+from bot.store import ConversationRow, Store, StoreError, StreamingReply
 from bot.store.models import utcnow
 from bot.types import Attachment, Author, ContextMessage, ConversationKey, IncomingMessage, Outcome
 
@@ -118,6 +119,7 @@ class _Active:
     key: ConversationKey
     author_id: str
     stream: ReplyStream
+    reply_id: int | None = None  # once its row is stored
     task: asyncio.Task[None] | None = None
     stop_requested: bool = False
     interrupted: bool = False
@@ -158,7 +160,8 @@ class ConversationService:
 
         self._queue = TurnQueue()
         self.admission = Admission(settings)
-        self._active: dict[int, _Active] = {}
+        self._active: dict[int, _Active] = {}  # by turn number: a reply runs before its row exists
+        self._turns = itertools.count()
         self._handlers: set[asyncio.Task[object]] = set()
         self._accepting = True
         self._recoverers: dict[str, SurfaceFor] = {}
@@ -189,21 +192,23 @@ class ConversationService:
             self._handlers.add(task)
         try:
             try:
-                claimed = await self.store.claim_event(msg.key.platform, msg.event_id, self.instance_id)
+                conversation = await self.store.claim_turn(
+                    msg.key.platform, msg.event_id, self.instance_id, msg.key
+                )
             except StoreError as exc:
                 # Without the store there is no exactly-once and no history: say so, don't guess.
                 log.error("cannot take %s on %s: %s", msg.event_id, msg.key.platform, exc)
                 shown = await self._say(msg.surface, say.DATABASE_DOWN, msg.key.platform)
                 return ReplyResult(Outcome.ERROR, "", shown, "", error=say.DATABASE_DOWN)
-            if not claimed:
+            if conversation is None:
                 log.info("duplicate event %s on %s ignored", msg.event_id, msg.key.platform)
                 return None
             ticket = self.admission.admit(msg)
             if isinstance(ticket, Refusal):
-                return await self._refuse(msg, ticket)
+                return await self._refuse(msg, ticket, conversation)
             try:
                 async with self._queue.turn(msg.key):
-                    return await self._answer(msg)
+                    return await self._answer(msg, conversation)
             finally:
                 self.admission.release(ticket)
         except Exception:
@@ -281,7 +286,7 @@ class ConversationService:
         - On a shared database another instance may be writing it, so only replies past the
           timeout, or left by a previous process of the same ``PARLEY_INSTANCE_ID``.
         """
-        if reply.id in self._active:
+        if any(active.reply_id == reply.id for active in self._active.values()):
             return False
         info = reply.surface or {}
         margin = self.settings.parley_reply_timeout + 30
@@ -372,7 +377,9 @@ class ConversationService:
             return ""
         return "" if stream.failed else text
 
-    async def _refuse(self, msg: IncomingMessage, refusal: Refusal) -> ReplyResult | None:
+    async def _refuse(
+        self, msg: IncomingMessage, refusal: Refusal, conversation: ConversationRow
+    ) -> ReplyResult | None:
         """A turn over a limit: a polite "busy" reply, stored with the question like any turn."""
         platform = msg.key.platform
         if refusal is Refusal.BOT_LOOP:
@@ -381,15 +388,20 @@ class ConversationService:
             return None
         text = say.BUSY[refusal.value]
         log.info("turn in %s from %s refused: %s", msg.key, msg.author.id, refusal.value)
-        conversation = await self.store.get_or_create_conversation(msg.key)
         question, _ = _trimmed(_clean(msg.text), self.settings.parley_max_input_chars)
-        await self.store.add_user_message(
-            conversation.id, _clean_author(msg.author), question, platform_id=msg.platform_message_id
+        # "process" keeps this process's recovery sweep off the row while the note is posted.
+        info = {"refs": [], "busy": refusal.value, "process": self.instance_id}
+        reply_id = await self.store.begin_reply(
+            conversation.id,
+            _clean_author(msg.author),
+            question,
+            model="",
+            surface_info=info,
+            platform_id=msg.platform_message_id,
+            event=(platform, msg.event_id),
         )
         shown = await self._say(msg.surface, text, msg.key.platform)
-        reply_id = await self.store.start_reply(conversation.id, "", {"refs": [], "busy": refusal.value})
         await self.store.finish_reply(reply_id, text=text, outcome=Outcome.COMPLETE, author_id=msg.author.id)
-        await self.store.mark_event_done(platform, msg.event_id)
         return ReplyResult(Outcome.COMPLETE, text, shown, "")
 
     # -- the turn ------------------------------------------------------------------------------
@@ -412,7 +424,7 @@ class ConversationService:
                 log.exception("surface.describe() failed")
         return info
 
-    async def _answer(self, msg: IncomingMessage) -> ReplyResult:
+    async def _answer(self, msg: IncomingMessage, conversation: ConversationRow) -> ReplyResult:
         arrived = time.monotonic()
         limit = self.settings.parley_max_input_chars
         asked, length = _trimmed(_clean(msg.text), limit)
@@ -429,7 +441,6 @@ class ConversationService:
         placeholder = asyncio.create_task(stream.start())
         model = msg.model or self.settings.parley_model
         try:
-            conversation = await self.store.get_or_create_conversation(msg.key)
             model_override, system_override = await self.store.effective_model_and_system(conversation)
             model = msg.model or model_override or self.settings.parley_model
             await self._backfill(conversation.id, msg)
@@ -444,16 +455,10 @@ class ConversationService:
             notes = list(prepared.notes)
             if length > limit:
                 notes.insert(0, say.trimmed(length, limit))
-            # The question actually asked is stored, so a bare "summarize" keeps its meaning in history.
-            await self.store.add_user_message(
-                conversation.id,
-                msg.author,
-                question,
-                platform_id=msg.platform_message_id,
-                attachments=prepared.records,
-            )
-            history = await self.store.load_context(conversation.id, self.settings.parley_history_turns)
-            entries = [HistoryEntry(m.role, m.author_name, m.text, m.status) for m in history[:-1]]
+            # The question is stored with the reply row (begin_reply below), so this is all history
+            # before it: the question's own slot of PARLEY_HISTORY_TURNS stays unused, as before.
+            history = await self.store.load_context(conversation.id, self.settings.parley_history_turns - 1)
+            entries = [HistoryEntry(m.role, m.author_name, m.text, m.status) for m in history]
             turns = build_turns(
                 entries,
                 HistoryEntry("user", msg.author.name, question),
@@ -473,54 +478,78 @@ class ConversationService:
                 thinking_budget=options.thinking_budget,
                 extra=dict(options.extra),
             )
-        except Exception as exc:
-            return await self._failed_before_reply(msg, stream, placeholder, model, exc)
-
-        try:
-            await placeholder
-        except Exception as exc:
-            log.error("could not post a placeholder for %s: %s", msg.key, exc)
-            await self.store.mark_event_done(msg.key.platform, msg.event_id)
-            return ReplyResult(Outcome.ERROR, "", "", model, error=str(exc))
-        try:
-            info = self._surface_info(stream, msg.surface)
-            reply_id = await self.store.start_reply(conversation.id, model, info)
-            # From here a crash leaves a "streaming" row that recovery closes; a retried delivery
-            # must not answer a second time.
-            await self.store.mark_event_done(msg.key.platform, msg.event_id)
-        except Exception as exc:
-            return await self._failed_before_reply(msg, stream, placeholder, model, exc)
-
-        if self.observer is not None:
-            self.observer.reply_started(msg.key.platform, model)
-        active = _Active(msg.key, msg.author.id, stream)
-        self._active[reply_id] = active
-        # Counted in flight until its row is stored: the final edit and the store write too.
-        try:
             generation = _Generation()
             prefix = "".join(f"{note}\n\n" for note in notes)
             mention_only = not question.strip() and not parts and not prepared.nothing_to_ask
             ask_model = not (prepared.nothing_to_ask or mention_only) and self._accepting
-            if prepared.nothing_to_ask:
-                # Only unusable files and no question: the notes are the whole reply, no model call.
-                prefix = prefix.rstrip()
-                generation.outcome = Outcome.COMPLETE
-            elif mention_only:
-                # A bare mention: a short hint, not a guess at what was meant (and no model call).
-                generation.answer = say.MENTION_ONLY
-                generation.outcome = Outcome.COMPLETE
-            elif not self._accepting:
-                # Its turn came after shutdown interrupted the replies: say so rather than start one.
-                generation.outcome = Outcome.INTERRUPTED
-            if ask_model:
-                provider = self.providers.provider_for(model)
-                saver = _RefSaver(self.store, reply_id, stream, info)
+            provider = self.providers.provider_for(model) if ask_model else None
+        except Exception as exc:
+            return await self._failed_before_reply(msg, stream, placeholder, model, exc)
+
+        if prepared.nothing_to_ask:
+            # Only unusable files and no question: the notes are the whole reply, no model call.
+            prefix = prefix.rstrip()
+            generation.outcome = Outcome.COMPLETE
+        elif mention_only:
+            # A bare mention: a short hint, not a guess at what was meant (and no model call).
+            generation.answer = say.MENTION_ONLY
+            generation.outcome = Outcome.COMPLETE
+        elif not self._accepting:
+            # Its turn came after shutdown interrupted the replies: say so rather than start one.
+            generation.outcome = Outcome.INTERRUPTED
+
+        turn = next(self._turns)
+        active = _Active(msg.key, msg.author.id, stream)
+        # Counted in flight until its row is stored: the final edit and the store write too.
+        self._active[turn] = active
+        try:
+            saver = _RefSaver(self.store, stream)
+            deadline = time.monotonic() + self.settings.parley_reply_timeout
+            if provider is not None:
+                # The request goes out now, while the placeholder is posted and the row written:
+                # in a channel out of posts the model has been answering meanwhile, and the
+                # renderer shows the text that came in the first post instead of the placeholder.
                 active.task = asyncio.create_task(
                     self._generate(provider, request, stream, generation, prefix, saver)
                 )
+            try:
+                info = self._surface_info(stream, msg.surface)
+                reply_id = await self.store.begin_reply(
+                    conversation.id,
+                    msg.author,
+                    question,
+                    model=model,
+                    surface_info=info,
+                    platform_id=msg.platform_message_id,
+                    attachments=prepared.records,
+                    event=(msg.key.platform, msg.event_id),
+                )
+            except Exception as exc:
+                await _cancelled(active.task)
+                return await self._failed_before_reply(msg, stream, placeholder, model, exc)
+            # From here a crash leaves a "streaming" row that recovery closes; a retried delivery
+            # must not answer a second time.
+            active.reply_id = reply_id
+            saver.attach(reply_id, info)
+            if self.observer is not None:
+                self.observer.reply_started(msg.key.platform, model)
+            try:
+                await placeholder
+            except Exception as exc:
+                log.error("could not post a placeholder for %s: %s", msg.key, exc)
+                await _cancelled(active.task)
+                await self.store.finish_reply(
+                    reply_id, text="", outcome=Outcome.ERROR, error=_log_detail(exc), author_id=msg.author.id
+                )
+                return ReplyResult(Outcome.ERROR, "", "", model, error=str(exc))
+            # The row was written before the first message was up: store where it is now. Until
+            # then a crash leaves a row without refs, which recovery closes without an edit.
+            await saver.save()
+            if active.task is not None:
                 try:
                     # asyncio.wait never cancels the task itself: a cancelled handler only stops waiting.
-                    done, _ = await asyncio.wait([active.task], timeout=self.settings.parley_reply_timeout)
+                    timeout = max(0.0, deadline - time.monotonic())
+                    done, _ = await asyncio.wait([active.task], timeout=timeout)
                     if not done:
                         log.warning("reply in %s passed PARLEY_REPLY_TIMEOUT; cutting it off", msg.key)
                         active.timed_out = True
@@ -553,7 +582,6 @@ class ConversationService:
             await stream.finish(shown)
             await self._drop_abandoned(stream, msg.surface)
             refs = list(stream.refs)
-            await self.store.set_reply_refs(reply_id, refs, {**info, "refs": refs})
             await self.store.finish_reply(
                 reply_id,
                 text=generation.answer,
@@ -561,6 +589,8 @@ class ConversationService:
                 usage=generation.usage,
                 error=_log_detail(generation.error) or ("reply timeout" if active.timed_out else None),
                 author_id=msg.author.id,
+                refs=refs,
+                surface_info={**info, "refs": refs},
             )
             first_token = _since(arrived, generation.first_token_at)
             first_visible = _since(arrived, stream.first_text_at)
@@ -605,7 +635,9 @@ class ConversationService:
                 generation.outcome, generation.answer, shown, model, generation.usage, error_text
             )
         finally:
-            del self._active[reply_id]
+            if active.task is not None and not active.task.done():
+                active.task.cancel()  # only when the turn itself failed or was cancelled early
+            del self._active[turn]
 
     async def _failed_before_reply(
         self,
@@ -680,7 +712,7 @@ class ConversationService:
                     state.outcome = event.outcome
                     state.usage = event.usage
                     state.error = event.error
-                if saver is not None and len(stream.refs) > saver.saved:
+                if saver is not None and saver.due():
                     await saver.save()
         except ProviderError as exc:
             state.outcome = Outcome.ERROR
@@ -718,23 +750,42 @@ class ConversationService:
 
 
 class _RefSaver:
-    """Stores a reply's message refs as soon as it continues in a new message, so that recovery
-    after a crash finds its last message (the one still showing Stop)."""
+    """Stores a reply's message refs as soon as it continues in a new message (or its first
+    message is posted after its row was written), so that recovery after a crash finds its last
+    message (the one still showing Stop)."""
 
-    def __init__(self, store: Store, reply_id: int, stream: ReplyStream, info: dict[str, Any]) -> None:
+    def __init__(self, store: Store, stream: ReplyStream) -> None:
         self._store = store
-        self._reply_id = reply_id
         self._stream = stream
+        self._reply_id: int | None = None  # nothing to save into before the row exists
+        self._info: dict[str, Any] = {}
+        self.saved = 0
+
+    def attach(self, reply_id: int, info: dict[str, Any]) -> None:
+        """The row now exists, with ``info`` (and the refs in it) stored."""
+        self._reply_id = reply_id
         self._info = info
-        self.saved = len(stream.refs)
+        self.saved = len(info.get("refs") or ())
+
+    def due(self) -> bool:
+        return self._reply_id is not None and len(self._stream.refs) > self.saved
 
     async def save(self) -> None:
+        if self._reply_id is None or not self.due():
+            return
         refs = list(self._stream.refs)
-        self.saved = len(refs)
+        self.saved = len(refs)  # before the write, so a concurrent caller does not write it again
         try:
             await self._store.set_reply_refs(self._reply_id, refs, {**self._info, "refs": refs})
         except StoreError as exc:
             log.warning("could not store the reply's new message: %s", exc)
+
+
+async def _cancelled(task: asyncio.Task[None] | None) -> None:
+    """Cancel a generation that must not go on, and wait until it has let go of its stream."""
+    if task is not None and not task.done():
+        task.cancel()
+        await asyncio.wait([task])
 
 
 def _cut(state: _Generation, cap: int) -> None:

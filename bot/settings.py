@@ -113,6 +113,9 @@ class Settings(BaseSettings):
     parley_first_token_timeout: float = Field(default=120.0, gt=0)
     parley_idle_timeout: float = Field(default=60.0, gt=0)
     parley_max_retries: int = Field(default=3, ge=0, le=10)
+    # Every reply in flight holds one gateway connection for its whole stream: past this many,
+    # replies wait for one, and after PARLEY_CONNECT_TIMEOUT fail (a retry waits again).
+    parley_gateway_max_connections: int = Field(default=1000, ge=1)
     parley_retry_deadline: float = Field(default=30.0, gt=0)
     parley_shutdown_deadline: float = Field(default=20.0, ge=0)
     parley_require_mention: bool = False

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import io
+import random
 import socket
 from pathlib import Path
 
@@ -11,11 +13,11 @@ import pytest
 from alembic import command
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
-from sqlalchemy import inspect
+from sqlalchemy import LargeBinary, column, insert, inspect, select, table
 from sqlalchemy.engine import Connection
 
 from bot.store import Store, StoreError, db, downgrade, downgrade_async, upgrade, upgrade_async
-from bot.store.models import Base
+from bot.store.models import Base, UTCDateTime, utcnow
 from bot.types import Author, ConversationKey
 
 # Fixtures shared by the store tests (pytest finds them as module attributes).
@@ -26,6 +28,7 @@ TABLES = {
     "messages",
     "attachments",
     "blobs",
+    "blob_bytes",
     "processed_events",
     "usage",
 }
@@ -50,7 +53,7 @@ async def test_upgrade_downgrade_upgrade(db_url: str) -> None:
     assert await _tables_and_revision(db_url) == (set(), None)
 
     await upgrade_async(db_url)
-    assert await _tables_and_revision(db_url) == (TABLES, "0001")
+    assert await _tables_and_revision(db_url) == (TABLES, "0002")
 
 
 async def test_models_match_the_migrated_schema(db_url: str) -> None:
@@ -70,11 +73,72 @@ async def test_models_match_the_migrated_schema(db_url: str) -> None:
         await engine.dispose()
 
 
+# blobs as 0001 made it: the bytes in the row.
+_BLOBS_0001 = table(
+    "blobs",
+    column("sha256"),
+    column("data", LargeBinary()),
+    column("size"),
+    column("extracted_text"),
+    column("created_at", UTCDateTime()),
+)
+
+
+async def test_0002_moves_stored_bytes_out_of_blobs_and_back(db_url: str) -> None:
+    data = random.Random(2).randbytes(3 * 1024 * 1024 + 17)
+    digest = hashlib.sha256(data).hexdigest()
+    created = utcnow().replace(microsecond=0)
+    await upgrade_async(db_url, "0001")
+    engine = await db.open_engine(db_url)
+    try:
+        async with engine.begin() as conn:
+            row = {"sha256": digest, "data": data, "size": len(data), "created_at": created}
+            await conn.execute(insert(_BLOBS_0001).values(extracted_text="the text", **row))
+
+        await upgrade_async(db_url)
+        store = await Store.open(db_url)
+        try:
+            blob = await store.get_blob(digest)
+            assert blob is not None
+            assert (blob.data, blob.size, blob.extracted_text, blob.created_at) == (
+                data,
+                len(data),
+                "the text",
+                created,
+            )
+        finally:
+            await store.close()
+
+        await downgrade_async(db_url, "0001")
+        async with engine.connect() as conn:
+            columns = await conn.run_sync(lambda sync: inspect(sync).get_columns("blobs"))
+            kept = (await conn.execute(select(_BLOBS_0001))).one()
+        assert await _tables_and_revision(db_url) == (TABLES - {"blob_bytes"}, "0001")
+        # PostgreSQL appends the restored column; the order matters to no query.
+        assert {c["name"]: c["nullable"] for c in columns} == {
+            "sha256": False,
+            "data": False,
+            "size": False,
+            "extracted_text": True,
+            "created_at": False,
+        }
+        assert tuple(kept) == (digest, data, len(data), "the text", created)
+
+        await upgrade_async(db_url)  # and up again, with the same bytes
+        store = await Store.open(db_url)
+        try:
+            assert (await store.get_blob(digest)).data == data  # type: ignore[union-attr]
+        finally:
+            await store.close()
+    finally:
+        await engine.dispose()
+
+
 def test_sync_upgrade_and_downgrade_outside_a_loop(tmp_path: Path) -> None:
     url = f"sqlite+aiosqlite:///{tmp_path / 'a' / 'b' / 'sync.db'}"
     upgrade(url)
     assert (tmp_path / "a" / "b" / "sync.db").exists()
-    assert asyncio.run(_tables_and_revision(url)) == (TABLES, "0001")
+    assert asyncio.run(_tables_and_revision(url)) == (TABLES, "0002")
     downgrade(url, "base")
     assert asyncio.run(_tables_and_revision(url)) == (set(), None)
 
@@ -82,7 +146,7 @@ def test_sync_upgrade_and_downgrade_outside_a_loop(tmp_path: Path) -> None:
 async def test_sync_upgrade_works_inside_a_running_loop(tmp_path: Path) -> None:
     url = f"sqlite+aiosqlite:///{tmp_path / 'inloop.db'}"
     upgrade(url)  # blocks this loop, but must not fail with "asyncio.run() cannot be called"
-    assert await _tables_and_revision(url) == (TABLES, "0001")
+    assert await _tables_and_revision(url) == (TABLES, "0002")
 
 
 def test_alembic_commands_without_a_connection_use_their_own_engine(tmp_path: Path) -> None:
@@ -90,7 +154,7 @@ def test_alembic_commands_without_a_connection_use_their_own_engine(tmp_path: Pa
     url = f"sqlite+aiosqlite:///{tmp_path / 'cli.db'}"
     config = db.alembic_config(url)
     command.upgrade(config, "head")
-    assert asyncio.run(_tables_and_revision(url)) == (TABLES, "0001")
+    assert asyncio.run(_tables_and_revision(url)) == (TABLES, "0002")
     command.check(config)  # raises if the models would autogenerate any change
 
 
@@ -108,7 +172,7 @@ def test_migrations_are_found_from_any_working_directory(
 ) -> None:
     monkeypatch.chdir(tmp_path)
     assert (db.migrations_dir() / "env.py").exists()
-    assert db.head_revision() == "0001"
+    assert db.head_revision() == "0002"
 
 
 async def test_concurrent_opens_of_a_new_database_migrate_once(db_url: str) -> None:

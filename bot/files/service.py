@@ -44,7 +44,6 @@ _PRUNE_EVERY = 3600.0  # seconds between retention sweeps
 _PDF_INFO_CACHE = 128
 _HEAVY_JOBS = 2  # PDF parses at once: each can briefly need a few times its file's size
 _TEXT_CACHE = 32  # extracted texts remembered in-process (each at most parley_file_text_chars)
-_TEXT_REWRITE_MAX = 4 * 1024 * 1024  # larger stored files don't get their text added afterwards
 
 
 @dataclass(slots=True)
@@ -228,7 +227,7 @@ class FileService:
         cached = self._texts.get(loaded.sha256)
         try:
             if not await self.store.has_blob(loaded.sha256):
-                # With its text in the same write: adding it later rewrites the whole row.
+                # With its text, when known, in the same write.
                 await self.store.put_blob(loaded.sha256, loaded.data, cached[0] if cached else None)
                 await release_free_memory()
         except StoreError as exc:
@@ -345,13 +344,12 @@ class FileService:
                 extracted = await asyncio.to_thread(extract_text, data, max_chars=limit, name=name)
             await release_free_memory()
             found = (extracted.text, extracted.truncated)
-            if len(data) <= _TEXT_REWRITE_MAX:
-                # Kept bytes get their text now (a no-op for bytes not kept yet: _keep adds it).
-                # Larger rows are not rewritten for it: that would copy the file twice over.
-                try:
-                    await self.store.set_blob_text(sha256, extracted.text, only_if_missing=True)
-                except StoreError as exc:
-                    log.warning("could not keep the text of %s: %s", name, exc)
+            # Kept bytes get their text now (a no-op for bytes not kept yet: _keep adds it). The
+            # bytes live in a table of their own, so this never rewrites the file.
+            try:
+                await self.store.set_blob_text(sha256, extracted.text, only_if_missing=True)
+            except StoreError as exc:
+                log.warning("could not keep the text of %s: %s", name, exc)
         self._texts[sha256] = found
         while len(self._texts) > _TEXT_CACHE:
             self._texts.popitem(last=False)

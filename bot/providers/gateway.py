@@ -65,7 +65,11 @@ class Gateway:
             timeout=self.policy.httpx_timeout(),
             # Every concurrent reply holds a connection for its whole stream, so the pool must
             # not be what limits concurrency; keep-alive spares a TLS handshake per reply.
-            limits=httpx.Limits(max_connections=256, max_keepalive_connections=32, keepalive_expiry=30.0),
+            limits=httpx.Limits(
+                max_connections=settings.parley_gateway_max_connections,
+                max_keepalive_connections=32,
+                keepalive_expiry=30.0,
+            ),
             http1=True,
             http2=False,
             follow_redirects=False,

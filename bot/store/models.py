@@ -147,15 +147,32 @@ class AttachmentRow(Base):
 
 
 class Blob(Base):
-    """Content-addressed file bytes, shared by every attachment with the same content."""
+    """A stored file, content-addressed and shared by every attachment with the same content.
+
+    Its bytes are in :class:`BlobBytes`, so this row stays small to update.
+    """
 
     __tablename__ = "blobs"
 
     sha256: Mapped[str] = mapped_column(String(64), primary_key=True)
-    data: Mapped[bytes] = mapped_column(LargeBinary)
     size: Mapped[int] = mapped_column(BigInteger)
     extracted_text: Mapped[str | None] = mapped_column(Text)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class BlobBytes(Base):
+    """A blob's bytes, written and deleted with its :class:`Blob` row.
+
+    ``data`` must stay the last column: SQLite fills a ``zeroblob`` in place without a copy of
+    the file only when the blob ends its row (``Store.put_blob``).
+    """
+
+    __tablename__ = "blob_bytes"
+
+    sha256: Mapped[str] = mapped_column(
+        String(64), ForeignKey("blobs.sha256", ondelete="CASCADE"), primary_key=True
+    )
+    data: Mapped[bytes] = mapped_column(LargeBinary)
 
 
 class ProcessedEvent(Base):

@@ -13,6 +13,7 @@ import contextlib
 import hashlib
 import random
 import re
+import sqlite3
 from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -27,10 +28,13 @@ from sqlalchemy import (
     func,
     insert,
     literal,
+    literal_column,
     select,
     text,
     update,
 )
+from sqlalchemy.dialects.postgresql import insert as postgresql_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import IntegrityError, OperationalError, SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from sqlalchemy.pool import StaticPool
@@ -40,7 +44,9 @@ from bot.store import db
 from bot.store.db import StoreError
 from bot.store.models import (
     AttachmentRow,
+    Base,
     Blob,
+    BlobBytes,
     ChannelSettings,
     Conversation,
     Message,
@@ -152,6 +158,52 @@ class StoredBlob:
     size: int
     extracted_text: str | None
     created_at: datetime
+
+
+# --- blob bytes on SQLite ----------------------------------------------------------------------
+
+# Bytes per blobopen write: SQLite's page cache takes them a slice at a time, never the file whole.
+_BLOB_SLICE = 1024 * 1024
+
+
+def _streams_blobs(conn: AsyncConnection | AsyncEngine) -> bool:
+    """Whether blob bytes go through sqlite3's incremental blob I/O instead of bound values.
+
+    Bound bytes cost SQLite two copies of the file on insert (the value, then the row) and a
+    select another one (its buffer, then Python's bytes); ``blobopen`` costs none.
+    """
+    return conn.dialect.driver == "aiosqlite"
+
+
+def _open_blob(raw: sqlite3.Connection, rowid: int, *, readonly: bool) -> sqlite3.Blob:
+    return raw.blobopen(BlobBytes.__tablename__, "data", rowid, readonly=readonly)
+
+
+def _fill_blob(raw: sqlite3.Connection, rowid: int, data: bytes) -> None:
+    view = memoryview(data)
+    with _open_blob(raw, rowid, readonly=False) as blob:
+        for start in range(0, len(view), _BLOB_SLICE):
+            blob.write(view[start : start + _BLOB_SLICE])
+
+
+def _read_blob(raw: sqlite3.Connection, rowid: int) -> bytes:
+    with _open_blob(raw, rowid, readonly=True) as blob:
+        return blob.read()  # one bytes object, which SQLite fills page by page
+
+
+async def _on_sqlite_thread(conn: AsyncConnection, fn: Callable[..., T], *args: Any) -> T:
+    """``fn(sqlite3 connection, *args)`` inside ``conn``'s transaction.
+
+    A sqlite3 connection must be used on the thread aiosqlite keeps for it; queued there, ``fn``
+    runs between ``conn``'s statements and sees what they wrote.
+    """
+    driver: Any = (await conn.get_raw_connection()).driver_connection  # an aiosqlite.Connection
+    try:
+        return await driver._execute(fn, driver._conn, *args)
+    except sqlite3.Error as exc:
+        # Not wrapped by SQLAlchemy, so _tx would let it through as is; the caller's
+        # transaction still rolls back, as the exception leaves it.
+        raise StoreError(f"database: {db.describe(exc)}") from exc
 
 
 # --- helpers ---------------------------------------------------------------------------------
@@ -281,8 +333,155 @@ def _new_id(result: CursorResult[Any]) -> int:
     return int(key[0])
 
 
+async def _insert_new(
+    conn: AsyncConnection, table: type[Base], values: Mapping[str, Any]
+) -> CursorResult[Any] | None:
+    """Insert a row unless its key is taken (then None), without ending the transaction.
+
+    A failed INSERT would void the whole transaction on PostgreSQL, so a taken key is skipped
+    instead: ON CONFLICT DO NOTHING where the dialect has it (one statement), else a savepoint.
+    """
+    if conn.dialect.name in ("sqlite", "postgresql"):
+        dialect_insert = sqlite_insert if conn.dialect.name == "sqlite" else postgresql_insert
+        result = await conn.execute(dialect_insert(table).values(**values).on_conflict_do_nothing())
+        return result if result.rowcount == 1 else None
+    try:
+        async with conn.begin_nested():
+            return await conn.execute(insert(table).values(**values))
+    except IntegrityError:
+        return None
+
+
 def _totals(row: Any) -> Totals:
     return Totals(int(row.requests), int(row.input_tokens), int(row.output_tokens), int(row.thinking_tokens))
+
+
+async def _claim(
+    conn: AsyncConnection, platform: str, event_id: str, owner: str, lease_seconds: float
+) -> bool:
+    now = utcnow()
+    values = {
+        "platform": platform,
+        "event_id": event_id,
+        "status": "claimed",
+        "owner": owner,
+        "claimed_at": now,
+    }
+    if await _insert_new(conn, ProcessedEvent, values) is not None:
+        return True
+    # Taken: only a claim past its lease (its owner died) is taken over. One conditional UPDATE,
+    # so of several racing takers only one still matches the WHERE.
+    result = await conn.execute(
+        update(ProcessedEvent)
+        .where(
+            ProcessedEvent.platform == platform,
+            ProcessedEvent.event_id == event_id,
+            ProcessedEvent.status == "claimed",
+            ProcessedEvent.claimed_at < now - timedelta(seconds=lease_seconds),
+        )
+        .values(owner=owner, claimed_at=now)
+    )
+    return result.rowcount == 1
+
+
+async def _mark_done(conn: AsyncConnection, platform: str, event_id: str) -> None:
+    await conn.execute(
+        update(ProcessedEvent)
+        .where(ProcessedEvent.platform == platform, ProcessedEvent.event_id == event_id)
+        .values(status="done", finished_at=utcnow())
+    )
+
+
+async def _conversation_in(conn: AsyncConnection, key: ConversationKey) -> ConversationRow:
+    """The conversation of ``key``, created if missing, inside the caller's transaction."""
+    query = select(*_CONVERSATION_COLUMNS).where(*_key_filter(key))
+    row = (await conn.execute(query)).first()
+    if row is not None:
+        return _conversation(row)
+    now = utcnow()
+    values = {
+        "platform": key.platform,
+        "workspace": key.workspace,
+        "channel": key.channel,
+        "thread": key.thread,
+        "reset_after_message_id": 0,
+        "created_at": now,
+        "updated_at": now,
+    }
+    result = await _insert_new(conn, Conversation, values)
+    if result is not None:
+        return ConversationRow(_new_id(result), key, None, None, 0, now, now)
+    # Another process created it after our read (PostgreSQL); the insert waited for its commit.
+    row = (await conn.execute(query)).first()
+    if row is None:
+        raise StoreError(f"database: conversation {key} vanished while being created")
+    return _conversation(row)
+
+
+async def _insert_message(
+    conn: AsyncConnection,
+    conversation_id: int,
+    author: Author,
+    text: str,
+    *,
+    role: Role,
+    platform_id: str,
+    records: Sequence[AttachmentRecord],
+    status: Outcome,
+    model: str | None,
+    now: datetime,
+) -> int:
+    result = await conn.execute(
+        insert(Message).values(
+            conversation_id=conversation_id,
+            role=role,
+            author_id=author.id,
+            author_name=author.name,
+            text=text,
+            status=status.value,
+            model=model,
+            platform_message_id=platform_id,
+            created_at=now,
+            finished_at=now,
+        )
+    )
+    message_id = _new_id(result)
+    if records:
+        await conn.execute(
+            insert(AttachmentRow),
+            [
+                {
+                    "message_id": message_id,
+                    "name": r.name,
+                    "media_type": r.media_type,
+                    "size": r.size,
+                    "sha256": r.sha256,
+                }
+                for r in records
+            ],
+        )
+    await conn.execute(update(Conversation).where(Conversation.id == conversation_id).values(updated_at=now))
+    return message_id
+
+
+async def _insert_reply(
+    conn: AsyncConnection, conversation_id: int, model: str, surface_info: Mapping[str, Any] | None
+) -> int:
+    result = await conn.execute(
+        insert(Message).values(
+            conversation_id=conversation_id,
+            role="assistant",
+            author_id="",
+            author_name="",
+            text="",
+            status=Outcome.STREAMING.value,
+            model=model,
+            platform_message_id="",
+            surface=dict(surface_info) if surface_info is not None else None,
+            created_at=utcnow(),
+        )
+    )
+    return _new_id(result)
 
 
 # --- the store -------------------------------------------------------------------------------
@@ -385,42 +584,30 @@ class Store:
         False if it was handled already, or another owner claimed it within the lease. A claim
         older than the lease belongs to an owner that died, so it is taken over.
         """
-        now = utcnow()
 
-        async def claim(conn: AsyncConnection) -> None:
-            await conn.execute(
-                insert(ProcessedEvent).values(
-                    platform=platform, event_id=event_id, status="claimed", owner=owner, claimed_at=now
-                )
-            )
+        async def work(conn: AsyncConnection) -> bool:
+            return await _claim(conn, platform, event_id, owner, lease_seconds)
 
-        async def take_over(conn: AsyncConnection) -> int:
-            # One conditional UPDATE: of several racing takers, only one still matches the WHERE.
-            result = await conn.execute(
-                update(ProcessedEvent)
-                .where(
-                    ProcessedEvent.platform == platform,
-                    ProcessedEvent.event_id == event_id,
-                    ProcessedEvent.status == "claimed",
-                    ProcessedEvent.claimed_at < now - timedelta(seconds=lease_seconds),
-                )
-                .values(owner=owner, claimed_at=now)
-            )
-            return result.rowcount
+        return await self._tx(work, write=True)
 
-        try:
-            await self._tx(claim, write=True)
-            return True
-        except IntegrityError:
-            return await self._tx(take_over, write=True) == 1
+    async def claim_turn(
+        self, platform: str, event_id: str, owner: str, key: ConversationKey, lease_seconds: float = 300
+    ) -> ConversationRow | None:
+        """:meth:`claim_event` and :meth:`get_or_create_conversation` in one write transaction.
+
+        Returns the conversation if this caller now owns the event, else None (nothing created).
+        """
+
+        async def work(conn: AsyncConnection) -> ConversationRow | None:
+            if not await _claim(conn, platform, event_id, owner, lease_seconds):
+                return None
+            return await _conversation_in(conn, key)
+
+        return await self._tx(work, write=True)
 
     async def mark_event_done(self, platform: str, event_id: str) -> None:
         async def work(conn: AsyncConnection) -> None:
-            await conn.execute(
-                update(ProcessedEvent)
-                .where(ProcessedEvent.platform == platform, ProcessedEvent.event_id == event_id)
-                .values(status="done", finished_at=utcnow())
-            )
+            await _mark_done(conn, platform, event_id)
 
         await self._tx(work, write=True)
 
@@ -465,30 +652,11 @@ class Store:
         existing = await self.get_conversation(key)
         if existing is not None:
             return existing
-        now = utcnow()
 
         async def create(conn: AsyncConnection) -> ConversationRow:
-            result = await conn.execute(
-                insert(Conversation).values(
-                    platform=key.platform,
-                    workspace=key.workspace,
-                    channel=key.channel,
-                    thread=key.thread,
-                    reset_after_message_id=0,
-                    created_at=now,
-                    updated_at=now,
-                )
-            )
-            return ConversationRow(_new_id(result), key, None, None, 0, now, now)
+            return await _conversation_in(conn, key)
 
-        try:
-            return await self._tx(create, write=True)
-        except IntegrityError:
-            # Someone created it between our read and our insert; theirs is the one.
-            created = await self.get_conversation(key)
-            if created is None:
-                raise StoreError(f"database: conversation {key} vanished while being created") from None
-            return created
+        return await self._tx(create, write=True)
 
     async def conversation_exists(self, key: ConversationKey) -> bool:
         async def work(conn: AsyncConnection) -> bool:
@@ -620,39 +788,18 @@ class Store:
         records = list(attachments)
 
         async def work(conn: AsyncConnection) -> int:
-            result = await conn.execute(
-                insert(Message).values(
-                    conversation_id=conversation_id,
-                    role=role,
-                    author_id=author.id,
-                    author_name=author.name,
-                    text=text,
-                    status=status.value,
-                    model=model,
-                    platform_message_id=platform_id,
-                    created_at=now,
-                    finished_at=now,
-                )
+            return await _insert_message(
+                conn,
+                conversation_id,
+                author,
+                text,
+                role=role,
+                platform_id=platform_id,
+                records=records,
+                status=status,
+                model=model,
+                now=now,
             )
-            message_id = _new_id(result)
-            if records:
-                await conn.execute(
-                    insert(AttachmentRow),
-                    [
-                        {
-                            "message_id": message_id,
-                            "name": r.name,
-                            "media_type": r.media_type,
-                            "size": r.size,
-                            "sha256": r.sha256,
-                        }
-                        for r in records
-                    ],
-                )
-            await conn.execute(
-                update(Conversation).where(Conversation.id == conversation_id).values(updated_at=now)
-            )
-            return message_id
 
         return await self._tx(work, write=True)
 
@@ -752,24 +899,47 @@ class Store:
         self, conversation_id: int, model: str, surface_info: Mapping[str, Any] | None = None
     ) -> int:
         """Record a reply as streaming before its first token; returns its message id."""
-        now = utcnow()
 
         async def work(conn: AsyncConnection) -> int:
-            result = await conn.execute(
-                insert(Message).values(
-                    conversation_id=conversation_id,
-                    role="assistant",
-                    author_id="",
-                    author_name="",
-                    text="",
-                    status=Outcome.STREAMING.value,
-                    model=model,
-                    platform_message_id="",
-                    surface=dict(surface_info) if surface_info is not None else None,
-                    created_at=now,
-                )
+            return await _insert_reply(conn, conversation_id, model, surface_info)
+
+        return await self._tx(work, write=True)
+
+    async def begin_reply(
+        self,
+        conversation_id: int,
+        author: Author,
+        question: str,
+        *,
+        model: str,
+        surface_info: Mapping[str, Any] | None = None,
+        platform_id: str = "",
+        attachments: Iterable[AttachmentRecord] = (),
+        event: tuple[str, str] | None = None,
+    ) -> int:
+        """A turn's writes before its answer, in one transaction: the question (as
+        :meth:`add_user_message`), the streaming reply row (:meth:`start_reply`, whose id is
+        returned) and, for ``event`` = (platform, event id), :meth:`mark_event_done`."""
+        now = utcnow()
+        records = list(attachments)
+
+        async def work(conn: AsyncConnection) -> int:
+            await _insert_message(
+                conn,
+                conversation_id,
+                author,
+                question,
+                role="user",
+                platform_id=platform_id,
+                records=records,
+                status=Outcome.COMPLETE,
+                model=None,
+                now=now,
             )
-            return _new_id(result)
+            reply_id = await _insert_reply(conn, conversation_id, model, surface_info)
+            if event is not None:
+                await _mark_done(conn, *event)
+            return reply_id
 
         return await self._tx(work, write=True)
 
@@ -797,11 +967,13 @@ class Store:
         model: str | None = None,
         refs: Sequence[str] | None = None,
         error: str | None = None,
+        surface_info: Mapping[str, Any] | None = None,
     ) -> None:
         """Store the reply's final text and outcome, and its usage row, in one transaction.
 
         ``author_id`` is whom the usage is charged to (the author of the turn); ``model``
-        overrides the one given to :meth:`start_reply` if the request used another.
+        overrides the one given to :meth:`start_reply` if the request used another; ``refs`` and
+        ``surface_info`` replace what :meth:`set_reply_refs` stored.
         """
         if outcome is Outcome.STREAMING:
             raise ValueError("finish_reply needs a final outcome, not STREAMING")
@@ -820,6 +992,8 @@ class Store:
             values["model"] = model
         if refs is not None:
             values["reply_refs"] = list(refs)
+        if surface_info is not None:
+            values["surface"] = dict(surface_info)
 
         async def work(conn: AsyncConnection) -> None:
             where = (
@@ -973,15 +1147,21 @@ class Store:
             raise ValueError("put_blob: sha256 does not match the data")
 
         async def create(conn: AsyncConnection) -> None:
+            # The metadata row first: storing known bytes again fails here, before any copying.
             await conn.execute(
                 insert(Blob).values(
-                    sha256=sha256,
-                    data=data,
-                    size=len(data),
-                    extracted_text=extracted_text,
-                    created_at=utcnow(),
+                    sha256=sha256, size=len(data), extracted_text=extracted_text, created_at=utcnow()
                 )
             )
+            if not _streams_blobs(conn):
+                await conn.execute(insert(BlobBytes).values(sha256=sha256, data=data))
+                return
+            # Reserve the blob (zeros SQLite writes without holding them: data is the row's last
+            # column), then fill it in place in this transaction, so a failure leaves no row.
+            result = await conn.execute(
+                insert(BlobBytes).values(sha256=sha256, data=func.zeroblob(len(data)))
+            )
+            await _on_sqlite_thread(conn, _fill_blob, result.lastrowid, data)
 
         try:
             await self._tx(create, write=True)
@@ -999,11 +1179,26 @@ class Store:
         await self._tx(work, write=True)
 
     async def get_blob(self, sha256: str) -> StoredBlob | None:
+        streamed = _streams_blobs(self._engine)
+        # On SQLite, where the bytes are rather than the bytes: they are read in place below.
+        data = (
+            literal_column(f"{BlobBytes.__tablename__}.rowid").label("data")
+            if streamed
+            else BlobBytes.data.label("data")
+        )
+        query = (
+            select(Blob.sha256, Blob.size, Blob.extracted_text, Blob.created_at, data)
+            .join(BlobBytes, BlobBytes.sha256 == Blob.sha256)
+            .where(Blob.sha256 == sha256)
+        )
+
         async def work(conn: AsyncConnection) -> StoredBlob | None:
-            row = (await conn.execute(select(Blob).where(Blob.sha256 == sha256))).first()
+            row = (await conn.execute(query)).first()
             if row is None:
                 return None
-            return StoredBlob(row.sha256, bytes(row.data), row.size, row.extracted_text, row.created_at)
+            # Read in the same transaction as the row, so a prune in between cannot split them.
+            stored = await _on_sqlite_thread(conn, _read_blob, row.data) if streamed else bytes(row.data)
+            return StoredBlob(row.sha256, stored, row.size, row.extracted_text, row.created_at)
 
         return await self._tx(work)
 

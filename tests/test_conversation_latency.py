@@ -1,0 +1,318 @@
+"""How soon a turn reaches the gateway, and how few write transactions it takes.
+
+The gateway request goes out while the placeholder is posted and the reply row written: a post
+held back (by the platform's budget, or a slow platform) no longer holds back the model, and text
+that came first is shown in the first post. A turn writes in three transactions (claim the event
+with its conversation; the question, the reply row and the event done; the finished reply), so a
+burst of questions waits less for SQLite's one write lock.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+from pydantic import SecretStr
+from sqlalchemy import event, select, update
+
+from bot.conversation import ConversationService
+from bot.providers import Gateway
+from bot.render import Budget, Pacer, SurfaceLimits
+from bot.settings import Settings
+from bot.store import Store
+from bot.store.models import Conversation, Message, ProcessedEvent
+from bot.types import Author, ConversationKey, IncomingMessage, Outcome
+from tests.fakes.gateway import FakeGateway, Reply
+
+KEY = ConversationKey("test", "W", "C", "T")
+ANN = Author("U1", "Ann")
+ANSWER = "the model answered while the post was held back"
+
+
+@dataclass
+class Posted:
+    ref: str
+    text: str
+    live: bool
+    at: float  # time.monotonic() when the platform took it
+
+
+@dataclass
+class HeldSurface:
+    """A platform whose posts can be held until released, and whose post budget can be tight."""
+
+    post_budgets: tuple[Budget, ...] = ()
+    hold: asyncio.Event | None = None  # set: posts go through; clear: they wait
+    posts: list[Posted] = field(default_factory=list)
+    posting: int = 0  # post calls under way (held)
+    edits: list[tuple[str, str, bool]] = field(default_factory=list)
+
+    @property
+    def limits(self) -> SurfaceLimits:
+        return SurfaceLimits(max_chars=2000, post_budgets=self.post_budgets)
+
+    def render(self, markdown: str) -> str:
+        return markdown
+
+    async def post(self, text: str, *, live: bool) -> str:
+        self.posting += 1
+        try:
+            if self.hold is not None:
+                await self.hold.wait()
+        finally:
+            self.posting -= 1
+        ref = f"m{len(self.posts) + 1}"
+        self.posts.append(Posted(ref, text, live, time.monotonic()))
+        return ref
+
+    async def edit(self, ref: str, text: str, *, live: bool) -> None:
+        self.edits.append((ref, text, live))
+
+    async def set_status(self, status: str | None) -> None:
+        return None
+
+
+@dataclass
+class Turns:
+    store: Store
+    gw: FakeGateway
+    service: ConversationService
+    pacer: Pacer
+    serial: int = 0
+
+    def message(self, surface: HeldSurface, text: str = "what happened?") -> IncomingMessage:
+        self.serial += 1
+        return IncomingMessage(
+            KEY, f"ev{self.serial}", ANN, text, surface, platform_message_id=f"p{self.serial}"
+        )
+
+
+@pytest.fixture
+async def turns(tmp_path: Path) -> AsyncIterator[Turns]:
+    store = await Store.open(f"sqlite+aiosqlite:///{tmp_path / 'parley.db'}")
+    pacer = Pacer()
+    async with FakeGateway(default=Reply(text=ANSWER)) as gw:
+        settings = Settings(apicore_base_url=gw.url, apicore_api_key=SecretStr(gw.api_key or ""))
+        async with Gateway(settings) as gateway:
+            service = ConversationService(settings, store, gateway, pacer, instance_id="here")
+            try:
+                yield Turns(store, gw, service, pacer)
+            finally:
+                await service.aclose()
+                await pacer.aclose()
+                await store.close()
+
+
+async def wait_for(condition: Callable[[], bool], within: float = 5.0) -> None:
+    deadline = time.monotonic() + within
+    while not condition():
+        assert time.monotonic() < deadline, "timed out"
+        await asyncio.sleep(0.01)
+
+
+async def rows(store: Store, role: str) -> list[Any]:
+    async with store.engine.connect() as conn:
+        query = select(Message.text, Message.status, Message.reply_refs).where(Message.role == role)
+        return list((await conn.execute(query.order_by(Message.id))).all())
+
+
+async def row_when(store: Store, condition: Callable[[Any], bool], within: float = 5.0) -> Any:
+    """The reply row, once ``condition`` holds for it (None while there is none)."""
+    deadline = time.monotonic() + within
+    while True:
+        found = await rows(store, "assistant")
+        row = found[0] if found else None
+        if condition(row):
+            return row
+        assert time.monotonic() < deadline, f"reply row is {row}"
+        await asyncio.sleep(0.02)
+
+
+# --- the gateway request does not wait for the placeholder ------------------------------------
+
+
+async def test_the_gateway_is_asked_while_the_placeholder_post_is_held(turns: Turns) -> None:
+    surface = HeldSurface(hold=asyncio.Event())
+    handled = asyncio.create_task(turns.service.handle(turns.message(surface)))
+    await wait_for(lambda: len(turns.gw.stream_requests) == 1)
+    # The model has the question while the platform still holds the first post.
+    assert surface.posting == 1 and surface.posts == []
+    surface.hold.set()  # type: ignore[union-attr]
+    result = await asyncio.wait_for(handled, 10)
+    assert result is not None and result.outcome is Outcome.COMPLETE
+    assert result.shown == ANSWER
+    assert [(r.text, r.status, r.reply_refs) for r in await rows(turns.store, "assistant")] == [
+        (ANSWER, "complete", ["m1"])
+    ]
+
+
+async def test_text_that_came_before_the_first_post_is_shown_in_it(turns: Turns) -> None:
+    # A shared channel out of posts (Discord: a few creates per 5 s): one post every 3 s here,
+    # and one was just made, so the reply's first post must wait about that long.
+    budget = (Budget("channel-posts", 1, 3.0),)
+    earlier = HeldSurface(post_budgets=budget)
+    await turns.pacer.reply(earlier).finish("an earlier message in the channel")
+    surface = HeldSurface(post_budgets=budget)
+    result = await asyncio.wait_for(turns.service.handle(turns.message(surface)), 10)
+    assert result is not None and result.outcome is Outcome.COMPLETE
+    (request,) = turns.gw.stream_requests
+    first = surface.posts[0]
+    assert request.t_received < first.at - 1.5  # the model did not wait for the budget
+    assert first.text == ANSWER  # the answer, not the "…" placeholder
+    assert len(surface.posts) == 1
+
+
+async def test_a_row_written_before_its_first_post_learns_where_the_post_is(turns: Turns) -> None:
+    # Recovery edits a crashed reply through the refs stored in its row: once the first message
+    # is up, its ref must be stored while the reply is still streaming.
+    turns.gw.default = Reply.paced(" ".join(f"w{i}" for i in range(40)), tokens_per_s=20)
+    surface = HeldSurface(hold=asyncio.Event())
+    handled = asyncio.create_task(turns.service.handle(turns.message(surface)))
+    await wait_for(lambda: len(turns.gw.stream_requests) == 1)
+    streaming = await row_when(turns.store, lambda r: r is not None)
+    assert (streaming.status, streaming.reply_refs) == ("streaming", None)  # the post is held
+    surface.hold.set()  # type: ignore[union-attr]
+    row = await row_when(turns.store, lambda r: r is not None and r.reply_refs == ["m1"])
+    assert row.status == "streaming"  # stored mid-reply, not only at the end
+    result = await asyncio.wait_for(handled, 10)
+    assert result is not None and result.outcome is Outcome.COMPLETE
+
+
+# --- write transactions per turn ---------------------------------------------------------------
+
+
+def count_write_transactions(store: Store) -> list[float]:
+    """When each write transaction began (SQLite writers BEGIN IMMEDIATE: see bot/store/db.py)."""
+    began: list[float] = []
+
+    def on_execute(_conn: Any, _cursor: Any, statement: str, *_args: Any) -> None:
+        if statement.strip().upper().startswith("BEGIN IMMEDIATE"):
+            began.append(time.monotonic())
+
+    event.listen(store.engine.sync_engine, "before_cursor_execute", on_execute)
+    return began
+
+
+async def test_a_turn_takes_three_write_transactions_one_before_the_request(turns: Turns) -> None:
+    began = count_write_transactions(turns.store)
+    for n, conversation_is_new in enumerate((True, False)):
+        start = len(began)
+        surface = HeldSurface()
+        result = await turns.service.handle(turns.message(surface, f"question {n}"))
+        assert result is not None and result.outcome is Outcome.COMPLETE, conversation_is_new
+        request = turns.gw.stream_requests[n]
+        # Claim + conversation; question + reply row + event done; the finished reply.
+        assert len(began) - start == 3
+        # Only the claim must be committed before the request; the second runs alongside it.
+        assert len([t for t in began[start:] if t < request.t_received]) <= 2
+    users = await rows(turns.store, "user")
+    assert [(u.text, u.status) for u in users] == [("question 0", "complete"), ("question 1", "complete")]
+    assert [(r.text, r.status) for r in await rows(turns.store, "assistant")] == [(ANSWER, "complete")] * 2
+    async with turns.store.engine.connect() as conn:
+        done = (await conn.execute(select(ProcessedEvent.event_id, ProcessedEvent.status))).all()
+        conversations = (await conn.execute(select(Conversation.id))).all()
+    assert sorted(done) == [("ev1", "done"), ("ev2", "done")]
+    assert len(conversations) == 1
+
+
+async def test_a_redelivered_event_is_answered_once(turns: Turns) -> None:
+    surface = HeldSurface()
+    msg = turns.message(surface)
+    first, again = await asyncio.gather(turns.service.handle(msg), turns.service.handle(msg))
+    assert [r is None for r in (first, again)].count(True) == 1
+    assert len(turns.gw.stream_requests) == 1
+    assert len(await rows(turns.store, "user")) == 1
+
+
+# --- the store's combined writes, on every backend ---------------------------------------------
+
+
+async def test_claim_turn_claims_once_and_creates_the_conversation_with_it(store: Store) -> None:
+    assert await store.get_conversation(KEY) is None
+    conversation = await store.claim_turn("test", "E1", "a", KEY)
+    assert conversation is not None and conversation.key == KEY
+    assert await store.claim_turn("test", "E1", "b", KEY) is None  # claimed, within the lease
+    assert await store.claim_turn("test", "E1", "a", KEY) is None  # a redelivery to the same owner
+    again = await store.claim_turn("test", "E2", "a", KEY)
+    assert again is not None and again.id == conversation.id
+    other = ConversationKey("test", "W", "C", "other")
+    assert await store.claim_turn("test", "E1", "c", other) is None
+    assert await store.get_conversation(other) is None  # nothing created for a lost claim
+
+
+async def test_claim_turn_takes_over_an_expired_claim_once(store: Store) -> None:
+    assert await store.claim_turn("test", "E1", "crashed", KEY) is not None
+    async with store.engine.begin() as conn:  # its owner died ten minutes ago
+        await conn.execute(
+            update(ProcessedEvent).values(claimed_at=datetime.now(UTC) - timedelta(minutes=10))
+        )
+    results = await asyncio.gather(*(store.claim_turn("test", "E1", f"o{n}", KEY) for n in range(10)))
+    assert len([r for r in results if r is not None]) == 1
+    await store.mark_event_done("test", "E1")
+    assert await store.claim_turn("test", "E1", "late", KEY, lease_seconds=0) is None
+
+
+async def test_concurrent_claim_turns_share_one_conversation(db_url: str) -> None:
+    stores = [await Store.open(db_url) for _ in range(2)]
+    try:
+        results = await asyncio.gather(
+            *(stores[n % 2].claim_turn("test", f"E{n}", "a", KEY) for n in range(20))
+        )
+        assert len({r.id for r in results if r is not None}) == 1
+        assert None not in results
+    finally:
+        for opened in stores:
+            await opened.close()
+
+
+async def test_begin_reply_stores_question_reply_and_done_together(store: Store) -> None:
+    conversation = await store.claim_turn("test", "E1", "a", KEY)
+    assert conversation is not None
+    before = store.statements
+    reply_id = await store.begin_reply(
+        conversation.id,
+        ANN,
+        "the question",
+        model="m",
+        surface_info={"refs": ["r1"]},
+        platform_id="p1",
+        event=("test", "E1"),
+    )
+    assert store.statements - before == 4  # question, conversation's updated_at, reply, event
+    (question, reply) = await store.load_context(conversation.id, 10)
+    assert (question.role, question.text, question.platform_message_id) == ("user", "the question", "p1")
+    assert (reply.id, reply.role, reply.status) == (reply_id, "assistant", Outcome.STREAMING)
+    (streaming,) = await store.streaming_replies()
+    assert streaming.id == reply_id and streaming.reply_refs == ()
+    assert streaming.surface == {"refs": ["r1"]}
+    assert await store.claim_turn("test", "E1", "b", KEY, lease_seconds=0) is None  # done
+    await store.finish_reply(
+        reply_id, "answer", Outcome.COMPLETE, refs=["r1", "r2"], surface_info={"refs": ["r1", "r2"]}
+    )
+    assert await store.streaming_replies() == []
+    async with store.engine.connect() as conn:
+        row = (
+            await conn.execute(select(Message.reply_refs, Message.surface).where(Message.id == reply_id))
+        ).one()
+    assert (row.reply_refs, row.surface) == (["r1", "r2"], {"refs": ["r1", "r2"]})
+
+
+# --- the gateway's connection cap ----------------------------------------------------------------
+
+
+def test_gateway_max_connections_is_a_validated_setting(tmp_path: Path) -> None:
+    from bot.settings import SettingsError, load_settings
+
+    assert load_settings({}, cwd=tmp_path).parley_gateway_max_connections == 1000
+    with pytest.raises(SettingsError, match="PARLEY_GATEWAY_MAX_CONNECTIONS"):
+        load_settings({"PARLEY_GATEWAY_MAX_CONNECTIONS": "0"}, cwd=tmp_path)
+    settings = load_settings({"PARLEY_GATEWAY_MAX_CONNECTIONS": "7"}, cwd=tmp_path)
+    gateway = Gateway(settings)
+    pool: Any = gateway._client._transport._pool  # type: ignore[attr-defined]
+    assert pool._max_connections == 7
