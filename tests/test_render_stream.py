@@ -693,3 +693,25 @@ async def test_a_surface_that_changes_its_budgets_is_paced_by_the_new_ones(pacer
     # At most 2 edits in any 0.3 s window after the switch, the final text included.
     starts = [c.t0 for c in after]
     assert all(b - a >= 0.3 for a, b in zip(starts, starts[2:], strict=False))
+
+
+async def test_a_reply_showing_nothing_yet_goes_before_another_replys_final_text(pacer: Pacer) -> None:
+    tl = Timeline()
+    one = Budget("channel", 1, 0.2)  # posts and edits of both replies share one slot
+    a = FakeSurface(tl, name="a", post_budgets=[one], edit_budgets=[one])
+    b = FakeSurface(tl, name="b", post_budgets=[one], edit_budgets=[one])
+    ra = pacer.reply(a)
+    ra.update("the")
+    await ra.start()  # a's first post already shows text
+    finishing = asyncio.create_task(ra.finish("the whole answer"))  # waits for the slot
+    rb = pacer.reply(b)
+    await asyncio.gather(rb.start(), finishing)
+    await rb.finish("b's answer")
+    order = [(c.surface, c.action, c.text) for c in tl.calls]
+    assert order == [
+        ("a", "post", "the"),
+        ("b", "post", "…"),
+        ("a", "edit", "the whole answer"),
+        ("b", "edit", "b's answer"),
+    ]
+    assert_budgets_respected(tl)

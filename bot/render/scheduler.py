@@ -2,10 +2,11 @@
 
 Replies with something to send wait in ``_pending``. The loop runs a round when woken (a reply
 that could act now, an action that finished, or the timer set for the earliest moment a waiting
-reply's budgets reopen). A round hands free slots to the waiting replies in priority order: final
-text first, then replies still showing only their placeholder, then by how much text each has
-not shown yet (plus a little for how long it has waited). A round costs O(waiting replies), and
-rounds happen about as often as actions are sent, not as often as tokens arrive.
+reply's budgets reopen). A round hands free slots to the waiting replies in priority order:
+replies that show nothing yet (no message, or only the placeholder) first, then final texts, then
+by how much text each has not shown yet (plus a little for how long it has waited). A round
+costs O(waiting replies), and rounds happen about as often as actions are sent, not as often as
+tokens arrive.
 """
 
 from __future__ import annotations

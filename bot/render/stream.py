@@ -302,7 +302,9 @@ class ReplyStream:
         return free_at(self._windows(self._hint), now, urgent=self._urgent(), not_before=self._not_before)
 
     def _priority(self, now: float) -> tuple[int, float]:
-        tier = 2 if self._final else 1 if self._visible_md == 0 else 0
+        # A reply that shows nothing yet comes first: its user has no sign Parley is on it, while a
+        # finishing reply's user is already reading.
+        tier = 2 if self._visible_md == 0 else 1 if self._final else 0
         return tier, len(self._md) - self._visible_md + AGING_CHARS_PER_SECOND * (now - self._last_sent)
 
     def _activate(self) -> None:
