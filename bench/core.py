@@ -6,10 +6,12 @@ import asyncio
 import gc
 import json
 import multiprocessing
+import os
 import subprocess
 import sys
 import time
 import uuid
+from collections.abc import Callable
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 from typing import Any
@@ -173,13 +175,28 @@ async def scale_run(work: Workload, tmp: Path, n: int, *, pool: int | None) -> R
             await runtime.aclose()
 
 
+def _event_loop() -> tuple[str, Callable[[], asyncio.AbstractEventLoop] | None]:
+    """The loop ``parley run`` would use here (uvloop when installed), unless
+    ``PARLEY_BENCH_LOOP=asyncio`` asks for asyncio's own, to compare the two."""
+    from bot.cli import event_loop_factory
+
+    factory = None if os.environ.get("PARLEY_BENCH_LOOP") == "asyncio" else event_loop_factory()
+    return ("asyncio" if factory is None else "uvloop"), factory
+
+
 def _scale_in_child(work: Workload, tmp: str, n: int, pool: int | None) -> Result:
-    """One scale run in a fresh process that has loaded both adapters, as ``parley run`` does, so
-    its resident set starts where a deployed Parley's does and no earlier run colours it."""
+    """One scale run in a fresh process set up as ``parley run`` with both platforms configured:
+    both adapters loaded (``parley run`` imports only the configured ones) and the same event
+    loop, so its resident set and CPU start where a deployed Parley's do and no earlier run
+    colours them."""
     import adapters.discord.client
     import adapters.slack.app  # noqa: F401
 
-    return asyncio.run(scale_run(work, Path(tmp), n, pool=pool))
+    name, factory = _event_loop()
+    with asyncio.Runner(loop_factory=factory) as runner:
+        result = runner.run(scale_run(work, Path(tmp), n, pool=pool))
+    result["event_loop"] = name
+    return result
 
 
 async def _fresh(work: Workload, tmp: Path, n: int, pool: int | None) -> Result:

@@ -13,11 +13,14 @@ import ctypes.util
 import io
 import logging
 from dataclasses import dataclass
-
-from pypdf import PasswordType, PdfReader, PdfWriter
-from pypdf.errors import DependencyError, FileNotDecryptedError
+from typing import TYPE_CHECKING
 
 from bot.files.errors import CorruptPdf, EncryptedPdf
+
+# pypdf (with the cryptography it loads for AES) adds about 16 MB to every process that imports
+# it, so it is imported by the functions that read a PDF, not by a bot that never sees one.
+if TYPE_CHECKING:
+    from pypdf import PdfReader
 
 log = logging.getLogger("parley.files")
 
@@ -91,6 +94,9 @@ def _shared_stream(data: bytes) -> io.BufferedReader:
 
 
 def _open(data: bytes, name: str) -> PdfReader:
+    from pypdf import PasswordType, PdfReader
+    from pypdf.errors import DependencyError
+
     try:
         reader = PdfReader(_shared_stream(data))
     except Exception as exc:  # pypdf raises many kinds on damaged files
@@ -116,6 +122,8 @@ def _forget(reader: PdfReader) -> None:
 
 def inspect_pdf(data: bytes, *, name: str = "") -> PdfInfo:
     """Page count and encryption; raises :class:`EncryptedPdf` or :class:`CorruptPdf`."""
+    from pypdf.errors import FileNotDecryptedError
+
     reader = _open(data, name)
     try:
         pages = len(reader.pages)
@@ -132,6 +140,8 @@ def inspect_pdf(data: bytes, *, name: str = "") -> PdfInfo:
 
 def decrypted_copy(data: bytes, *, name: str = "") -> bytes:
     """The PDF without its (empty-password) encryption: the models refuse encrypted documents."""
+    from pypdf import PdfWriter
+
     reader = _open(data, name)
     try:
         writer = PdfWriter(clone_from=reader)

@@ -268,7 +268,10 @@ class StreamingProvider:
 
             decoder = self.new_decoder()
             sse = SSEDecoder()
-            chunks = response.aiter_bytes()
+            # An uncompressed body (what the request asks for) is read raw: aiter_bytes adds a
+            # decoder, a re-chunker and one more generator per network chunk, all no-ops here.
+            encoding = response.headers.get("content-encoding", "identity").strip().lower()
+            chunks = response.aiter_raw() if encoding in ("", "identity") else response.aiter_bytes()
             reads = _ReadDeadline(loop, deadline)
             stack.callback(reads.close)
             committed = False  # a text or thinking token went out: from here on, never raise
