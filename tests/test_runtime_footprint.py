@@ -57,3 +57,24 @@ def test_parley_run_uses_uvloop_when_it_is_installed() -> None:
 def test_without_uvloop_asyncio_s_own_loop_is_used(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setitem(sys.modules, "uvloop", None)  # makes `import uvloop` raise ImportError
     assert cli.event_loop_factory() is None
+
+
+def test_opening_a_migrated_store_does_not_load_alembic(tmp_path: Path) -> None:
+    url = f"sqlite+aiosqlite:///{tmp_path / 'p.db'}"
+    opening = (
+        "import asyncio\nfrom bot.store import Store\n"
+        "async def main():\n"
+        f"    store = await Store.open({url!r})\n"
+        "    await store.close()\n"
+        "asyncio.run(main())"
+    )
+    # The first start migrates (Alembic loads); later starts find the schema at head and don't.
+    assert _loaded_after(opening, ["alembic"]) == {"alembic": True}
+    assert _loaded_after(opening, ["alembic"]) == {"alembic": False}
+
+
+def test_the_head_without_alembic_is_alembics_head() -> None:
+    import migrations
+    from bot.store import db
+
+    assert db.head_revision() == migrations.HEAD

@@ -10,17 +10,19 @@ import asyncio
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from alembic import command
-from alembic.config import Config
-from alembic.util.exc import CommandError
 from sqlalchemy import event, text
 from sqlalchemy.engine import URL, Connection, make_url
 from sqlalchemy.exc import ArgumentError, DBAPIError, NoSuchModuleError, SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 
 import migrations
+
+# Alembic is imported only where a migration runs or is inspected: a process whose database is
+# already at head never loads it (see at_head()).
+if TYPE_CHECKING:
+    from alembic.config import Config
 
 SQLITE_BUSY_TIMEOUT_MS = 5000
 # Execution option read by the SQLite "begin" hook: writers take the write lock up front.
@@ -166,6 +168,8 @@ def alembic_config(url: str | None = None, connection: Connection | None = None)
     migrate through it; otherwise env.py opens its own engine on ``url``. The URL travels in
     ``attributes``, not the ini options, so a ``%`` in a password needs no escaping.
     """
+    from alembic.config import Config
+
     config = Config()
     config.set_main_option("script_location", str(migrations_dir()).replace("%", "%%"))
     config.attributes["url"] = url
@@ -187,6 +191,11 @@ async def migrate(engine: AsyncEngine, revision: str = "head", *, down: bool = F
     concurrent migrators the same way the advisory lock does on PostgreSQL.
     """
 
+    if revision == "head" and not down and await at_head(engine):
+        return
+    from alembic import command
+    from alembic.util.exc import CommandError
+
     def action(config: Config) -> None:
         if down:
             command.downgrade(config, revision)
@@ -199,6 +208,20 @@ async def migrate(engine: AsyncEngine, revision: str = "head", *, down: bool = F
     except (SQLAlchemyError, CommandError) as exc:
         hint = " (is the database from a newer Parley?)" if "Can't locate revision" in str(exc) else ""
         raise StoreError(f"DATABASE_URL: migration failed: {describe(exc, engine.url)}{hint}") from None
+
+
+async def at_head(engine: AsyncEngine) -> bool:
+    """Whether the schema is at :data:`migrations.HEAD`, read without Alembic.
+
+    Any doubt (no version table yet, an unreadable database) answers False, and the caller
+    migrates, which re-checks under the migration lock.
+    """
+    try:
+        async with engine.connect() as conn:
+            rows = (await conn.execute(text("SELECT version_num FROM alembic_version"))).all()
+    except SQLAlchemyError:
+        return False
+    return [r[0] for r in rows] == [migrations.HEAD]
 
 
 async def _with_engine(url: str, revision: str, down: bool) -> None:
