@@ -768,7 +768,7 @@ class _RefSaver:
         self.saved = len(info.get("refs") or ())
 
     def due(self) -> bool:
-        return self._reply_id is not None and len(self._stream.refs) > self.saved
+        return self._reply_id is not None and self._stream.message_count > self.saved
 
     async def save(self) -> None:
         if self._reply_id is None or not self.due():

@@ -160,6 +160,11 @@ class ReplyStream:
         return [m.ref for m in self._messages]
 
     @property
+    def message_count(self) -> int:
+        """``len(refs)`` without building the list (asked per token)."""
+        return len(self._messages)
+
+    @property
     def visible(self) -> list[str]:
         """What each message shows now (platform text)."""
         return [m.text for m in self._messages]
