@@ -333,6 +333,19 @@ def _new_id(result: CursorResult[Any]) -> int:
     return int(key[0])
 
 
+def _attachment_rows(message_id: int, records: Iterable[AttachmentRecord]) -> list[dict[str, Any]]:
+    return [
+        {
+            "message_id": message_id,
+            "name": r.name,
+            "media_type": r.media_type,
+            "size": r.size,
+            "sha256": r.sha256,
+        }
+        for r in records
+    ]
+
+
 async def _insert_new(
     conn: AsyncConnection, table: type[Base], values: Mapping[str, Any]
 ) -> CursorResult[Any] | None:
@@ -447,19 +460,7 @@ async def _insert_message(
     )
     message_id = _new_id(result)
     if records:
-        await conn.execute(
-            insert(AttachmentRow),
-            [
-                {
-                    "message_id": message_id,
-                    "name": r.name,
-                    "media_type": r.media_type,
-                    "size": r.size,
-                    "sha256": r.sha256,
-                }
-                for r in records
-            ],
-        )
+        await conn.execute(insert(AttachmentRow), _attachment_rows(message_id, records))
     await conn.execute(update(Conversation).where(Conversation.id == conversation_id).values(updated_at=now))
     return message_id
 
@@ -1269,16 +1270,7 @@ class Store:
 
     async def add_attachments(self, message_id: int, records: Iterable[AttachmentRecord]) -> None:
         """Link files to a message stored earlier (e.g. thread context read before its files)."""
-        rows = [
-            {
-                "message_id": message_id,
-                "name": r.name,
-                "media_type": r.media_type,
-                "size": r.size,
-                "sha256": r.sha256,
-            }
-            for r in records
-        ]
+        rows = _attachment_rows(message_id, records)
         if not rows:
             return
 
