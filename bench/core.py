@@ -16,7 +16,6 @@ from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 from typing import Any
 
-import httpx
 from sqlalchemy import insert
 
 import bot.conversation as conversation_module
@@ -25,7 +24,6 @@ from bench.gateway_proc import ROOT, gateway_process
 from bench.metrics import dist
 from bench.probes import LoopLag, Meter
 from bench.workload import Workload, make_answer, question
-from bot.providers import Gateway
 from bot.providers.base import Turn
 from bot.render import Budget, SurfaceLimits
 from bot.runtime import Runtime
@@ -106,21 +104,9 @@ def settings_for(tmp: Path, gateway_url: str, **extra: str) -> Settings:
     return load_settings(env, cwd=tmp)
 
 
-async def _core_runtime(settings: Settings, *, pool: int | None = None) -> Runtime:
-    """The runtime as ``parley run`` builds it; ``pool`` replaces the gateway client's connection cap."""
-    runtime = await Runtime.create(settings)
-    if pool is not None:
-        limits = httpx.Limits(max_connections=pool, max_keepalive_connections=32)
-        gateway = Gateway(settings, transport=httpx.AsyncHTTPTransport(limits=limits))
-        await runtime.gateway.aclose()
-        runtime.gateway = gateway
-        runtime.service.providers = gateway
-    return runtime
-
-
-async def scale_run(work: Workload, tmp: Path, n: int, *, pool: int | None) -> Result:
+async def scale_run(work: Workload, tmp: Path, n: int) -> Result:
     with gateway_process(work.tokens, work.rate, work.first_delay) as url:
-        runtime = await _core_runtime(settings_for(tmp, url), pool=pool)
+        runtime = await Runtime.create(settings_for(tmp, url))
         try:
             service = runtime.service
             await service.handle(_turn(MemorySurface("warm-up"), ConversationKey("bench", "", "w", ""), "hi"))
@@ -184,7 +170,7 @@ def _event_loop() -> tuple[str, Callable[[], asyncio.AbstractEventLoop] | None]:
     return ("asyncio" if factory is None else "uvloop"), factory
 
 
-def _scale_in_child(work: Workload, tmp: str, n: int, pool: int | None) -> Result:
+def _scale_in_child(work: Workload, tmp: str, n: int) -> Result:
     """One scale run in a fresh process set up as ``parley run`` with both platforms configured:
     both adapters loaded (``parley run`` imports only the configured ones) and the same event
     loop, so its resident set and CPU start where a deployed Parley's do and no earlier run
@@ -194,16 +180,16 @@ def _scale_in_child(work: Workload, tmp: str, n: int, pool: int | None) -> Resul
 
     name, factory = _event_loop()
     with asyncio.Runner(loop_factory=factory) as runner:
-        result = runner.run(scale_run(work, Path(tmp), n, pool=pool))
+        result = runner.run(scale_run(work, Path(tmp), n))
     result["event_loop"] = name
     return result
 
 
-async def _fresh(work: Workload, tmp: Path, n: int, pool: int | None) -> Result:
+async def _fresh(work: Workload, tmp: Path, n: int) -> Result:
     context = multiprocessing.get_context("spawn")
     with ProcessPoolExecutor(max_workers=1, mp_context=context) as child:
         loop = asyncio.get_running_loop()
-        return await loop.run_in_executor(child, _scale_in_child, work, str(tmp), n, pool)
+        return await loop.run_in_executor(child, _scale_in_child, work, str(tmp), n)
 
 
 async def scale_scenario(cfg: Config, tmp: Path, name: str, n: int) -> Result:
@@ -211,19 +197,19 @@ async def scale_scenario(cfg: Config, tmp: Path, name: str, n: int) -> Result:
 
     First at the workload's rate, as shipped. That is CPU-bound long before 500 replies (one
     core reads about 1000 / (CPU s per 1000 tokens) tokens a second), so the full run also
-    streams the same N at a rate one core can carry, with the gateway client's connection cap
-    lifted to N, to see loop lag and memory with every reply truly in flight.
+    streams the same N at a rate one core can carry, to see loop lag and memory with every reply
+    truly in flight.
     """
     work = cfg.work
     out: Result = {"scenario": name, "platform": "memory", "tokens_per_reply": work.tokens}
     out["rate_tokens_per_s"] = work.rate
-    out.update(await _fresh(work, tmp / "shipped", n, None))
+    out.update(await _fresh(work, tmp / "shipped", n))
     out["surface"] = "in-memory (console-like), Discord-like 4/5 s per reply; gateway in a child process"
     if out["cpu_s_per_1k_tokens"]:
         out["replies_per_core_at_rate"] = int(1000 / (out["cpu_s_per_1k_tokens"] * work.rate))
     if not cfg.quick:
         slow = Workload(tokens=work.tokens // 2, rate=SLOW_RATE, first_delay=work.first_delay)
-        carried = await _fresh(slow, tmp / "slow", n, n + 16)
+        carried = await _fresh(slow, tmp / "slow", n)
         carried["rate_tokens_per_s"] = slow.rate
         carried["tokens_per_reply"] = slow.tokens
         out["one_core_rate"] = carried

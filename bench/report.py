@@ -57,9 +57,7 @@ def _other(r: Result) -> str:
         slow = r.get("one_core_rate")
         if slow:
             lag = _num(slow["loop_lag_p99_ms"], 1)
-            text += (
-                f"; at {slow['rate_tokens_per_s']:g} tok/s, pool lifted: {slow['peak_in_flight']} in flight"
-            )
+            text += f"; at {slow['rate_tokens_per_s']:g} tok/s: {slow['peak_in_flight']} in flight"
             text += f", lag p99 {lag} ms, peak {_num(slow['peak_rss_mb'], 0)} MB"
             text += f" ({_num(slow['rss_per_reply_kb'], 0)} KB/reply)"
             text += f", first text p50/p99 {_pair(slow['first_text_ms'])} ms"

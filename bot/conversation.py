@@ -39,7 +39,7 @@ from bot.providers.errors import ProviderError
 from bot.render import Pacer, RateLimited, ReplyStream, SurfaceError
 from bot.render.surface import Deletable, Recoverable, ReplySurface
 from bot.settings import Settings
-from bot.store import ConversationRow, Store, StoreError, StreamingReply
+from bot.store import Store, StoreError, StreamingReply
 from bot.store.models import utcnow
 from bot.types import Attachment, Author, ContextMessage, ConversationKey, IncomingMessage, Outcome
 
@@ -192,23 +192,23 @@ class ConversationService:
             self._handlers.add(task)
         try:
             try:
-                conversation = await self.store.claim_turn(
-                    msg.key.platform, msg.event_id, self.instance_id, msg.key
-                )
+                # Only the claim comes before the placeholder: in a burst of questions every claim
+                # waits for the ones before it, so it is kept to one statement.
+                claimed = await self.store.claim_event(msg.key.platform, msg.event_id, self.instance_id)
             except StoreError as exc:
                 # Without the store there is no exactly-once and no history: say so, don't guess.
                 log.error("cannot take %s on %s: %s", msg.event_id, msg.key.platform, exc)
                 shown = await self._say(msg.surface, say.DATABASE_DOWN, msg.key.platform)
                 return ReplyResult(Outcome.ERROR, "", shown, "", error=say.DATABASE_DOWN)
-            if conversation is None:
+            if not claimed:
                 log.info("duplicate event %s on %s ignored", msg.event_id, msg.key.platform)
                 return None
             ticket = self.admission.admit(msg)
             if isinstance(ticket, Refusal):
-                return await self._refuse(msg, ticket, conversation)
+                return await self._refuse(msg, ticket)
             try:
                 async with self._queue.turn(msg.key):
-                    return await self._answer(msg, conversation)
+                    return await self._answer(msg)
             finally:
                 self.admission.release(ticket)
         except Exception:
@@ -377,9 +377,7 @@ class ConversationService:
             return ""
         return "" if stream.failed else text
 
-    async def _refuse(
-        self, msg: IncomingMessage, refusal: Refusal, conversation: ConversationRow
-    ) -> ReplyResult | None:
+    async def _refuse(self, msg: IncomingMessage, refusal: Refusal) -> ReplyResult | None:
         """A turn over a limit: a polite "busy" reply, stored with the question like any turn."""
         platform = msg.key.platform
         if refusal is Refusal.BOT_LOOP:
@@ -391,6 +389,7 @@ class ConversationService:
         question, _ = _trimmed(_clean(msg.text), self.settings.parley_max_input_chars)
         # "process" keeps this process's recovery sweep off the row while the note is posted.
         info = {"refs": [], "busy": refusal.value, "process": self.instance_id}
+        conversation = await self.store.get_or_create_conversation(msg.key)
         reply_id = await self.store.begin_reply(
             conversation.id,
             _clean_author(msg.author),
@@ -424,7 +423,7 @@ class ConversationService:
                 log.exception("surface.describe() failed")
         return info
 
-    async def _answer(self, msg: IncomingMessage, conversation: ConversationRow) -> ReplyResult:
+    async def _answer(self, msg: IncomingMessage) -> ReplyResult:
         arrived = time.monotonic()
         limit = self.settings.parley_max_input_chars
         asked, length = _trimmed(_clean(msg.text), limit)
@@ -441,6 +440,7 @@ class ConversationService:
         placeholder = asyncio.create_task(stream.start())
         model = msg.model or self.settings.parley_model
         try:
+            conversation = await self.store.get_or_create_conversation(msg.key)
             model_override, system_override = await self.store.effective_model_and_system(conversation)
             model = msg.model or model_override or self.settings.parley_model
             await self._backfill(conversation.id, msg)

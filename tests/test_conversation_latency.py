@@ -51,6 +51,7 @@ class HeldSurface:
     hold: asyncio.Event | None = None  # set: posts go through; clear: they wait
     posts: list[Posted] = field(default_factory=list)
     posting: int = 0  # post calls under way (held)
+    called: list[float] = field(default_factory=list)  # when each post was asked for
     edits: list[tuple[str, str, bool]] = field(default_factory=list)
 
     @property
@@ -61,6 +62,7 @@ class HeldSurface:
         return markdown
 
     async def post(self, text: str, *, live: bool) -> str:
+        self.called.append(time.monotonic())
         self.posting += 1
         try:
             if self.hold is not None:
@@ -187,30 +189,39 @@ async def test_a_row_written_before_its_first_post_learns_where_the_post_is(turn
 # --- write transactions per turn ---------------------------------------------------------------
 
 
-def count_write_transactions(store: Store) -> list[float]:
-    """When each write transaction began (SQLite writers BEGIN IMMEDIATE: see bot/store/db.py)."""
+def count_write_transactions(store: Store, statements: list[float] | None = None) -> list[float]:
+    """When each write transaction began (SQLite writers BEGIN IMMEDIATE: see bot/store/db.py);
+    ``statements`` collects when every other statement ran."""
     began: list[float] = []
 
     def on_execute(_conn: Any, _cursor: Any, statement: str, *_args: Any) -> None:
-        if statement.strip().upper().startswith("BEGIN IMMEDIATE"):
+        head = statement.strip().upper()
+        if head.startswith("BEGIN IMMEDIATE"):
             began.append(time.monotonic())
+        elif statements is not None and not head.startswith(("BEGIN", "COMMIT", "ROLLBACK")):
+            statements.append(time.monotonic())
 
     event.listen(store.engine.sync_engine, "before_cursor_execute", on_execute)
     return began
 
 
-async def test_a_turn_takes_three_write_transactions_one_before_the_request(turns: Turns) -> None:
-    began = count_write_transactions(turns.store)
+async def test_a_turn_takes_few_write_transactions_and_only_the_claim_before_the_placeholder(
+    turns: Turns,
+) -> None:
+    ran: list[float] = []
+    began = count_write_transactions(turns.store, ran)
     for n, conversation_is_new in enumerate((True, False)):
-        start = len(began)
+        start, first = len(began), len(ran)
         surface = HeldSurface()
         result = await turns.service.handle(turns.message(surface, f"question {n}"))
         assert result is not None and result.outcome is Outcome.COMPLETE, conversation_is_new
-        request = turns.gw.stream_requests[n]
-        # Claim + conversation; question + reply row + event done; the finished reply.
-        assert len(began) - start == 3
-        # Only the claim must be committed before the request; the second runs alongside it.
-        assert len([t for t in began[start:] if t < request.t_received]) <= 2
+        # The claim; creating the conversation (only the first time); question + reply row +
+        # event done; the finished reply.
+        assert len(began) - start == (4 if conversation_is_new else 3)
+        # The placeholder waits for the claim alone; the rest runs alongside it and the request.
+        assert len([t for t in began[start:] if t < surface.called[0]]) == 1
+        # ...and that claim is one statement (at most the conversation's read slips in too).
+        assert len([t for t in ran[first:] if t < surface.called[0]]) <= 2
     users = await rows(turns.store, "user")
     assert [(u.text, u.status) for u in users] == [("question 0", "complete"), ("question 1", "complete")]
     assert [(r.text, r.status) for r in await rows(turns.store, "assistant")] == [(ANSWER, "complete")] * 2
@@ -233,47 +244,31 @@ async def test_a_redelivered_event_is_answered_once(turns: Turns) -> None:
 # --- the store's combined writes, on every backend ---------------------------------------------
 
 
-async def test_claim_turn_claims_once_and_creates_the_conversation_with_it(store: Store) -> None:
-    assert await store.get_conversation(KEY) is None
-    conversation = await store.claim_turn("test", "E1", "a", KEY)
-    assert conversation is not None and conversation.key == KEY
-    assert await store.claim_turn("test", "E1", "b", KEY) is None  # claimed, within the lease
-    assert await store.claim_turn("test", "E1", "a", KEY) is None  # a redelivery to the same owner
-    again = await store.claim_turn("test", "E2", "a", KEY)
-    assert again is not None and again.id == conversation.id
-    other = ConversationKey("test", "W", "C", "other")
-    assert await store.claim_turn("test", "E1", "c", other) is None
-    assert await store.get_conversation(other) is None  # nothing created for a lost claim
-
-
-async def test_claim_turn_takes_over_an_expired_claim_once(store: Store) -> None:
-    assert await store.claim_turn("test", "E1", "crashed", KEY) is not None
+async def test_an_expired_claim_is_taken_over_once(store: Store) -> None:
+    assert await store.claim_event("test", "E1", "crashed")
     async with store.engine.begin() as conn:  # its owner died ten minutes ago
         await conn.execute(
             update(ProcessedEvent).values(claimed_at=datetime.now(UTC) - timedelta(minutes=10))
         )
-    results = await asyncio.gather(*(store.claim_turn("test", "E1", f"o{n}", KEY) for n in range(10)))
-    assert len([r for r in results if r is not None]) == 1
+    results = await asyncio.gather(*(store.claim_event("test", "E1", f"o{n}") for n in range(10)))
+    assert results.count(True) == 1
     await store.mark_event_done("test", "E1")
-    assert await store.claim_turn("test", "E1", "late", KEY, lease_seconds=0) is None
+    assert not await store.claim_event("test", "E1", "late", lease_seconds=0)
 
 
-async def test_concurrent_claim_turns_share_one_conversation(db_url: str) -> None:
+async def test_concurrent_turns_share_one_conversation(db_url: str) -> None:
     stores = [await Store.open(db_url) for _ in range(2)]
     try:
-        results = await asyncio.gather(
-            *(stores[n % 2].claim_turn("test", f"E{n}", "a", KEY) for n in range(20))
-        )
-        assert len({r.id for r in results if r is not None}) == 1
-        assert None not in results
+        results = await asyncio.gather(*(stores[n % 2].get_or_create_conversation(KEY) for n in range(20)))
+        assert len({r.id for r in results}) == 1
     finally:
         for opened in stores:
             await opened.close()
 
 
 async def test_begin_reply_stores_question_reply_and_done_together(store: Store) -> None:
-    conversation = await store.claim_turn("test", "E1", "a", KEY)
-    assert conversation is not None
+    assert await store.claim_event("test", "E1", "a")
+    conversation = await store.get_or_create_conversation(KEY)
     before = store.statements
     reply_id = await store.begin_reply(
         conversation.id,
@@ -291,7 +286,7 @@ async def test_begin_reply_stores_question_reply_and_done_together(store: Store)
     (streaming,) = await store.streaming_replies()
     assert streaming.id == reply_id and streaming.reply_refs == ()
     assert streaming.surface == {"refs": ["r1"]}
-    assert await store.claim_turn("test", "E1", "b", KEY, lease_seconds=0) is None  # done
+    assert not await store.claim_event("test", "E1", "b", lease_seconds=0)  # done
     await store.finish_reply(
         reply_id, "answer", Outcome.COMPLETE, refs=["r1", "r2"], surface_info={"refs": ["r1", "r2"]}
     )

@@ -591,21 +591,6 @@ class Store:
 
         return await self._tx(work, write=True)
 
-    async def claim_turn(
-        self, platform: str, event_id: str, owner: str, key: ConversationKey, lease_seconds: float = 300
-    ) -> ConversationRow | None:
-        """:meth:`claim_event` and :meth:`get_or_create_conversation` in one write transaction.
-
-        Returns the conversation if this caller now owns the event, else None (nothing created).
-        """
-
-        async def work(conn: AsyncConnection) -> ConversationRow | None:
-            if not await _claim(conn, platform, event_id, owner, lease_seconds):
-                return None
-            return await _conversation_in(conn, key)
-
-        return await self._tx(work, write=True)
-
     async def mark_event_done(self, platform: str, event_id: str) -> None:
         async def work(conn: AsyncConnection) -> None:
             await _mark_done(conn, platform, event_id)
