@@ -22,7 +22,7 @@ def event_loop_factory() -> Callable[[], asyncio.AbstractEventLoop] | None:
 
     With hundreds of replies streaming, most of ``parley run``'s CPU goes to waking the loop for
     each token's network chunk; uvloop does that part in C (bench scale-500: about 17% less CPU
-    per token than asyncio's loop). Uninstalling uvloop is the way back to asyncio's loop.
+    per token than asyncio's loop). ``PARLEY_UVLOOP=false`` keeps asyncio's loop.
     """
     try:
         import uvloop
@@ -30,6 +30,11 @@ def event_loop_factory() -> Callable[[], asyncio.AbstractEventLoop] | None:
         return None
     factory: Callable[[], asyncio.AbstractEventLoop] = uvloop.new_event_loop
     return factory
+
+
+def loop_factory_for(command: str, settings: Settings) -> Callable[[], asyncio.AbstractEventLoop] | None:
+    # Only the long-running server needs the faster loop; one-off commands keep asyncio's.
+    return event_loop_factory() if command == "run" and settings.parley_uvloop else None
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -58,9 +63,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         from bot import logs
 
         logs.configure(settings, level="WARNING" if args.command != "run" else None)
-        # Only the long-running server needs the faster loop; one-off commands keep asyncio's.
-        factory = event_loop_factory() if args.command == "run" else None
-        with asyncio.Runner(loop_factory=factory) as runner:
+        with asyncio.Runner(loop_factory=loop_factory_for(args.command, settings)) as runner:
             return runner.run(_dispatch(args, settings))
     except SettingsError as exc:
         if args.command == "doctor":

@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from bot import cli
+from bot.settings import load_settings
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -52,6 +53,15 @@ def test_parley_run_uses_uvloop_when_it_is_installed() -> None:
         assert loop.run_until_complete(asyncio.sleep(0, result=42)) == 42
     finally:
         loop.close()
+
+
+def test_only_parley_run_takes_uvloop_and_parley_uvloop_false_keeps_asyncio(tmp_path: Path) -> None:
+    uvloop = pytest.importorskip("uvloop")
+    settings = load_settings({}, cwd=tmp_path)
+    assert cli.loop_factory_for("run", settings) is uvloop.new_event_loop
+    assert cli.loop_factory_for("console", settings) is None
+    off = load_settings({"PARLEY_UVLOOP": "false"}, cwd=tmp_path)
+    assert cli.loop_factory_for("run", off) is None
 
 
 def test_without_uvloop_asyncio_s_own_loop_is_used(monkeypatch: pytest.MonkeyPatch) -> None:
