@@ -74,18 +74,11 @@ class Commands:
 
     def admits(self, interaction: discord.Interaction) -> bool:
         user = interaction.user
-        channel = interaction.channel
-        channel_id = interaction.channel_id or 0
-        thread_id = None
-        if isinstance(channel, discord.Thread):
-            thread_id, channel_id = channel.id, channel.parent_id
-        roles = [r.id for r in user.roles] if isinstance(user, discord.Member) else []
-        return self.hub.admits(
-            user_id=user.id,
-            channel_id=channel_id,
-            thread_id=thread_id,
+        return self.hub.admits_author(
+            user,
+            interaction.channel,
+            interaction.channel_id or 0,
             guild_id=interaction.guild_id,
-            role_ids=roles,
             is_bot=user.bot,
         )
 

@@ -77,18 +77,11 @@ class MessageEvents:
 
     def _admits(self, message: discord.Message) -> bool:
         author = message.author
-        channel = message.channel
-        thread_id = None
-        channel_id = channel.id
-        if isinstance(channel, discord.Thread):
-            thread_id, channel_id = channel.id, channel.parent_id
-        roles = [r.id for r in author.roles] if isinstance(author, discord.Member) else []
-        return self.hub.admits(
-            user_id=author.id,
-            channel_id=channel_id,
-            thread_id=thread_id,
+        return self.hub.admits_author(
+            author,
+            message.channel,
+            message.channel.id,
             guild_id=message.guild.id if message.guild is not None else None,
-            role_ids=roles,
             is_bot=author.bot or message.webhook_id is not None,
         )
 

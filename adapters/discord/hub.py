@@ -99,5 +99,29 @@ class Hub:
             is_bot=is_bot,
         )
 
+    def admits_author(
+        self,
+        author: discord.User | discord.Member,
+        channel: object,
+        channel_id: int,
+        *,
+        guild_id: int | None,
+        is_bot: bool,
+    ) -> bool:
+        """:meth:`admits` for ``author`` writing in ``channel`` (id ``channel_id``), a message or
+        an interaction alike: a thread answers for its parent channel, roles come from a member."""
+        thread_id = None
+        if isinstance(channel, discord.Thread):
+            thread_id, channel_id = channel.id, channel.parent_id
+        roles = [r.id for r in author.roles] if isinstance(author, discord.Member) else []
+        return self.admits(
+            user_id=author.id,
+            channel_id=channel_id,
+            thread_id=thread_id,
+            guild_id=guild_id,
+            role_ids=roles,
+            is_bot=is_bot,
+        )
+
     async def aclose(self) -> None:
         await self.files.aclose()
