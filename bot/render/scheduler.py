@@ -37,11 +37,9 @@ class ActionCounts:
 
 
 @dataclass(slots=True)
-class PacerStats:
-    posts: int = 0  # successful posts
-    edits: int = 0  # successful edits
-    rate_limited: int = 0  # 429s: each one means a declared budget is wrong
-    failures: int = 0  # other refused or crashed posts/edits
+class PacerStats(ActionCounts):
+    """The counts of every action, and per platform in :attr:`by_platform`."""
+
     fallbacks: int = 0  # messages re-posted because their edits kept failing
     failed_replies: int = 0
     rounds: int = 0  # scheduling rounds, to check the loop is not woken needlessly
