@@ -4,11 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import gc
-import json
 import multiprocessing
 import os
-import subprocess
-import sys
 import time
 import uuid
 from collections.abc import Callable
@@ -20,7 +17,7 @@ from sqlalchemy import insert
 
 import bot.conversation as conversation_module
 from bench.config import Config, Result, rounded
-from bench.gateway_proc import ROOT, gateway_process
+from bench.gateway_proc import gateway_process
 from bench.metrics import dist
 from bench.probes import LoopLag, Meter
 from bench.workload import Workload, make_answer, question
@@ -318,7 +315,7 @@ async def long_thread_scenario(cfg: Config, tmp: Path, name: str, n: int) -> Res
 
 
 async def pdf_scenario(cfg: Config, tmp: Path, name: str, n: int) -> Result:
-    from bench.pdf_memory import make_pdf
+    from bench.pdf_memory import make_pdf, run_case
 
     megabytes = n
     pdf = tmp / "big.pdf"
@@ -329,30 +326,7 @@ async def pdf_scenario(cfg: Config, tmp: Path, name: str, n: int) -> Result:
     runs: dict[str, Result] = {}
     with gateway_process(20, 0.0) as url:
         for case in cases:
-            workdir = tmp / case
-            workdir.mkdir()
-            child = await asyncio.to_thread(
-                subprocess.run,
-                [
-                    sys.executable,
-                    str(ROOT / "bench" / "pdf_memory.py"),
-                    "--case",
-                    case,
-                    "--pdf",
-                    str(pdf),
-                    "--gateway",
-                    url,
-                    "--workdir",
-                    str(workdir),
-                ],
-                capture_output=True,
-                text=True,
-                cwd=ROOT,
-                timeout=600,
-            )
-            if child.returncode != 0:
-                raise RuntimeError(f"pdf case {case} failed: {child.stderr[-2000:]}")
-            runs[case] = json.loads(child.stdout.strip().splitlines()[-1])
+            runs[case] = await asyncio.to_thread(run_case, case, pdf, url, tmp / case)
     main = runs["text"]
     return {
         "scenario": name,

@@ -34,6 +34,7 @@ import tempfile
 import time
 import uuid
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
@@ -190,6 +191,34 @@ def _gateway() -> tuple[subprocess.Popen[str], str]:
     return process, process.stdout.readline().strip()
 
 
+def run_case(case: str, pdf: Path, gateway_url: str, workdir: Path) -> dict[str, Any]:
+    """Run one case in a fresh child process and return its figures."""
+    workdir.mkdir(parents=True, exist_ok=True)
+    child = subprocess.run(
+        [
+            sys.executable,
+            str(Path(__file__).resolve()),
+            "--case",
+            case,
+            "--pdf",
+            str(pdf),
+            "--gateway",
+            gateway_url,
+            "--workdir",
+            str(workdir),
+        ],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+        timeout=600,
+    )
+    if child.returncode != 0:
+        raise RuntimeError(f"pdf case {case} failed: {child.stderr[-2000:]}")
+    result: dict[str, Any] = json.loads(child.stdout.strip().splitlines()[-1])
+    return result
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--mb", type=float, default=30.0)
@@ -215,29 +244,11 @@ def main() -> int:
         gateway, url = _gateway()
         try:
             for case in args.cases:
-                workdir = Path(tmp) / case
-                workdir.mkdir()
-                child = subprocess.run(
-                    [
-                        sys.executable,
-                        __file__,
-                        "--case",
-                        case,
-                        "--pdf",
-                        str(pdf_path),
-                        "--gateway",
-                        url,
-                        "--workdir",
-                        str(workdir),
-                    ],
-                    capture_output=True,
-                    text=True,
-                    env={**os.environ, "PYTHONPATH": str(ROOT)},
-                )
-                if child.returncode != 0:
-                    print(child.stderr, file=sys.stderr)
+                try:
+                    result = run_case(case, pdf_path, url, Path(tmp) / case)
+                except RuntimeError as exc:
+                    print(exc, file=sys.stderr)
                     return 1
-                result = json.loads(child.stdout.strip().splitlines()[-1])
                 print(
                     f"{result['case']:<20} file {result['file_mb']:>5} MB  idle {result['idle_mb']:>6} MB  "
                     f"peak above idle {result['peak_above_idle_mb']:>6} MB  = {result['ratio']:.2f}x file  "
