@@ -86,3 +86,8 @@ async def test_replies_sharing_one_channel_share_its_budget(tmp_path: Path) -> N
         answers = bench.replies(channel)
         assert len(answers) == 12
         check_answers(bench, answers)
+        # The model is asked while a reply waits for a create slot, not after: every question
+        # reached the gateway before the last reply's first message could be posted.
+        last_post = max(a.history[0].t for a in answers)
+        asked = [r.t_received for r in bench.gw.stream_requests]
+        assert len(asked) == 12 and max(asked) < last_post - 0.5

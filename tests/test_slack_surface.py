@@ -4,6 +4,7 @@ budgets with zero 429s, and native streaming with its fall back to chat.update."
 from __future__ import annotations
 
 import asyncio
+from itertools import pairwise
 from pathlib import Path
 
 import pytest
@@ -114,6 +115,25 @@ async def test_long_answers_are_complete_and_never_too_long(tmp_path: Path) -> N
 
 
 # -- shared budgets ----------------------------------------------------------------------------
+
+
+async def test_a_short_answer_gets_frequent_updates_while_the_minutes_budget_is_fresh(
+    tmp_path: Path,
+) -> None:
+    # Production budgets (45 chat.update a minute). Spread evenly, a 4 s answer would get an
+    # edit every 1.67 s; a fresh minute lets it have one about every 0.45 s instead.
+    async with slack_bench(tmp_path, "socket") as bench:
+        fs, gw = bench.fs, bench.gw
+        answer = " ".join(f"w{i}" for i in range(80))
+        gw.script(Reply.paced(answer, tokens_per_s=20))
+        event = fs.app_mention("a short one")
+        await bench.deliver(event)
+        (reply,) = await bench.reply_in(DEFAULT_CHANNEL, event["ts"])
+        assert fs.visible_text(DEFAULT_CHANNEL, reply.ts) == answer
+        updates = [s.t for s in fs.timeline(DEFAULT_CHANNEL, reply.ts) if s.event == "update"]
+        assert len(updates) >= 7
+        assert max(b - a for a, b in pairwise(updates)) < 1.67
+        assert bench.slack_errors() == [] and sum(fs.rate_limited_count.values()) == 0
 
 
 async def test_ten_concurrent_replies_share_the_workspace_budget_without_a_429(tmp_path: Path) -> None:
