@@ -23,6 +23,7 @@ from bench.probes import LoopLag, Meter
 from bench.workload import Workload, make_answer, question
 from bot.providers.base import Turn
 from bot.render import Budget, SurfaceLimits
+from bot.render.surface import PROVISIONAL
 from bot.runtime import Runtime
 from bot.settings import Settings, load_settings
 from bot.store import Store
@@ -73,7 +74,7 @@ class MemorySurface:
         now = time.monotonic()
         if self.placeholder_at is None:
             self.placeholder_at = now
-        if self.text_at is None and text not in ("…", conversation_module.THINKING_PLACEHOLDER):
+        if self.text_at is None and text not in PROVISIONAL:
             self.text_at = now
 
     async def set_status(self, status: str | None) -> None:

@@ -37,7 +37,7 @@ from bot.providers.base import (
 )
 from bot.providers.errors import ProviderError
 from bot.render import Pacer, RateLimited, ReplyStream, SurfaceError
-from bot.render.surface import Deletable, Recoverable, ReplySurface
+from bot.render.surface import PLACEHOLDER, THINKING_PLACEHOLDER, Deletable, Recoverable, ReplySurface
 from bot.settings import Settings
 from bot.store import Store, StoreError, StreamingReply
 from bot.store.models import utcnow
@@ -45,8 +45,6 @@ from bot.types import Attachment, Author, ContextMessage, ConversationKey, Incom
 
 log = logging.getLogger("parley.conversation")
 
-THINKING_PLACEHOLDER = "_thinking…_"
-PLACEHOLDER = "…"
 
 # What an adapter hands recover(): a surface rebuilt from a reply's stored row, or None.
 SurfaceFor = Callable[[StreamingReply], Recoverable | None]

@@ -21,8 +21,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 import discord
 
 from adapters.discord.markdown import to_discord
-from bot.conversation import THINKING_PLACEHOLDER
-from bot.render.surface import RateLimited, Shown, SurfaceError, SurfaceLimits
+from bot.render.surface import PROVISIONAL, RateLimited, Shown, SurfaceError, SurfaceLimits
 from bot.store import StreamingReply
 
 if TYPE_CHECKING:
@@ -35,9 +34,7 @@ T = TypeVar("T")
 MAX_CHARS = 2000  # Discord counts code points, as Python does
 STOP_ID = "parley:stop"
 TYPING_EVERY = 8.0  # Discord shows typing for 10 s per trigger
-PLACEHOLDER = "…"
 # What a reply shows before its answer exists: while it does, Parley looks busy.
-PROVISIONAL = frozenset({PLACEHOLDER, THINKING_PLACEHOLDER})
 NO_PINGS = discord.AllowedMentions.none()
 
 

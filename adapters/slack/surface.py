@@ -30,9 +30,16 @@ from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
 
 from adapters.slack.text import message_markdown
-from bot.conversation import THINKING_PLACEHOLDER
 from bot.render.split import fence_after
-from bot.render.surface import Budget, RateLimited, Shown, SurfaceError, SurfaceLimits
+from bot.render.surface import (
+    PLACEHOLDER,
+    PROVISIONAL,
+    Budget,
+    RateLimited,
+    Shown,
+    SurfaceError,
+    SurfaceLimits,
+)
 
 log = logging.getLogger("parley.slack")
 
@@ -47,7 +54,6 @@ STOP_ACTION = "parley_stop"
 STATUS_THINKING = "is thinking…"
 # Texts the renderer and the core show before an answer exists. A native stream cannot take them
 # back, so they are never streamed; the "thinking" status stands in for them.
-PROVISIONAL = frozenset({"…", THINKING_PLACEHOLDER})
 # A stream this old is ended and continued with chat.update before Slack expires it (~5 min).
 STREAM_MAX_AGE = 270.0
 
@@ -193,7 +199,7 @@ STOP_BLOCK: dict[str, Any] = {
 
 
 def blocks_for(text: str, *, live: bool) -> list[dict[str, Any]]:
-    blocks: list[dict[str, Any]] = [{"type": "markdown", "text": text or "…"}]
+    blocks: list[dict[str, Any]] = [{"type": "markdown", "text": text or PLACEHOLDER}]
     if live:
         blocks.append(STOP_BLOCK)
     return blocks

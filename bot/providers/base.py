@@ -9,9 +9,10 @@ outcome says what happened, so text already shown is never taken back or sent tw
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Sequence
+import json
+from collections.abc import AsyncIterator, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Literal, Protocol
+from typing import Any, Literal, Protocol
 
 from bot.types import Outcome
 
@@ -41,7 +42,53 @@ class ImagePart:
     name: str = ""
 
 
-Part = TextPart | DocumentPart | ImagePart
+@dataclass(frozen=True, slots=True)
+class ToolSpec:
+    """A tool the model may call: its name, one paragraph on what it does, and the JSON Schema
+    (an ``object`` schema) of its arguments. Each wire format declares it in its own shape."""
+
+    name: str
+    description: str
+    parameters: Mapping[str, Any]
+
+
+@dataclass(frozen=True, slots=True)
+class ToolCall:
+    """One call the model made, assembled from the stream (OpenAI ``tool_calls`` fragments by
+    index, Anthropic ``tool_use`` + ``input_json_delta``)."""
+
+    id: str
+    name: str
+    arguments: str  # the JSON text exactly as the model wrote it; it may be malformed
+
+    def parsed(self) -> dict[str, Any] | None:
+        """The arguments as a JSON object, or None when the model wrote something else."""
+        try:
+            value = json.loads(self.arguments or "{}")
+        except ValueError:
+            return None
+        return value if isinstance(value, dict) else None
+
+
+@dataclass(frozen=True, slots=True)
+class ToolCallPart:
+    """In an assistant turn: a call the model made (after any text it wrote first)."""
+
+    call: ToolCall
+
+
+@dataclass(frozen=True, slots=True)
+class ToolResultPart:
+    """In the user turn right after the calls: what one call gave back. OpenAI sends each as a
+    ``role: "tool"`` message, Anthropic as a leading ``tool_result`` block (``is_error``)."""
+
+    call_id: str
+    name: str
+    content: str
+    is_error: bool = False
+
+
+Part = TextPart | DocumentPart | ImagePart | ToolCallPart | ToolResultPart
 
 
 @dataclass(frozen=True, slots=True)
@@ -63,6 +110,10 @@ class ChatRequest:
     temperature: float | None = None
     thinking_budget: int | None = None  # tokens; None = no thinking requested
     extra: dict[str, object] = field(default_factory=dict)  # gateway-specific body fields
+    tools: tuple[ToolSpec, ...] = ()  # offered to the model
+    # "none": the model may not call a tool (the last step of a turn); the declarations may still
+    # be sent where the format needs them beside tool history.
+    tool_choice: Literal["auto", "none"] = "auto"
 
 
 @dataclass(frozen=True, slots=True)
@@ -73,6 +124,16 @@ class TextDelta:
 @dataclass(frozen=True, slots=True)
 class ThinkingDelta:
     text: str
+
+
+@dataclass(frozen=True, slots=True)
+class ToolCallStarted:
+    """The model has named a tool it is calling (its arguments still streaming): enough for the
+    live reply's status line. The complete calls come in :attr:`Finish.tool_calls`."""
+
+    index: int
+    id: str
+    name: str
 
 
 @dataclass(frozen=True, slots=True)
@@ -95,9 +156,12 @@ class Finish:
     stop_reason: str | None  # as the wire said it (stop, end_turn, length, …) or None
     usage: Usage
     error: Exception | None = None  # the failure that ended a started stream, if any
+    # The calls the model made, in order, when it stopped to call tools (stop_reason
+    # "tool_calls" / "tool_use"; outcome COMPLETE).
+    tool_calls: tuple[ToolCall, ...] = ()
 
 
-StreamEvent = TextDelta | ThinkingDelta | UsageReport | Finish
+StreamEvent = TextDelta | ThinkingDelta | UsageReport | ToolCallStarted | Finish
 
 
 class Provider(Protocol):

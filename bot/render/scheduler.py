@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 
 from bot.render.budget import RESERVE_FRACTION, BudgetBook, Window, free_at
 from bot.render.stream import Action, Kind, ReplyStream
-from bot.render.surface import RateLimited, ReplySurface, SurfaceError
+from bot.render.surface import PLACEHOLDER, RateLimited, ReplySurface, SurfaceError
 
 log = logging.getLogger(__name__)
 
@@ -97,7 +97,9 @@ class Pacer:
         self._timer_at = math.inf
         self._stalled = False  # a waiting reply is blocked only by in-flight actions
 
-    def reply(self, surface: ReplySurface, placeholder: str = "…", *, platform: str = "") -> ReplyStream:
+    def reply(
+        self, surface: ReplySurface, placeholder: str = PLACEHOLDER, *, platform: str = ""
+    ) -> ReplyStream:
         """A new reply on ``surface``; ``platform`` labels its actions in :attr:`stats`."""
         if self.closed:
             raise RuntimeError("the Pacer is closed")

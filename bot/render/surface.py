@@ -9,6 +9,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Protocol, runtime_checkable
 
+# What a reply shows before the model's first word, and while it only thinks. Surfaces compare
+# against these (a message showing one is not an answer yet): defined here, once.
+PLACEHOLDER = "…"
+THINKING_PLACEHOLDER = "_thinking…_"
+PROVISIONAL = frozenset({PLACEHOLDER, THINKING_PLACEHOLDER})
+
 
 @dataclass(frozen=True, slots=True)
 class Budget:
