@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import io
 import os
+from pathlib import Path
 from typing import Any, cast
 
 import pytest
@@ -15,7 +16,7 @@ from rich.console import Console
 from rich.text import Text
 
 from adapters.console import app
-from adapters.console.surface import TerminalSurface
+from adapters.console.surface import PipedSurface, TerminalSurface, save_upload
 from adapters.console.view import AppendView, Mode, Tail, choose_mode, settled
 from bot.conversation import ReplyResult
 from bot.types import Author, ConversationKey, IncomingMessage, Outcome
@@ -162,3 +163,39 @@ async def test_a_second_ctrl_c_quits_and_a_turn_that_will_not_stop_is_cancelled(
 class AppendViewFactory:
     def __call__(self) -> AppendView:
         return AppendView(io.StringIO())
+
+
+def test_an_uploaded_file_is_saved_in_the_working_directory_and_never_replaces_one(tmp_path: Path) -> None:
+    (tmp_path / "cat.png").write_bytes(b"old")
+    assert save_upload(tmp_path, "cat.png", b"new") == "cat-2.png"
+    assert save_upload(tmp_path, "cat.png", b"newer") == "cat-3.png"
+    assert (tmp_path / "cat.png").read_bytes() == b"old"
+    assert (tmp_path / "cat-3.png").read_bytes() == b"newer"
+    # Only the base name counts, made safe: nothing lands outside the directory or hidden.
+    assert save_upload(tmp_path, "../../etc/passwd", b"x") == "passwd"
+    assert save_upload(tmp_path, "..\\..\\evil.png", b"x") == "evil.png"
+    assert save_upload(tmp_path, ".bashrc", b"x") == "bashrc"
+    assert save_upload(tmp_path, "a picture?.png", b"x") == "a_picture_.png"
+    assert sorted(p.name for p in tmp_path.iterdir()) == [
+        "a_picture_.png",
+        "bashrc",
+        "cat-2.png",
+        "cat-3.png",
+        "cat.png",
+        "evil.png",
+        "passwd",
+    ]
+
+
+async def test_both_surfaces_upload_into_the_working_directory(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    out = io.StringIO()
+    assert await PipedSurface(out).upload("image.png", b"\x89PNG", "image/png") == "image.png"
+    assert (
+        await TerminalSurface(AppendViewFactory()).upload("image.png", b"\x89PNG", "image/png")
+        == "image-2.png"
+    )
+    assert out.getvalue() == ""  # the pipe's stdout holds replies only
+    assert (tmp_path / "image-2.png").read_bytes() == b"\x89PNG"
