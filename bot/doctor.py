@@ -2,9 +2,10 @@
 
 The core checks the settings, the database and the gateway; each adapter adds its platform's
 checks through the ``parley.doctor`` entry point group (a function ``(settings) -> findings``).
-Findings go to stdout, one per line, a ``fix:`` line under each problem; the exit status is 1
-when anything is wrong. Every configured secret is masked in the output, whatever a check or a
-server put into a message.
+Findings go to stdout, one per line, a ``fix:`` line under each problem. A problem is a FAIL when
+Parley's main job needs the thing (answering where it is asked), and a WARN when only an optional
+feature does; the exit status is 1 when anything FAILs, 0 with warnings alone. Every configured
+secret is masked in the output, whatever a check or a server put into a message.
 """
 
 from __future__ import annotations
@@ -25,9 +26,29 @@ CHECK_TIMEOUT = 45.0
 
 @dataclass(frozen=True, slots=True)
 class Finding:
+    """One line of the report. ``ok`` False is a problem: a FAIL, or a WARN when ``optional``
+    (it costs only an optional feature, which ``what`` names). ``fix`` says how to put it right."""
+
     ok: bool
     what: str
     fix: str = ""
+    optional: bool = False
+
+    @classmethod
+    def warning(cls, what: str, fix: str) -> Finding:
+        return cls(False, what, fix, optional=True)
+
+    @property
+    def failure(self) -> bool:
+        return not self.ok and not self.optional
+
+    @property
+    def warns(self) -> bool:
+        return not self.ok and self.optional
+
+    @property
+    def label(self) -> str:
+        return "ok" if self.ok else "WARN" if self.optional else "FAIL"
 
 
 Check = Callable[[Settings], Awaitable[list[Finding]]]
@@ -99,12 +120,12 @@ async def check_database(settings: Settings) -> list[Finding]:
                 "upgrade Parley to the version that migrated it, or point DATABASE_URL at another database",
             )
         ]
+    # Not a failure: `parley run` and `parley console` apply pending migrations when they start.
     state = "empty (no migrations applied)" if revision is None else f"at revision {revision}, not {head}"
     return [
-        Finding(
-            False,
-            f"database: reachable but {state}",
-            "run `parley db upgrade` (`parley run` also applies migrations when it starts)",
+        Finding.warning(
+            f"database: reachable but {state}; `parley run` applies the migrations when it starts",
+            "none needed; `parley db upgrade` applies them now if you would rather not wait",
         )
     ]
 
@@ -185,6 +206,8 @@ def _status(exc: Exception) -> str:
     return f" (HTTP {status})" if status else ""
 
 
+# The core's own checks, in the order they print. A new one is an async ``(settings) -> findings``
+# added here; a platform's checks come through the ``parley.doctor`` entry points instead.
 CORE_CHECKS: tuple[Check, ...] = (check_settings, check_database, check_gateway)
 
 
@@ -212,10 +235,26 @@ def render(findings: Iterable[Finding], secrets: Sequence[str] = ()) -> str:
     redact = RedactSecrets(secrets).redact
     lines = []
     for finding in findings:
-        lines.append(f"{'ok  ' if finding.ok else 'FAIL'} {redact(finding.what)}")
+        lines.append(f"{finding.label:<4} {redact(finding.what)}")
         if not finding.ok and finding.fix:
             lines.append(f"     fix: {redact(finding.fix)}")
     return "\n".join(lines)
+
+
+def summary(findings: Sequence[Finding]) -> tuple[str, int]:
+    """The last line ("2 warnings, no failures: …") and the exit status: 1 if anything FAILs."""
+    failures = sum(f.failure for f in findings)
+    warnings = sum(f.warns for f in findings)
+    counts = f"{_count(warnings, 'warning')}, {_count(failures, 'failure')}"
+    if failures:
+        return f"parley doctor: {counts}: Parley cannot do its job until the failures are fixed", 1
+    if warnings:
+        return f"parley doctor: {counts}: Parley works; each warning names what it costs", 0
+    return f"parley doctor: {counts}: everything Parley uses is in place", 0
+
+
+def _count(n: int, noun: str) -> str:
+    return f"no {noun}s" if n == 0 else f"1 {noun}" if n == 1 else f"{n} {noun}s"
 
 
 def _secrets(settings: Settings) -> list[str]:
@@ -237,12 +276,9 @@ async def run_checks(settings: Settings, extra: tuple[Check, ...] = ()) -> int:
     for check in (*CORE_CHECKS, *doctor_checks(), *extra):
         findings.extend(await _guarded(check, settings))
     print(render(findings, _secrets(settings)), flush=True)
-    problems = sum(not f.ok for f in findings)
-    if problems:
-        print(f"parley doctor: {problems} problem(s) found", file=sys.stderr)
-        return 1
-    print("parley doctor: everything Parley needs is in place", file=sys.stderr)
-    return 0
+    line, code = summary(findings)
+    print(line, file=sys.stderr)
+    return code
 
 
 def report_invalid_settings(problems: Sequence[str]) -> int:

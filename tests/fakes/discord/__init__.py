@@ -129,6 +129,7 @@ computed from roles and overwrites: 403 50001 (no VIEW_CHANNEL) or 50013.
 
 REST routes
 -----------
+GET /users/@me/guilds (the bot's servers, with its server-level permissions);
 GET /gateway, /gateway/bot, /users/@me, /users/{id}, /oauth2/applications/@me (and
 /applications/@me); POST /users/@me/channels; GET /channels/{id}; GET, POST /channels/{id}/messages
 (history: before/after/around/limit ≤ 100, newest first); GET, PATCH, DELETE

@@ -118,6 +118,7 @@ class RestApi:
         add("GET", "/gateway", self.get_gateway, auth=False)
         add("GET", "/gateway/bot", self.get_gateway_bot)
         add("GET", "/users/@me", self.get_me)
+        add("GET", "/users/@me/guilds", self.get_my_guilds)
         add("GET", "/users/{user_id}", self.get_user)
         add("POST", "/users/@me/channels", self.create_dm)
         add("GET", "/oauth2/applications/@me", self.get_application)
@@ -320,6 +321,32 @@ class RestApi:
                 "bio": "",
             }
         )
+
+    async def get_my_guilds(self, request: web.Request) -> web.Response:
+        """The bot's servers, each with its server-level permissions (roles, no channel overwrites)."""
+        w = self.world
+        listed = []
+        for guild in w.guilds.values():
+            member = guild.members.get(w.bot.id)
+            if member is None:
+                continue
+            perms = guild.everyone.permissions
+            for role_id in member.role_ids:
+                role = guild.roles.get(role_id)
+                perms |= role.permissions if role is not None else 0
+            if guild.owner_id == w.bot.id or perms & Perm.ADMINISTRATOR:
+                perms = Perm.ALL
+            listed.append(
+                {
+                    "id": str(guild.id),
+                    "name": guild.name,
+                    "icon": None,
+                    "owner": guild.owner_id == w.bot.id,
+                    "permissions": str(perms),
+                    "features": [],
+                }
+            )
+        return json_response(listed)
 
     async def get_user(self, request: web.Request) -> web.Response:
         user = self.world.users.get(_snowflake(request, "user_id"))
