@@ -303,7 +303,7 @@ class ReplyStream:
         self._snapshot_version = self._version
 
     def _activate(self) -> None:
-        if self._attached or self.failed:
+        if self._attached or self._settled.is_set():  # pacing already, or nothing left to send
             return
         if not self._scheduler.attach(self):
             self.fail(SurfaceError("the renderer is closed"))
