@@ -47,13 +47,8 @@ class Paced(Protocol):
     def error(self) -> BaseException | None: ...
     @property
     def message_count(self) -> int: ...
-    @property
-    def in_flight(self) -> bool: ...
-    @property
-    def next_kind(self) -> Kind | None: ...
-    @property
-    def urgent(self) -> bool: ...
 
+    def ready_at(self, now: float, not_before: float) -> float | None: ...
     def priority(self, now: float) -> tuple[int, float]: ...
     def windows(self, kind: Kind) -> tuple[Window, ...]: ...
     def next_action(self) -> Action | None: ...
@@ -195,7 +190,7 @@ class Pacer:
         if self._wake.is_set():
             return
         now = self.clock()
-        t = _ready_at(reply, backoff, now)
+        t = reply.ready_at(now, backoff.not_before)
         if t is None:
             return
         if t <= now:
@@ -242,7 +237,11 @@ class Pacer:
         self._stalled = False
         ready, next_at = self._ready(now)
         for _, reply, backoff in ready:
-            t = self._offer(reply, backoff, now)
+            # Check the prediction again before planning: a better-placed reply may just have
+            # taken the last slot, and planning (splitting, rendering) is the costly part.
+            t = reply.ready_at(now, backoff.not_before)
+            if t is None or t <= now:
+                t = self._offer(reply, backoff, now)
             if t is not None:
                 next_at = min(next_at, t)
                 self._stalled = self._stalled or t == math.inf
@@ -255,10 +254,10 @@ class Pacer:
         next_at = math.inf
         ready: list[tuple[tuple[int, float], Paced, _Backoff]] = []
         for reply, backoff in list(pending.items()):
-            if reply.in_flight or reply.failed:  # cannot happen; cheap insurance against a double send
+            if reply.failed:  # cannot happen; cheap insurance
                 del pending[reply]
                 continue
-            t = _ready_at(reply, backoff, now)
+            t = reply.ready_at(now, backoff.not_before)
             if t is None:
                 del pending[reply]
                 reply.idle()
@@ -272,12 +271,11 @@ class Pacer:
         return ready, next_at
 
     def _offer(self, reply: Paced, backoff: _Backoff, now: float) -> float | None:
-        """Plan ``reply``'s next action and send it if its budgets allow; else when they will."""
-        # Check the prediction again before planning: a better-placed reply may just have taken
-        # the last slot, and planning (splitting, rendering) is the costly part.
-        t = _ready_at(reply, backoff, now)
-        if t is not None and t > now:
-            return t
+        """Plan ``reply``'s next action and send it if its budgets allow; else when they will.
+
+        A reply with an action in flight plans none (``plan.next_action``), so it can never send
+        two at once: it leaves the queue until its action is answered.
+        """
         action = self._plan(reply)
         if action is None:
             self._pending.pop(reply, None)
@@ -428,14 +426,6 @@ class Pacer:
             reply.idle()
         else:
             self.wake(reply)
-
-
-def _ready_at(reply: Paced, backoff: _Backoff, now: float) -> float | None:
-    """When ``reply``'s predicted next action could start; None if there is nothing to do."""
-    kind = reply.next_kind
-    if kind is None:
-        return None
-    return free_at(reply.windows(kind), now, urgent=reply.urgent, not_before=backoff.not_before)
 
 
 def _seconds(value: object) -> float:

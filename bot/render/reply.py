@@ -17,7 +17,7 @@ import logging
 from typing import Protocol
 
 from bot.render import plan
-from bot.render.budget import BudgetBook, Window
+from bot.render.budget import BudgetBook, Window, free_at
 from bot.render.plan import Action, Display, Kind, Snapshot
 from bot.render.split import MIN_MAX_CHARS, Part
 from bot.render.surface import ReplySurface, SurfaceError
@@ -184,19 +184,14 @@ class ReplyStream:
     def surface(self) -> ReplySurface:
         return self._surface
 
-    @property
-    def in_flight(self) -> bool:
-        """An action of this reply is being sent (one at a time)."""
-        return self._display.in_flight
-
-    @property
-    def next_kind(self) -> Kind | None:
-        """The kind of the next action, predicted without planning; None: nothing to send."""
-        return self._next_kind
-
-    @property
-    def urgent(self) -> bool:
-        return plan.urgent(self._final, self._display.visible_md)
+    def ready_at(self, now: float, not_before: float) -> float | None:
+        """When the next action could start by its budgets (and not before ``not_before``); None if
+        there is nothing to send. A prediction without planning: cheap enough for every token."""
+        kind = self._next_kind
+        if kind is None:
+            return None
+        is_urgent = plan.urgent(self._final, self._display.visible_md)
+        return free_at(self.windows(kind), now, urgent=is_urgent, not_before=not_before)
 
     def priority(self, now: float) -> tuple[int, float]:
         """Higher goes first when replies wait for the same slots (see :func:`plan.priority`)."""
