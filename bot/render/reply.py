@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from dataclasses import replace
 from typing import Protocol
 
 from bot.render import plan
@@ -219,9 +220,7 @@ class ReplyStream:
         self._refresh()
         step = plan.next_action(self._snapshot, self._display)
         if step.clean != self._display.clean:
-            self._display = Display(
-                self._display.messages, self._display.visible_md, step.clean, self._display.in_flight
-            )
+            self._display = replace(self._display, clean=step.clean)
         self._next_kind = None if step.action is None else step.action.kind
         return step.action
 
@@ -267,8 +266,7 @@ class ReplyStream:
     # -- inside ---------------------------------------------------------------------------------
 
     def _set_in_flight(self, value: bool) -> None:
-        d = self._display
-        self._display = Display(d.messages, d.visible_md, d.clean, value)
+        self._display = replace(self._display, in_flight=value)
 
     def _render(self, markdown: str) -> str:
         memo_in, memo_out = self._render_memo
