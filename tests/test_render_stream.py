@@ -715,3 +715,30 @@ async def test_a_reply_showing_nothing_yet_goes_before_another_replys_final_text
         ("b", "edit", "b's answer"),
     ]
     assert_budgets_respected(tl)
+
+
+async def test_new_final_text_after_settling_is_shown_and_the_reply_settles_again(pacer: Pacer) -> None:
+    tl = Timeline()
+    s = FakeSurface(tl)
+    r = pacer.reply(s)
+    await r.start()
+    await r.finish("first answer")
+    assert r.done and pacer.active == 0
+    await asyncio.wait_for(r.finish("first answer, corrected"), 1)
+    assert r.done and not r.failed and pacer.active == 0
+    assert s.shown[r.refs[0]] == ("first answer, corrected", False)
+    await asyncio.wait_for(r.finish("first answer, corrected"), 1)  # the same text: nothing to send
+    assert len(tl.calls) == 3 and pacer.active == 0
+
+
+async def test_a_failed_reply_started_again_stays_failed_and_is_not_counted_as_active(pacer: Pacer) -> None:
+    tl = Timeline()
+    s = FakeSurface(tl, fault=lambda c: SurfaceError("missing access"))
+    r = pacer.reply(s)
+    with pytest.raises(SurfaceError):
+        await r.start()
+    calls = len(tl.calls)
+    with pytest.raises(SurfaceError):
+        await asyncio.wait_for(r.start(), 1)
+    assert r.failed and pacer.active == 0 and len(tl.calls) == calls
+    assert pacer.stats.failed_replies == 1

@@ -102,3 +102,21 @@ class Deletable(Protocol):
     """A surface that can delete its own messages (a part re-posted after its edits kept failing)."""
 
     async def delete(self, ref: str) -> None: ...
+
+
+@runtime_checkable
+class Uploads(Protocol):
+    """A surface that can add a file to its reply (a picture a tool made, for instance).
+
+    Slack uploads it into the reply's thread (``files.getUploadURLExternal``, then
+    ``files.completeUploadExternal``), Discord sends it as an attachment, the console saves a PNG
+    in the working directory. Outside the renderer's pacing: the caller decides when.
+    """
+
+    async def upload(self, name: str, data: bytes, media_type: str) -> str:
+        """Add ``data`` (``media_type``, e.g. ``image/png``) to the reply as file ``name``.
+
+        Returns the platform's ref for the message or file, or the file's name where the platform
+        gives none (the console). Raises :class:`SurfaceError` if the platform refused it.
+        """
+        ...

@@ -1,12 +1,16 @@
-"""The Pacer: one scheduling loop for every reply in the process.
+"""The Pacer: one loop that hands every reply in the process its posts and edits.
 
 Replies with something to send wait in ``_pending``. The loop runs a round when woken (a reply
 that could act now, an action that finished, or the timer set for the earliest moment a waiting
-reply's budgets reopen). A round hands free slots to the waiting replies in priority order:
-replies that show nothing yet (no message, or only the placeholder) first, then final texts, then
-by how much text each has not shown yet (plus a little for how long it has waited). A round
-costs O(waiting replies), and rounds happen about as often as actions are sent, not as often as
-tokens arrive.
+reply's budgets reopen). A round hands free slots to the waiting replies in priority order
+(``plan.priority``: replies that show nothing yet first, then final texts, then by how much
+text each has not shown yet, plus a little for how long it has waited), asks each for its next
+action (``plan.py`` decides it), and sends it. When the platform answers, the action is settled:
+success, a 429 (pause the budgets), or a refusal (back off, fall back to a new message, or give
+the reply up). A round costs O(waiting replies), and rounds happen about as often as actions
+are sent, not as often as tokens arrive.
+
+The pacer talks to replies only through :class:`Paced`.
 """
 
 from __future__ import annotations
@@ -17,15 +21,43 @@ import math
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
+from typing import Protocol
 
 from bot.render.budget import RESERVE_FRACTION, BudgetBook, Window, free_at
-from bot.render.stream import Action, Kind, ReplyStream
+from bot.render.plan import Action, Kind
+from bot.render.reply import ReplyStream
 from bot.render.surface import PLACEHOLDER, RateLimited, ReplySurface, SurfaceError
 
 log = logging.getLogger(__name__)
 
 Clock = Callable[[], float]
 Sleep = Callable[[float], Awaitable[object]]
+
+
+class Paced(Protocol):
+    """What the pacer uses of a reply (implemented by :class:`~bot.render.reply.ReplyStream`)."""
+
+    @property
+    def platform(self) -> str: ...
+    @property
+    def surface(self) -> ReplySurface: ...
+    @property
+    def failed(self) -> bool: ...
+    @property
+    def error(self) -> BaseException | None: ...
+    @property
+    def message_count(self) -> int: ...
+
+    def ready_at(self, now: float, not_before: float) -> float | None: ...
+    def priority(self, now: float) -> tuple[int, float]: ...
+    def windows(self, kind: Kind) -> tuple[Window, ...]: ...
+    def next_action(self) -> Action | None: ...
+    def begin(self) -> None: ...
+    def end(self) -> None: ...
+    def sent(self, action: Action, ref: str | None, now: float) -> None: ...
+    def abandon(self, index: int) -> None: ...
+    def fail(self, exc: BaseException) -> None: ...
+    def idle(self) -> None: ...
 
 
 @dataclass(slots=True)
@@ -51,6 +83,15 @@ class PacerStats(ActionCounts):
         if counts is None:
             counts = self.by_platform[name] = ActionCounts()
         return counts
+
+
+@dataclass(slots=True)
+class _Backoff:
+    """How a started reply stands with the platform: when it may act next, refusals in a row."""
+
+    not_before: float = -math.inf  # a 429 pause or a retry backoff
+    errors: int = 0
+    rate_limits: int = 0
 
 
 class Pacer:
@@ -88,8 +129,8 @@ class Pacer:
         self.stats = PacerStats()
         self.closed = False
 
-        self._pending: dict[ReplyStream, None] = {}  # waiting for a slot (ordered, for ties)
-        self._live: dict[ReplyStream, None] = {}  # started and not settled, for aclose()
+        self._pending: dict[Paced, _Backoff] = {}  # waiting for a slot (ordered, for ties)
+        self._live: dict[Paced, _Backoff] = {}  # started and not settled
         self._tasks: set[asyncio.Task[None]] = set()
         self._wake = asyncio.Event()
         self._loop_task: asyncio.Task[None] | None = None
@@ -103,7 +144,7 @@ class Pacer:
         """A new reply on ``surface``; ``platform`` labels its actions in :attr:`stats`."""
         if self.closed:
             raise RuntimeError("the Pacer is closed")
-        return ReplyStream(self, surface, placeholder, platform=platform)
+        return ReplyStream(self, self.budgets, surface, placeholder, platform=platform, now=self.clock())
 
     @property
     def active(self) -> int:
@@ -121,28 +162,35 @@ class Pacer:
         await asyncio.gather(*tasks, return_exceptions=True)
         self._pending.clear()
         for reply in list(self._live):
-            reply._fail(SurfaceError("the renderer closed"))
+            reply.fail(SurfaceError("the renderer closed"))
 
-    # -- called by ReplyStream -------------------------------------------------------------------
+    # -- the Scheduler a reply sees ----------------------------------------------------------------
 
-    def _register(self, reply: ReplyStream) -> None:
-        self._live[reply] = None
+    def attach(self, reply: Paced) -> bool:
+        if self.closed:
+            return False
+        self._live[reply] = _Backoff()
+        return True
 
-    def _unregister(self, reply: ReplyStream) -> None:
-        self._live.pop(reply, None)
+    def detach(self, reply: Paced) -> None:
+        was_live = self._live.pop(reply, None) is not None
         self._pending.pop(reply, None)
+        if was_live and reply.failed and not self.closed:
+            self.stats.failed_replies += 1
+            log.error("reply failed after %d messages: %r", reply.message_count, reply.error)
 
-    def _notify(self, reply: ReplyStream) -> None:
+    def wake(self, reply: Paced) -> None:
         """``reply`` may have something to send: queue it, and wake the loop only if it could act now."""
-        if self.closed or reply.failed:
+        backoff = self._live.get(reply)
+        if self.closed or reply.failed or backoff is None:
             return
-        self._pending[reply] = None
+        self._pending[reply] = backoff
         if self._loop_task is None:
             self._loop_task = asyncio.get_running_loop().create_task(self._run(), name="parley-pacer")
         if self._wake.is_set():
             return
         now = self.clock()
-        t = reply._ready_at(now)
+        t = reply.ready_at(now, backoff.not_before)
         if t is None:
             return
         if t <= now:
@@ -186,93 +234,119 @@ class Pacer:
         """Give every free slot to the waiting reply that needs it most; return when to look again."""
         self.stats.rounds += 1
         now = self.clock()
-        next_at = math.inf
         self._stalled = False
+        ready, next_at = self._ready(now)
+        for _, reply, backoff in ready:
+            # Check the prediction again before planning: a better-placed reply may just have
+            # taken the last slot, and planning (splitting, rendering) is the costly part.
+            t = reply.ready_at(now, backoff.not_before)
+            if t is None or t <= now:
+                t = self._offer(reply, backoff, now)
+            if t is not None:
+                next_at = min(next_at, t)
+                self._stalled = self._stalled or t == math.inf
+        return next_at
+
+    def _ready(self, now: float) -> tuple[list[tuple[tuple[int, float], Paced, _Backoff]], float]:
+        """The waiting replies that could act now, most needy first; and when the next of the
+        others could."""
         pending = self._pending
-        ready: list[tuple[tuple[int, float], ReplyStream]] = []
-        for reply in list(pending):
-            if reply._in_flight or reply.failed:  # cannot happen; cheap insurance against a double send
+        next_at = math.inf
+        ready: list[tuple[tuple[int, float], Paced, _Backoff]] = []
+        for reply, backoff in list(pending.items()):
+            if reply.failed:  # cannot happen; cheap insurance
                 del pending[reply]
                 continue
-            t = reply._ready_at(now)
+            t = reply.ready_at(now, backoff.not_before)
             if t is None:
                 del pending[reply]
-                reply._idle()
+                reply.idle()
             elif t <= now:
-                ready.append((reply._priority(now), reply))
+                ready.append((reply.priority(now), reply, backoff))
             elif t < next_at:
                 next_at = t
             if t == math.inf:
                 self._stalled = True
         ready.sort(key=lambda e: e[0], reverse=True)
-        for _, reply in ready:
-            # Check the prediction again before planning: a better-placed reply may just have
-            # taken the last slot, and planning (splitting, rendering) is the costly part.
-            t = reply._ready_at(now)
-            if t is not None and t > now:
-                next_at = min(next_at, t)
-                self._stalled = self._stalled or t == math.inf
-                continue
-            try:
-                action = reply._next_action()
-            except Exception as exc:  # e.g. a broken render(): fail this reply, not the loop
-                log.exception("planning a reply failed")
-                reply._fail(exc)
-                continue
-            if action is None:
-                del pending[reply]
-                reply._idle()
-                continue
-            windows = reply._windows(action.kind)
-            t = free_at(windows, now, urgent=action.urgent, not_before=reply._not_before)
-            if t > now:
-                next_at = min(next_at, t)
-                self._stalled = self._stalled or t == math.inf
-                continue
-            del pending[reply]
-            self._dispatch(reply, action, windows, now)
-        return next_at
+        return ready, next_at
 
-    def _dispatch(self, reply: ReplyStream, action: Action, windows: tuple[Window, ...], now: float) -> None:
+    def _offer(self, reply: Paced, backoff: _Backoff, now: float) -> float | None:
+        """Plan ``reply``'s next action and send it if its budgets allow; else when they will.
+
+        A reply with an action in flight plans none (``plan.next_action``), so it can never send
+        two at once: it leaves the queue until its action is answered.
+        """
+        action = self._plan(reply)
+        if action is None:
+            self._pending.pop(reply, None)
+            if not reply.failed:
+                reply.idle()
+            return None
+        windows = reply.windows(action.kind)
+        t = free_at(windows, now, urgent=action.urgent, not_before=backoff.not_before)
+        if t > now:
+            return t
+        del self._pending[reply]
+        self._dispatch(reply, backoff, action, windows, now)
+        return None
+
+    def _plan(self, reply: Paced) -> Action | None:
+        """``reply``'s next action; a reply whose planning breaks (e.g. a broken render()) fails."""
+        try:
+            return reply.next_action()
+        except Exception as exc:
+            log.exception("planning a reply failed")
+            reply.fail(exc)
+            return None
+
+    def _dispatch(
+        self, reply: Paced, backoff: _Backoff, action: Action, windows: tuple[Window, ...], now: float
+    ) -> None:
         for w in windows:
             w.acquire(now)
-        reply._in_flight = True
-        task = asyncio.get_running_loop().create_task(self._perform(reply, action, windows))
+        reply.begin()
+        task = asyncio.get_running_loop().create_task(self._perform(reply, backoff, action, windows))
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 
-    async def _perform(self, reply: ReplyStream, action: Action, windows: tuple[Window, ...]) -> None:
-        surface = reply._surface
+    async def _perform(
+        self, reply: Paced, backoff: _Backoff, action: Action, windows: tuple[Window, ...]
+    ) -> None:
+        surface = reply.surface
         ref: str | None = None
         error: Exception | None = None
         try:
             if action.kind is Kind.POST:
                 ref = await surface.post(action.text, live=action.live)
             else:
-                await surface.edit(reply._messages[action.index].ref, action.text, live=action.live)
+                await surface.edit(action.ref, action.text, live=action.live)
         except asyncio.CancelledError:
-            now = self.clock()
-            for w in windows:
-                w.release(now)
-            reply._in_flight = False
+            self._release(reply, windows)
             raise
         except Exception as exc:  # any adapter exception is a refusal: a bug must not hang a reply
             error = exc
-        now = self.clock()
-        for w in windows:
-            w.release(now)
-        reply._in_flight = False
+        now = self._release(reply, windows)
         try:
-            self._settle_action(reply, action, windows, ref, error, now)
+            self._settle(reply, backoff, action, windows, ref, error, now)
         except Exception as exc:  # a bug in our own bookkeeping: end this reply, never hang it
             log.exception("after a %s", action.kind.value)
-            reply._fail(exc)
+            reply.fail(exc)
         if self._stalled and self._pending:
             self._wake.set()  # the slots just released may be what other replies wait for
 
-    def _settle_action(
+    def _release(self, reply: Paced, windows: tuple[Window, ...]) -> float:
+        now = self.clock()
+        for w in windows:
+            w.release(now)
+        reply.end()
+        return now
+
+    # -- settling an action ----------------------------------------------------------------------
+
+    def _settle(
         self,
-        reply: ReplyStream,
+        reply: Paced,
+        backoff: _Backoff,
         action: Action,
         windows: tuple[Window, ...],
         ref: str | None,
@@ -287,41 +361,71 @@ class Pacer:
             else:
                 self.stats.edits += 1
                 counts.edits += 1
-            reply._on_success(action, ref, now)
+            backoff.errors = backoff.rate_limits = 0
+            backoff.not_before = -math.inf
+            reply.sent(action, ref, now)
         elif isinstance(error, RateLimited):
             self.stats.rate_limited += 1
             counts.rate_limited += 1
-            until = now + _seconds(error.retry_after) + self.margin
-            for w in windows:
-                w.pause(until)
-            log.warning(
-                "429 on %s: pausing %s for %.2fs",
-                action.kind.value,
-                ", ".join(w.key for w in windows) or "the reply",
-                until - now,
-            )
-            reply._on_rate_limited(action, error, now, until)
+            self._rate_limited(reply, backoff, action, windows, error, now)
         else:
             self.stats.failures += 1
             counts.failures += 1
             log.warning("%s failed: %r", action.kind.value, error)
-            reply._on_error(action, error, now)
+            self._refused(reply, backoff, action, error, now)
         self._after(reply)
 
-    def _after(self, reply: ReplyStream) -> None:
+    def _rate_limited(
+        self,
+        reply: Paced,
+        backoff: _Backoff,
+        action: Action,
+        windows: tuple[Window, ...],
+        error: RateLimited,
+        now: float,
+    ) -> None:
+        until = now + _seconds(error.retry_after) + self.margin
+        for w in windows:
+            w.pause(until)
+        log.warning(
+            "429 on %s: pausing %s for %.2fs",
+            action.kind.value,
+            ", ".join(w.key for w in windows) or "the reply",
+            until - now,
+        )
+        backoff.not_before = until  # also covers surfaces that declare no budget at all
+        backoff.rate_limits += 1
+        if backoff.rate_limits > self.max_rate_limited:
+            backoff.rate_limits = 0
+            self._refused(reply, backoff, action, error, now)
+
+    def _refused(self, reply: Paced, backoff: _Backoff, action: Action, error: Exception, now: float) -> None:
+        """Back off and try again; after ``max_attempts`` refusals in a row, post an edited part
+        anew as a new message, or give the reply up if a post keeps being refused."""
+        backoff.errors += 1
+        if backoff.errors < self.max_attempts:
+            retry_at = now + self.retry_backoff * 2 ** (backoff.errors - 1)
+            backoff.not_before = max(backoff.not_before, retry_at)
+            return
+        backoff.errors = 0
+        if action.kind is Kind.EDIT:
+            log.warning("edits of %s keep failing (%r); posting a new message", action.ref, error)
+            reply.abandon(action.index)
+            self.stats.fallbacks += 1
+        else:
+            reply.fail(error)
+
+    def _after(self, reply: Paced) -> None:
         """An action of ``reply`` finished: plan the next one now, so a finished reply settles at once."""
         if self.closed or reply.failed:
             return
-        try:
-            action = reply._next_action()
-        except Exception as exc:
-            log.exception("planning a reply failed")
-            reply._fail(exc)
+        action = self._plan(reply)
+        if reply.failed:
             return
         if action is None:
-            reply._idle()
+            reply.idle()
         else:
-            self._notify(reply)
+            self.wake(reply)
 
 
 def _seconds(value: object) -> float:
