@@ -25,6 +25,20 @@ def secrets_of(settings: Settings) -> list[str]:
         secret = getattr(settings, name)
         if secret is not None and secret.get_secret_value():
             values.append(secret.get_secret_value())
+    values.extend(_mcp_secrets(settings))
+    return values
+
+
+def _mcp_secrets(settings: Settings) -> list[str]:
+    """The credentials in [mcp.NAME] tables: env values, header values and a header's token alone."""
+    values = []
+    for server in settings.parley_mcp.values():
+        for secret in (*server.env.values(), *server.headers.values()):
+            value = secret.get_secret_value()
+            values.append(value)
+            scheme, _, token = value.partition(" ")
+            if token and scheme.isalpha():  # "Bearer abc…": the token may appear on its own
+                values.append(token)
     return values
 
 
