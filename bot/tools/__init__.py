@@ -22,7 +22,7 @@ from bot.tools.base import (
     ToolSource,
     ToolUsage,
 )
-from bot.tools.build import build_toolbox
+from bot.tools.build import build_toolbox, probe
 from bot.tools.registry import ToolBox, ToolInfo
 
 __all__ = [
@@ -37,4 +37,5 @@ __all__ = [
     "ToolSource",
     "ToolUsage",
     "build_toolbox",
+    "probe",
 ]

@@ -6,18 +6,19 @@ import httpx
 
 from bot.logs import RedactSecrets, secrets_of
 from bot.settings import Settings
-from bot.tools.base import Tool, ToolSource
+from bot.tools.base import ServerStatus, Tool, ToolSource
 from bot.tools.images import GenerateImage, ImageMaker
 from bot.tools.read_url import ReadUrl
-from bot.tools.registry import ToolBox
+from bot.tools.registry import ToolBox, ToolInfo
 
 USER_AGENT = "Mozilla/5.0 (compatible; Parley/0.1; read_url)"
 
 
-def build_toolbox(settings: Settings, images: ImageMaker, *, restart: bool = True) -> ToolBox:
+def build_toolbox(settings: Settings, images: ImageMaker | None, *, restart: bool = True) -> ToolBox:
     """The built-ins ``PARLEY_TOOLS`` names and a source per ``[mcp.NAME]`` table.
 
-    ``images`` is the gateway (``generate_image`` calls it). ``restart=False`` tries each MCP
+    ``images`` is the gateway (``generate_image`` calls it; None where no picture is made, as in
+    ``parley tools``). ``restart=False`` tries each MCP
     server once and leaves it down if it fails (``parley tools``). The MCP SDK (about 27 MB
     and 1.7 s to import) is loaded only when a server is configured.
     """
@@ -69,3 +70,14 @@ def _mcp_sources(settings: Settings, *, restart: bool) -> list[ToolSource]:
         )
         for name, options in settings.parley_mcp.items()
     ]
+
+
+async def probe(settings: Settings) -> tuple[tuple[ToolInfo, ...], tuple[ServerStatus, ...]]:
+    """Every tool offered and each MCP server's state, trying each server once (``parley tools``,
+    ``parley doctor``); the servers are stopped again before this returns."""
+    toolbox = build_toolbox(settings, None, restart=False)
+    try:
+        await toolbox.start()
+        return toolbox.listing(), toolbox.servers()
+    finally:
+        await toolbox.aclose()

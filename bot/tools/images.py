@@ -61,7 +61,7 @@ class GenerateImage:
 
     def __init__(
         self,
-        maker: ImageMaker,
+        maker: ImageMaker | None,
         client: httpx.AsyncClient,
         *,
         model: str,
@@ -96,6 +96,8 @@ class GenerateImage:
         size = str(arguments.get("size") or self._default_size).strip().lower()
         if not _SIZE.fullmatch(size):
             raise ToolFailed(f"{size[:40]!r} is not a size: give width x height, e.g. 1024x1024.")
+        if self._maker is None:
+            raise ToolFailed("Pictures cannot be made here (no gateway).")
         try:
             image = await self._maker.generate_image(prompt, model=self._model, size=size)
         except ProviderError as exc:

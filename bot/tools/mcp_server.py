@@ -169,7 +169,13 @@ class McpServer:
                 await self._connect_and_serve()
             except Exception as exc:
                 self._error = describe(exc)
-                log.warning("MCP server %s: %s", self.name, self._error)
+                # A one-off probe (parley tools, doctor) reports the failure itself.
+                log.log(
+                    logging.WARNING if self._restart else logging.DEBUG,
+                    "MCP server %s: %s",
+                    self.name,
+                    self._error,
+                )
             finally:
                 self._session = None
                 self._up.clear()

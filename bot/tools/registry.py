@@ -163,9 +163,15 @@ class ToolBox:
         return ToolOutcome(result=result, files=output.files, usage=output.usage)
 
     # Lifecycle.
-    async def start(self) -> None:
-        """Connect every MCP server (at once); returns when each is up or has failed once."""
-        await asyncio.gather(*(server.start() for server in self._servers))
+    async def start(self, *, within: float | None = None) -> None:
+        """Connect every MCP server (at once); return when each is up or has failed once, or
+        after ``within`` seconds: a slow server then joins when it is ready."""
+        waits = [asyncio.ensure_future(server.start()) for server in self._servers]
+        if not waits:
+            return
+        _, pending = await asyncio.wait(waits, timeout=within)
+        for wait in pending:
+            wait.cancel()  # only the waiting: the server's own task goes on
 
     async def aclose(self) -> None:
         await asyncio.gather(*(server.aclose() for server in self._servers), return_exceptions=True)

@@ -2,8 +2,9 @@
 
 Tools: ``search`` (echoes its query in canned results), ``slow`` (sleeps; for timeouts and
 Stop), ``picture`` (an image result), ``broken`` (a tool error), ``environment`` (the names of
-the variables the process was started with), ``crash`` (the process exits mid-call: stdio
-only), and ``lookup.page`` (a name the wire formats do not accept as it is).
+the variables the process was started with), ``pid``, ``crash`` (the process exits mid-call:
+stdio only), and ``lookup.page`` (a name the wire formats do not accept as it is). Over HTTP
+the server records each request's headers in ``headers``.
 
     python tests/fakes/mcp_server.py                # stdio, as Parley starts it
     async with McpHttpServer() as server:          # streamable HTTP: server.url ends in /mcp
@@ -64,6 +65,11 @@ def build(name: str = SERVER_NAME) -> MCPServer[Any]:
         return " ".join(sorted(os.environ))
 
     @server.tool()
+    def pid() -> str:
+        """The server's process id."""
+        return str(os.getpid())
+
+    @server.tool()
     def crash() -> str:
         """Exit the server process at once (stdio only)."""
         sys.stdout.flush()
@@ -84,6 +90,7 @@ class McpHttpServer:
         self.name = name
         self.url = ""
         self.port = 0
+        self.headers: list[dict[str, str]] = []
         self._server: Any = None
         self._task: asyncio.Task[None] | None = None
 
@@ -96,7 +103,13 @@ class McpHttpServer:
         self.port = sock.getsockname()[1]
         self.url = f"http://127.0.0.1:{self.port}/mcp"
         app = build(self.name).streamable_http_app(host="127.0.0.1")
-        config = uvicorn.Config(app, log_level="warning", lifespan="on")
+
+        async def recording(scope: Any, receive: Any, send: Any) -> None:
+            if scope["type"] == "http":
+                self.headers.append({k.decode().lower(): v.decode() for k, v in scope["headers"]})
+            await app(scope, receive, send)
+
+        config = uvicorn.Config(recording, log_level="warning", lifespan="on")
         self._server = uvicorn.Server(config)
         self._task = asyncio.create_task(self._server.serve(sockets=[sock]))
         for _ in range(500):
