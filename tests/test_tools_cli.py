@@ -14,7 +14,10 @@ from tests.cli_harness import one_clear_line, parley
 from tests.fakes.gateway import FakeGateway
 
 SERVER = Path(__file__).resolve().parent / "fakes" / "mcp_server.py"
-DOCS = f'[mcp.docs]\ncommand = {str(sys.executable)!r}\nargs = [{str(SERVER)!r}]\ntools = ["search", "lookup.page"]\n'
+DOCS = (
+    f"[mcp.docs]\ncommand = {str(sys.executable)!r}\nargs = [{str(SERVER)!r}]\n"
+    'tools = ["search", "lookup.page"]\n'
+)
 GONE = '[mcp.gone]\nurl = "http://127.0.0.1:9/mcp"\nheaders = { Authorization = "Bearer gone-token-77" }\n'
 
 
@@ -54,7 +57,11 @@ def test_parley_tools_names_a_server_it_cannot_reach(tmp_path: Path) -> None:
     line = one_clear_line(done.stderr)
     assert line.startswith("parley: cannot reach the MCP server gone (ConnectError: ")
     assert "gone-token-77" not in done.stderr + done.stdout
-    assert [line.split()[0] for line in done.stdout.splitlines()] == ["read_url", "docs__search", "docs__lookup_page"]
+    assert [line.split()[0] for line in done.stdout.splitlines()] == [
+        "read_url",
+        "docs__search",
+        "docs__lookup_page",
+    ]
 
 
 def test_parley_tools_with_nothing_offered(tmp_path: Path) -> None:

@@ -107,7 +107,9 @@ async def test_a_url_answer_is_fetched_through_the_checked_fetch(
     assert pages.paths == ["/picture.png"]
 
 
-async def test_a_url_answer_pointing_inside_is_refused(make: Any, gateway: FakeGateway, pages: PageServer) -> None:
+async def test_a_url_answer_pointing_inside_is_refused(
+    make: Any, gateway: FakeGateway, pages: PageServer
+) -> None:
     gateway.image_url = f"{pages.url}/picture.png"
     outcome = await make().run(draw(), CTX)
     assert outcome.is_error and not outcome.files
@@ -122,10 +124,15 @@ async def test_a_url_answer_pointing_inside_is_refused(make: Any, gateway: FakeG
     [
         (Reply.http_error(429, "slow down"), "The model is rate limited right now; try again shortly."),
         (Reply.http_error(403, "额度不足 quota insufficient"), "The gateway quota is used up; ask an admin"),
-        (Reply.http_error(400, "Your prompt was rejected by the safety system"), "The gateway rejected the request."),
+        (
+            Reply.http_error(400, "Your prompt was rejected by the safety system"),
+            "The gateway rejected the request.",
+        ),
     ],
 )
-async def test_gateway_refusals_are_sentences(make: Any, gateway: FakeGateway, reply: Reply, sentence: str) -> None:
+async def test_gateway_refusals_are_sentences(
+    make: Any, gateway: FakeGateway, reply: Reply, sentence: str
+) -> None:
     gateway.script_path(IMAGES_PATH, reply)
     outcome = await make().run(draw(), CTX)
     assert outcome.is_error and not outcome.files
@@ -148,7 +155,9 @@ async def test_bytes_that_are_not_a_picture_are_refused(make: Any, gateway: Fake
         ('{"prompt": "a cat", "size": "huge"}', "'huge' is not a size: give width x height, e.g. 1024x1024."),
     ],
 )
-async def test_bad_arguments_send_nothing(make: Any, gateway: FakeGateway, arguments: str, sentence: str) -> None:
+async def test_bad_arguments_send_nothing(
+    make: Any, gateway: FakeGateway, arguments: str, sentence: str
+) -> None:
     outcome = await make().run(draw(arguments), CTX)
     assert outcome.result.content == sentence
     assert gateway.requests == []

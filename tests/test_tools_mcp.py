@@ -89,7 +89,10 @@ async def test_a_stdio_server_is_started_listed_and_called(
     found = await tools.run(call("docs__search", {"query": "tides", "limit": 2}), CTX)
     assert not found.is_error
     assert found.result.content.startswith('<tool_output source="docs: search">')
-    assert "1. A document about tides (result 1 of 2)\n2. A document about tides (result 2 of 2)" in found.result.content
+    assert (
+        "1. A document about tides (result 1 of 2)\n2. A document about tides (result 2 of 2)"
+        in found.result.content
+    )
 
     dotted = await tools.run(call("docs__lookup_page", {"title": "Rota"}), CTX)
     assert "The page Rota says hello." in dotted.result.content
@@ -104,7 +107,9 @@ async def test_a_stdio_server_is_started_listed_and_called(
     assert names - {"DOCS_TOKEN"} <= SAFE_DEFAULTS
 
 
-async def test_a_tool_error_from_the_server_is_an_error_result_kept_as_data(make: Callable[..., ToolBox]) -> None:
+async def test_a_tool_error_from_the_server_is_an_error_result_kept_as_data(
+    make: Callable[..., ToolBox],
+) -> None:
     tools = make({"docs": STDIO})
     await tools.start()
     outcome = await tools.run(call("docs__broken"), CTX)

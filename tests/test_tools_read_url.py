@@ -43,7 +43,9 @@ async def allowed(pages: PageServer, tmp_path: Path) -> AsyncIterator[ToolBox]:
     await tools.aclose()
 
 
-async def test_an_article_reaches_the_model_without_its_navigation(pages: PageServer, allowed: ToolBox) -> None:
+async def test_an_article_reaches_the_model_without_its_navigation(
+    pages: PageServer, allowed: ToolBox
+) -> None:
     outcome = await read(allowed, f"{pages.url}/article")
     content = outcome.result.content
     assert not outcome.is_error, content
@@ -100,7 +102,10 @@ async def test_internal_addresses_are_refused_before_any_request(
         await tools.aclose()
     assert outcome.is_error
     assert outcome.result.content.startswith(f"read_url did not fetch {url}: host ")
-    assert "is a private, loopback or link-local address. It reads public addresses only." in outcome.result.content
+    assert (
+        "is a private, loopback or link-local address. It reads public addresses only."
+        in outcome.result.content
+    )
     assert pages.requests == []
 
 

@@ -109,19 +109,23 @@ async def test_parleys_own_words_are_not_wrapped_and_files_come_along() -> None:
 async def test_an_unknown_tool_is_an_error_naming_the_tools_offered() -> None:
     outcome = await box(Scripted()).run(call("delete_everything"), CTX)
     assert outcome.is_error
-    assert outcome.result.content == "There is no tool named 'delete_everything'. The tools offered are: lookup."
+    assert (
+        outcome.result.content == "There is no tool named 'delete_everything'. The tools offered are: lookup."
+    )
 
 
 @pytest.mark.parametrize(
     ("arguments", "expected"),
     [
-        ('{"query": "ti', "must be a JSON object; got '{\"query\": \"ti'"),
+        ('{"query": "ti', 'must be a JSON object; got \'{"query": "ti\''),
         ('["tides"]', "must be a JSON object"),
         ("{}", "do not fit its schema: 'query' is a required property"),
         ('{"query": 5}', "do not fit its schema: query: 5 is not of type 'string'"),
     ],
 )
-async def test_arguments_that_do_not_fit_are_an_error_and_the_tool_is_not_run(arguments: str, expected: str) -> None:
+async def test_arguments_that_do_not_fit_are_an_error_and_the_tool_is_not_run(
+    arguments: str, expected: str
+) -> None:
     tool = Scripted()
     outcome = await box(tool).run(call(arguments=arguments), CTX)
     assert outcome.is_error and expected in outcome.result.content
@@ -131,7 +135,9 @@ async def test_arguments_that_do_not_fit_are_an_error_and_the_tool_is_not_run(ar
 
 async def test_a_schema_jsonschema_cannot_use_still_checks_required_names() -> None:
     tool = Scripted()
-    tool._spec = ToolSpec("lookup", "x", {"type": "object", "properties": {"q": {"type": 12}}, "required": ["q"]})
+    tool._spec = ToolSpec(
+        "lookup", "x", {"type": "object", "properties": {"q": {"type": 12}}, "required": ["q"]}
+    )
     missing = await box(tool).run(call(arguments="{}"), CTX)
     assert missing.is_error and "'q' is a required property" in missing.result.content
     fine = await box(tool).run(call(arguments='{"q": 1}'), CTX)
@@ -144,7 +150,10 @@ async def test_a_slow_tool_is_stopped_at_the_timeout() -> None:
     began = time.monotonic()
     outcome = await box(tool, timeout=0.2).run(call(), CTX)
     assert time.monotonic() - began < 2
-    assert outcome.is_error and outcome.result.content == "lookup did not finish within 0.2 s, so it was stopped."
+    assert (
+        outcome.is_error
+        and outcome.result.content == "lookup did not finish within 0.2 s, so it was stopped."
+    )
     assert tool.cancelled
 
 

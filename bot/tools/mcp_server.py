@@ -145,8 +145,9 @@ class McpServer:
         except MCPError as exc:
             if exc.code == mcp_types.CONNECTION_CLOSED:
                 self._lose("the connection closed during a call")
+                again = "restarting" if self.options.transport == "stdio" else "reconnecting to"
                 raise CallFailed(
-                    f"The {self.name} server stopped while answering; Parley is restarting it."
+                    f"The {self.name} server stopped while answering; Parley is {again} it."
                 ) from None
             raise CallFailed(exc.message, from_server=True) from None
         except (RuntimeError, ValueError) as exc:  # an answer that breaks the tool's own schema
@@ -168,14 +169,12 @@ class McpServer:
             try:
                 await self._connect_and_serve()
             except Exception as exc:
-                self._error = describe(exc)
-                # A one-off probe (parley tools, doctor) reports the failure itself.
-                log.log(
-                    logging.WARNING if self._restart else logging.DEBUG,
-                    "MCP server %s: %s",
-                    self.name,
-                    self._error,
-                )
+                error = describe(exc)
+                # A one-off probe (parley tools, doctor) reports the failure itself; a server that
+                # stays down is reported once, not at every retry.
+                loud = self._restart and error != self._error
+                log.log(logging.WARNING if loud else logging.DEBUG, "MCP server %s: %s", self.name, error)
+                self._error = error
             finally:
                 self._session = None
                 self._up.clear()

@@ -46,7 +46,7 @@ def _attribute(value: str) -> str:
 
 def delimit(text: str, source: str) -> str:
     """``text`` wrapped as untrusted data from ``source``."""
-    body = _TAG.sub(lambda m: f"&lt;{m.group(1)}{m.group(2)}", text)
+    body = _TAG.sub(lambda m: f"&lt;{m.group(1)}{m.group(2)}", text).rstrip()
     return f'<tool_output source="{_attribute(source)}">\n{UNTRUSTED_NOTE}\n\n{body}\n</tool_output>'
 
 
