@@ -9,7 +9,8 @@ from pathlib import Path
 import pytest
 
 from bot.doctor import check_mcp
-from bot.settings import load_settings
+from bot.logs import secrets_of
+from bot.settings import SettingsError, load_settings
 from tests.cli_harness import one_clear_line, parley
 from tests.fakes.gateway import FakeGateway
 
@@ -89,3 +90,21 @@ async def test_the_doctor_check_reports_each_server(tmp_path: Path) -> None:
     assert findings[0].what.endswith("reached, 2 tools offered")
     assert "check [mcp.gone] in parley.toml: the url and headers" in findings[1].fix
     assert await check_mcp(load_settings({}, cwd=tmp_path / "nowhere")) == []
+
+
+def test_mcp_credentials_are_secrets_and_never_echoed(tmp_path: Path) -> None:
+    (tmp_path / "parley.toml").write_text(
+        GONE + '[mcp.docs]\ncommand = "x"\nenv = { DOCS_TOKEN = "docs-token-0451" }\n'
+    )
+    found = secrets_of(load_settings({}, cwd=tmp_path))
+    assert {"Bearer gone-token-77", "gone-token-77", "docs-token-0451"} <= set(found)
+    (tmp_path / "parley.toml").write_text('[mcp.docs]\ncommand = "x"\nenv = { DOCS_TOKEN = 86753090 }\n')
+    with pytest.raises(SettingsError) as raised:
+        load_settings({}, cwd=tmp_path)
+    assert raised.value.problems == ["[mcp.docs].env: Input should be a valid string"]
+    (tmp_path / "parley.toml").write_text('[mcp.docs]\nurl = "https://x/mcp"\ncommand = "x"\n')
+    with pytest.raises(SettingsError) as raised:
+        load_settings({}, cwd=tmp_path)
+    assert raised.value.problems == [
+        "[mcp.docs]: needs either command (a stdio server) or url (a streamable-HTTP server)"
+    ]

@@ -204,3 +204,13 @@ async def test_a_stdio_server_stops_with_parley(make: Callable[..., ToolBox]) ->
     await tools.aclose()
     with pytest.raises(ProcessLookupError):
         os.kill(pid, 0)
+
+
+async def test_calls_of_one_step_run_at_once(make: Callable[..., ToolBox]) -> None:
+    tools = make({"docs": STDIO})
+    await tools.start()
+    loop = asyncio.get_running_loop()
+    began = loop.time()
+    outcomes = await asyncio.gather(*(tools.run(call("docs__slow", {"seconds": 0.8}), CTX) for _ in range(3)))
+    assert [o.is_error for o in outcomes] == [False, False, False]
+    assert loop.time() - began < 2.0  # not 3 x 0.8 s one after another

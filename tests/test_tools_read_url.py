@@ -55,6 +55,10 @@ async def test_an_article_reaches_the_model_without_its_navigation(
     for boilerplate in (*NAV_WORDS, "Section 7", "Most read", "analytics"):
         assert boilerplate not in content
     assert content.startswith(f'<tool_output source="{pages.url}/article (a web page)">')
+    # Nothing of Parley's goes along: no credentials, no cookies.
+    (request,) = pages.requests
+    assert not {"authorization", "cookie"} & {name.lower() for name in request.headers}
+    assert request.headers["User-Agent"].startswith("Mozilla/5.0 (compatible; Parley/")
 
 
 async def test_a_pdf_and_a_text_file_are_read_through_the_file_pipeline(
