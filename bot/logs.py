@@ -30,16 +30,8 @@ def secrets_of(settings: Settings) -> list[str]:
 
 
 def _mcp_secrets(settings: Settings) -> list[str]:
-    """The credentials in [mcp.NAME] tables: env values, header values and a header's token alone."""
-    values = []
-    for server in settings.parley_mcp.values():
-        for secret in (*server.env.values(), *server.headers.values()):
-            value = secret.get_secret_value()
-            values.append(value)
-            scheme, _, token = value.partition(" ")
-            if token and scheme.isalpha():  # "Bearer abc…": the token may appear on its own
-                values.append(token)
-    return values
+    """The credentials in [mcp.NAME] tables (env and header values, URL passwords and queries)."""
+    return [secret for options in settings.parley_mcp.values() for secret in options.secrets()]
 
 
 class RedactSecrets(logging.Filter):

@@ -148,6 +148,24 @@ class McpServerOptions(BaseModel):
     def transport(self) -> Literal["stdio", "http"]:
         return "stdio" if self.command is not None else "http"
 
+    def secrets(self) -> list[str]:
+        """The secret values of the table: env and header values (and a header's token on its
+        own), the password and query of the URL; longest first, so masking one never leaves the
+        rest of a longer one visible."""
+        from urllib.parse import urlsplit
+
+        found: list[str] = []
+        for secret in (*self.env.values(), *self.headers.values()):
+            value = secret.get_secret_value()
+            found.append(value)
+            scheme, _, token = value.partition(" ")
+            if token and scheme.isalpha():  # "Bearer abc…": the token may appear on its own
+                found.append(token)
+        if self.url:
+            parts = urlsplit(self.url)
+            found.extend(part for part in (parts.password, parts.query) if part)
+        return sorted({v for v in found if len(v) >= 4}, key=len, reverse=True)
+
 
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(case_sensitive=False, extra="ignore", env_ignore_empty=True)

@@ -94,10 +94,12 @@ async def test_the_doctor_check_reports_each_server(tmp_path: Path) -> None:
 
 def test_mcp_credentials_are_secrets_and_never_echoed(tmp_path: Path) -> None:
     (tmp_path / "parley.toml").write_text(
-        GONE + '[mcp.docs]\ncommand = "x"\nenv = { DOCS_TOKEN = "docs-token-0451" }\n'
+        GONE
+        + '[mcp.docs]\ncommand = "x"\nenv = { DOCS_TOKEN = "docs-token-0451" }\n'
+        + '[mcp.wiki]\nurl = "https://bot:pa55word@wiki.example/mcp?key=k-31337"\n'
     )
-    found = secrets_of(load_settings({}, cwd=tmp_path))
-    assert {"Bearer gone-token-77", "gone-token-77", "docs-token-0451"} <= set(found)
+    found = set(secrets_of(load_settings({}, cwd=tmp_path)))
+    assert {"Bearer gone-token-77", "gone-token-77", "docs-token-0451", "pa55word", "key=k-31337"} <= found
     (tmp_path / "parley.toml").write_text('[mcp.docs]\ncommand = "x"\nenv = { DOCS_TOKEN = 86753090 }\n')
     with pytest.raises(SettingsError) as raised:
         load_settings({}, cwd=tmp_path)

@@ -92,6 +92,13 @@ class McpServer:
         self._tried = asyncio.Event()  # the first attempt ended (up or failed)
         self._up = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
+        self._secrets = options.secrets()
+
+    def _mask(self, text: str) -> str:
+        """``text`` without this server's credentials (an error may quote its URL or headers)."""
+        for secret in self._secrets:
+            text = text.replace(secret, "***")
+        return text
 
     # What the registry reads.
     @property
@@ -150,6 +157,11 @@ class McpServer:
                     f"The {self.name} server stopped while answering; Parley is {again} it."
                 ) from None
             raise CallFailed(exc.message, from_server=True) from None
+        except (anyio.ClosedResourceError, anyio.BrokenResourceError):
+            self._lose("the connection closed during a call")
+            raise CallFailed(
+                f"The {self.name} server's connection closed; Parley is starting it again."
+            ) from None
         except (RuntimeError, ValueError) as exc:  # an answer that breaks the tool's own schema
             raise CallFailed(
                 f"The {self.name} server's answer could not be used: {exc}", from_server=True
@@ -169,7 +181,7 @@ class McpServer:
             try:
                 await self._connect_and_serve()
             except Exception as exc:
-                error = describe(exc)
+                error = self._mask(describe(exc))
                 # A one-off probe (parley tools, doctor) reports the failure itself; a server that
                 # stays down is reported once, not at every retry.
                 loud = self._restart and error != self._error
