@@ -171,6 +171,8 @@ class McpServer:
     def _lose(self, reason: str) -> None:
         if self._session is not None and not self._wake.is_set():
             self._lost_reason = reason
+            # Later calls are refused at once; the supervising task winds the session down.
+            self._session = None
             self._wake.set()
 
     async def _supervise(self) -> None:
