@@ -51,7 +51,7 @@ async def make(tmp_path: Path) -> AsyncIterator[Callable[..., ToolBox]]:
         settings = load_settings(
             {"APICORE_API_KEY": "parley-key-9f8e7d", "PARLEY_TOOLS": "none", **env}, cwd=tmp_path
         )
-        tools = build_toolbox(settings, None, restart=restart)  # type: ignore[arg-type]
+        tools = build_toolbox(settings, None, restart=restart)
         opened.append(tools)
         return tools
 

@@ -33,7 +33,7 @@ async def read(tools: ToolBox, url: str) -> Any:
 
 def toolbox(tmp_path: Path, **env: str) -> ToolBox:
     settings = load_settings({"APICORE_API_KEY": "k", "PARLEY_TOOLS": "read_url", **env}, cwd=tmp_path)
-    return build_toolbox(settings, None)  # type: ignore[arg-type]
+    return build_toolbox(settings, None)
 
 
 @pytest.fixture

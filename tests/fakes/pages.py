@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Self
 
@@ -124,7 +125,9 @@ class PageServer(LoopbackServer):
             self._runner = None
 
     @web.middleware
-    async def _record(self, request: web.Request, handler: web.RequestHandler) -> web.StreamResponse:
+    async def _record(
+        self, request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
+    ) -> web.StreamResponse:
         headers = dict(request.headers)
         self.requests.append(
             PageRequest(request.path, request.query_string, request.host, headers, time.monotonic())
