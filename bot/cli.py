@@ -49,6 +49,7 @@ def _parser() -> argparse.ArgumentParser:
     )
     commands.add_parser("models", help="list the models the gateway offers")
     commands.add_parser("usage", help="show the gateway's usage and quota, and Parley's own totals")
+    commands.add_parser("tools", help="list the tools the model may call (built-in and MCP servers')")
     db = commands.add_parser("db", help="database maintenance")
     db_commands = db.add_subparsers(dest="db_command", required=True, metavar="ACTION")
     db_commands.add_parser("upgrade", help="apply pending migrations")
@@ -101,6 +102,8 @@ async def _dispatch(args: argparse.Namespace, settings: Settings) -> int:
             return await commands.models(settings)
         if args.command == "usage":
             return await commands.usage(settings)
+        if args.command == "tools":
+            return await commands.tools(settings)
         if args.command == "db":
             return await commands.db_upgrade(settings)
         if args.command == "doctor":

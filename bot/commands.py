@@ -84,6 +84,26 @@ async def usage(settings: Settings) -> int:
     return 0
 
 
+async def tools(settings: Settings) -> int:
+    """Every tool offered, one a line (name, source, what it does); exit 1 naming each MCP
+    server that could not be reached and why."""
+    from bot.tools import probe
+
+    listing, servers = await probe(settings)
+    width = max((len(info.name) for info in listing), default=0)
+    source_width = max((len(info.source) for info in listing), default=0)
+    for info in listing:
+        print(f"{info.name:<{width}}  {info.source:<{source_width}}  {info.summary}".rstrip())
+    if not listing:
+        print("no tools are offered (PARLEY_TOOLS=none and no [mcp.NAME] servers)", file=sys.stderr)
+    down = [server for server in servers if not server.up]
+    if down:
+        causes = "; ".join(f"{server.name} ({server.error})" for server in down)
+        noun = "server" if len(down) == 1 else "servers"
+        raise UserFacingError(f"cannot reach the MCP {noun} {causes}")
+    return 0
+
+
 async def db_upgrade(settings: Settings) -> int:
     from bot.store import upgrade_async
 

@@ -201,6 +201,33 @@ async def check_gateway(settings: Settings) -> list[Finding]:
     return found
 
 
+async def check_mcp(settings: Settings) -> list[Finding]:
+    """One finding per ``[mcp.NAME]`` server: reached, and how many tools it offers, or why not.
+
+    A server that cannot be reached is a warning, not a failure: the bot answers without its
+    tools. Until doctor has a warning level this returns it as a failing finding; wire it in
+    (with that level) beside the core checks.
+    """
+    if not settings.parley_mcp:
+        return []
+    from bot.tools import probe
+
+    _, servers = await probe(settings)
+    found = []
+    for server in servers:
+        where = f"MCP server {server.name} ({server.transport})"
+        if server.up:
+            found.append(Finding(True, f"tools: {where}: reached, {server.tools} tools offered"))
+        else:
+            fix = (
+                f"check [mcp.{server.name}] in parley.toml: "
+                + ("the command and its args" if server.transport == "stdio" else "the url and headers")
+                + "; the bot answers without this server's tools meanwhile"
+            )
+            found.append(Finding(False, f"tools: {where}: cannot be reached ({server.error})", fix))
+    return found
+
+
 def _status(exc: Exception) -> str:
     status = getattr(exc, "status", None)
     return f" (HTTP {status})" if status else ""

@@ -25,7 +25,13 @@ def secrets_of(settings: Settings) -> list[str]:
         secret = getattr(settings, name)
         if secret is not None and secret.get_secret_value():
             values.append(secret.get_secret_value())
+    values.extend(_mcp_secrets(settings))
     return values
+
+
+def _mcp_secrets(settings: Settings) -> list[str]:
+    """The credentials in [mcp.NAME] tables (env and header values, URL passwords and queries)."""
+    return [secret for options in settings.parley_mcp.values() for secret in options.secrets()]
 
 
 class RedactSecrets(logging.Filter):

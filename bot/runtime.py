@@ -11,6 +11,9 @@ from bot.providers import Gateway
 from bot.render import Pacer
 from bot.settings import Settings
 from bot.store import Store
+from bot.tools import ToolBox, build_toolbox
+
+_TOOLS_START_WAIT = 10.0  # seconds start-up waits for MCP servers, at most
 
 
 @dataclass
@@ -21,6 +24,7 @@ class Runtime:
     pacer: Pacer
     service: ConversationService
     metrics: Metrics
+    tools: ToolBox  # what the model may call; MCP servers run until aclose()
     # Adapters add their HTTP routes here (Slack's /slack/events) before the server starts.
     http_routes: list[tuple[str, str, Any]] = field(default_factory=list)
 
@@ -36,12 +40,23 @@ class Runtime:
                 files = FileService(settings, store)
             metrics = Metrics()
             service = ConversationService(settings, store, gateway, pacer, files=files, observer=metrics)
+            tools = build_toolbox(settings, gateway)
         except BaseException:
             await store.close()
             raise
-        return cls(settings, store, gateway, pacer, service, metrics)
+        try:
+            # A server that cannot be reached is reported and retried in the background; a slow
+            # one joins when it is ready rather than holding up start-up.
+            await tools.start(within=_TOOLS_START_WAIT)
+        except BaseException:
+            await tools.aclose()
+            await gateway.aclose()
+            await store.close()
+            raise
+        return cls(settings, store, gateway, pacer, service, metrics, tools)
 
     async def aclose(self) -> None:
+        await self.tools.aclose()
         await self.service.aclose()
         await self.pacer.aclose()
         await self.gateway.aclose()

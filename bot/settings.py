@@ -6,6 +6,7 @@ Every problem becomes one line naming the setting, so a wrong value never ends i
 from __future__ import annotations
 
 import os
+import re
 import tomllib
 from collections.abc import Mapping
 from pathlib import Path
@@ -20,6 +21,7 @@ from pydantic import (
     ValidationError,
     ValidationInfo,
     field_validator,
+    model_validator,
 )
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
@@ -79,6 +81,90 @@ class ModelOptions(BaseModel):
     documents: bool = True  # whether the model accepts PDF documents natively
     max_pdf_pages: int = Field(default=100, gt=0)
     max_pdf_bytes: int = Field(default=32 * 1024 * 1024, gt=0)
+
+
+# The built-in tools (bot/tools); PARLEY_TOOLS picks among them.
+BUILT_IN_TOOLS = ("read_url", "generate_image")
+
+
+def _tool_names(value: object) -> object:
+    """PARLEY_TOOLS: a comma list (or TOML array) of built-in tool names, or "none"."""
+    if isinstance(value, str):
+        value = [part.strip() for part in value.split(",") if part.strip()]
+    if not isinstance(value, list | tuple):
+        return value
+    names = [str(name).lower() for name in value]
+    if names == ["none"]:
+        return ()
+    unknown = [name for name in names if name not in BUILT_IN_TOOLS]
+    if unknown:
+        known = ", ".join(BUILT_IN_TOOLS)
+        raise ValueError(f"unknown tool {unknown[0]!r} (the built-ins are {known}, or none)")
+    return tuple(dict.fromkeys(names))  # in the order given, once each
+
+
+ToolNames = Annotated[tuple[str, ...], BeforeValidator(_tool_names)]
+
+
+def _host_names(value: object) -> object:
+    """PARLEY_FETCH_ALLOW_HOSTS: ``name`` or ``name:port`` entries, compared exactly (lower case)."""
+    names = _names(value)
+    if isinstance(names, list | tuple | set | frozenset):
+        return frozenset(str(name).strip().lower().rstrip(".") for name in names if str(name).strip())
+    return names
+
+
+HostSet = Annotated[frozenset[str], BeforeValidator(_host_names)]
+
+
+class McpServerOptions(BaseModel):
+    """One ``[mcp.NAME]`` table in parley.toml: a stdio server Parley starts (``command``, ``args``,
+    ``env``) or a streamable-HTTP server (``url``, ``headers``); ``tools`` optionally names which
+    of the server's own tools are offered. ``env`` and ``headers`` usually hold credentials."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    command: str | None = None
+    args: list[str] = Field(default_factory=list)
+    env: dict[str, SecretStr] = Field(default_factory=dict)
+    url: str | None = None
+    headers: dict[str, SecretStr] = Field(default_factory=dict)
+    tools: list[str] | None = None
+
+    @model_validator(mode="after")
+    def _one_transport(self) -> McpServerOptions:
+        if (self.command is None) == (self.url is None):
+            raise ValueError("needs either command (a stdio server) or url (a streamable-HTTP server)")
+        if self.url is not None:
+            if not self.url.startswith(("http://", "https://")):
+                raise ValueError(f"url must be an http(s) URL, got {self.url[:60]!r}")
+            if self.args or self.env:
+                raise ValueError("args and env are for stdio servers (command); an HTTP server takes headers")
+        elif self.headers:
+            raise ValueError("headers are for HTTP servers (url); a stdio server takes env")
+        return self
+
+    @property
+    def transport(self) -> Literal["stdio", "http"]:
+        return "stdio" if self.command is not None else "http"
+
+    def secrets(self) -> list[str]:
+        """The secret values of the table: env and header values (and a header's token on its
+        own), the password and query of the URL; longest first, so masking one never leaves the
+        rest of a longer one visible."""
+        from urllib.parse import urlsplit
+
+        found: list[str] = []
+        for secret in (*self.env.values(), *self.headers.values()):
+            value = secret.get_secret_value()
+            found.append(value)
+            scheme, _, token = value.partition(" ")
+            if token and scheme.isalpha():  # "Bearer abc…": the token may appear on its own
+                found.append(token)
+        if self.url:
+            parts = urlsplit(self.url)
+            found.extend(part for part in (parts.password, parts.query) if part)
+        return sorted({v for v in found if len(v) >= 4}, key=len, reverse=True)
 
 
 class Settings(BaseSettings):
@@ -171,11 +257,38 @@ class Settings(BaseSettings):
     parley_file_retention_days: float = Field(default=30.0, gt=0)  # kept files are deleted after this
     parley_summarize_instruction: str = "Summarize this document."  # the question of a bare mention
 
+    # Tools the model may call (bot/tools; README "Tools").
+    parley_tools: ToolNames = BUILT_IN_TOOLS  # built-ins offered; "none" offers none
+    parley_tool_steps: int = Field(default=6, ge=1, le=50)  # model requests per turn, the last without tools
+    parley_tool_timeout: float = Field(default=30.0, gt=0)  # seconds one tool call may take
+    parley_tool_result_chars: int = Field(default=20_000, ge=500)  # a result longer than this is cut
+    # read_url (and a generated picture's URL): any public http(s) address, within these caps.
+    parley_fetch_max_bytes: int = Field(default=5 * 1024 * 1024, gt=0)
+    parley_fetch_timeout: float = Field(default=15.0, gt=0)
+    # Hosts read_url may fetch although they are (or resolve to) private, loopback or link-local
+    # addresses: `name` (any port) or `name:port`, matched exactly.
+    parley_fetch_allow_hosts: HostSet = frozenset()
+    parley_image_model: str = "gpt-image-1"  # generate_image
+    parley_image_size: str = "1024x1024"  # when the model names none
+    parley_image_timeout: float = Field(default=120.0, gt=0)  # pictures take longer than other tools
+    # MCP servers from [mcp.NAME] tables in parley.toml; their tools are offered as NAME__tool.
+    parley_mcp: dict[str, McpServerOptions] = Field(default_factory=dict)
+    parley_mcp_connect_timeout: float = Field(default=30.0, gt=0)  # start (or restart) and list tools
+
     @field_validator("apicore_base_url", "slack_api_url", "discord_api_url")
     @classmethod
     def _http_url(cls, value: str) -> str:
         if not value.startswith(("http://", "https://")):
             raise ValueError(f"must be an http(s) URL, got {value!r}")
+        return value
+
+    @field_validator("parley_mcp")
+    @classmethod
+    def _mcp_names(cls, value: dict[str, McpServerOptions]) -> dict[str, McpServerOptions]:
+        for name in value:
+            # The name prefixes its tools' names, which the wire formats limit to these characters.
+            if not re.fullmatch(r"[A-Za-z0-9-]{1,24}", name):
+                raise ValueError(f"the server name in [mcp.{name}] must be 1-24 letters, digits or hyphens")
         return value
 
     @field_validator("parley_discord_shard_ids")
@@ -255,6 +368,10 @@ def _config_path(environ: Mapping[str, str], cwd: Path) -> Path | None:
     return default if default.exists() else None
 
 
+# Tables in parley.toml that are not environment settings: [models."NAME"], [mcp.NAME].
+_TABLES = {"models": "parley_models", "mcp": "parley_mcp"}
+
+
 def _read_toml(path: Path) -> dict[str, Any]:
     try:
         raw = tomllib.loads(path.read_text(encoding="utf-8"))
@@ -265,7 +382,7 @@ def _read_toml(path: Path) -> dict[str, Any]:
     values: dict[str, Any] = {}
     for key, value in raw.items():
         name = key.lower()
-        values["parley_models" if name == "models" else name] = value
+        values[_TABLES.get(name, name)] = value
     return values
 
 
@@ -274,11 +391,15 @@ def _describe(error: Mapping[str, Any]) -> str:
     name = loc[0].upper() if loc else "settings"
     if name == "PARLEY_MODELS" and len(loc) > 1:
         name = f'[models."{loc[1]}"]' + (f".{loc[2]}" if len(loc) > 2 else "")
+    if name == "PARLEY_MCP" and len(loc) > 1:
+        name = f"[mcp.{loc[1]}]" + (f".{loc[2]}" if len(loc) > 2 else "")
     message = str(error.get("msg", "invalid value"))
     message = message.removeprefix("Value error, ")
     if error.get("type") not in ("value_error", "missing", "extra_forbidden") and "input" in error:
         given = error["input"]
-        if not (isinstance(given, dict) or name.endswith(("TOKEN", "KEY", "SECRET"))):
+        # An [mcp.NAME] table's env and headers hold credentials: never echo them.
+        secret = name.endswith(("TOKEN", "KEY", "SECRET")) or name.startswith("[mcp.")
+        if not (isinstance(given, dict) or secret):
             message += f" (got {str(given)[:60]!r})"
     return f"{name}: {message}"
 
@@ -290,7 +411,7 @@ def load_settings(environ: Mapping[str, str] | None = None, cwd: Path | None = N
     path = _config_path(env, cwd or Path.cwd())
     if path is not None:
         values = _read_toml(path)
-    fields = set(Settings.model_fields) - {"parley_models"}  # per-model tables live in the file
+    fields = set(Settings.model_fields) - set(_TABLES.values())  # these tables live in the file
     for name, value in env.items():
         key = name.lower()
         if key in fields and value != "":

@@ -34,19 +34,37 @@ class AllowedHosts:
 
     ``names``: exact host names, or ``.example.com`` for that domain and every subdomain.
     ``private``: hosts allowed to be (or resolve to) loopback/private addresses and to be
-    fetched over plain http: test servers only. A name must be in ``names`` as well.
+    fetched over plain http: test servers only. A name must be in ``names`` as well. An entry
+    is ``name`` (any port) or ``name:port`` (that port only), matched exactly.
+    ``any_public``: the open web (read_url): every host that resolves only to public addresses,
+    over http or https, ``names`` aside. No credentials go with such fetches, and the connection
+    is made to the address that was checked, so a name cannot resolve to a public address for
+    the check and to an internal one for the download.
     """
 
     names: frozenset[str]
     private: frozenset[str] = frozenset()
+    any_public: bool = False
 
     @classmethod
     def of(cls, names: Collection[str], *, private: Collection[str] = ()) -> AllowedHosts:
         return cls(frozenset(n.lower() for n in names), frozenset(p.lower() for p in private))
 
+    @classmethod
+    def web(cls, private: Collection[str] = ()) -> AllowedHosts:
+        """Any public address, plus the ``private`` entries (``PARLEY_FETCH_ALLOW_HOSTS``)."""
+        return cls(frozenset(), frozenset(p.lower() for p in private), any_public=True)
+
     def lists(self, host: str) -> bool:
         host = host.lower().rstrip(".")
-        return any(host == n or (n.startswith(".") and host.endswith(n)) for n in self.names)
+        listed = any(host == n or (n.startswith(".") and host.endswith(n)) for n in self.names)
+        return self.any_public or listed
+
+    def admits_internal(self, url: httpx.URL) -> bool:
+        host = (url.host or "").lower().rstrip(".")
+        port = url.port or (443 if url.scheme == "https" else 80)
+        authority = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+        return host in self.private or authority in self.private
 
 
 def _is_internal(address: ipaddress.IPv4Address | ipaddress.IPv6Address) -> bool:
@@ -62,41 +80,63 @@ def _is_internal(address: ipaddress.IPv4Address | ipaddress.IPv6Address) -> bool
     )
 
 
-async def check_url(url: httpx.URL, allowed: AllowedHosts, *, name: str = "") -> None:
-    """Raise :class:`DownloadRefused` unless ``url`` may be fetched.
+Address = ipaddress.IPv4Address | ipaddress.IPv6Address
 
-    Names are resolved here so that an allowed name pointing at an internal address is caught;
-    the connection resolves again, so this narrows DNS rebinding rather than closing it, which
-    is acceptable because only the platforms' own host names are ever listed.
+
+async def check_url(url: httpx.URL, allowed: AllowedHosts, *, name: str = "") -> list[Address]:
+    """Raise :class:`DownloadRefused` unless ``url`` may be fetched; return the addresses checked
+    (IPv4 first; empty for a platform test host allowed to be internal, not resolved here).
+
+    Names are resolved here so that an allowed name pointing at an internal address is caught.
+    For the platforms' hosts the connection resolves again, which narrows DNS rebinding rather
+    than closing it (only their own host names are listed); ``any_public`` fetches connect to
+    the checked address itself (:func:`fetch_url`). ``localhost`` is loopback whatever DNS says.
     """
     host = (url.host or "").lower().rstrip(".")
     if not host:
         raise DownloadRefused(f"no host in {url.scheme}://…", name=name)
+    if url.scheme not in ("http", "https"):
+        raise DownloadRefused(f"{url.scheme}:// is not allowed for {host}", name=name)
     if not allowed.lists(host):
         raise DownloadRefused(f"host {host} is not an allowed file host", name=name)
-    if host in allowed.private:
-        if url.scheme not in ("http", "https"):
-            raise DownloadRefused(f"{url.scheme}:// is not allowed for {host}", name=name)
-        return
-    try:
-        literal: ipaddress.IPv4Address | ipaddress.IPv6Address | None = ipaddress.ip_address(host)
-    except ValueError:
-        literal = None
-    if literal is not None:
-        addresses = [literal]
-    else:
-        try:
-            infos = await asyncio.get_running_loop().getaddrinfo(
-                host, url.port or 443, type=socket.SOCK_STREAM
-            )
-        except OSError as exc:
-            raise DownloadFailed("the file host could not be found", name=name, detail=str(exc)) from None
-        addresses = [ipaddress.ip_address(info[4][0]) for info in infos]
-    if any(_is_internal(a) for a in addresses):
+    if allowed.admits_internal(url):
+        return await _resolve(url, host, name) if allowed.any_public else []
+    if host == "localhost" or host.endswith(".localhost"):
         raise DownloadRefused(f"host {host} is an internal address", name=name)
-    if url.scheme != "https":
+    addresses = await _resolve(url, host, name)
+    if not addresses or any(_is_internal(a) for a in addresses):
+        raise DownloadRefused(f"host {host} is an internal address", name=name)
+    if url.scheme != "https" and not allowed.any_public:
         # Adapters send their bot token along: it must not travel in the clear.
         raise DownloadRefused(f"{url.scheme}:// is not allowed for {host}", name=name)
+    return addresses
+
+
+async def _resolve(url: httpx.URL, host: str, name: str) -> list[Address]:
+    try:
+        return [ipaddress.ip_address(host)]
+    except ValueError:
+        pass
+    try:
+        infos = await asyncio.get_running_loop().getaddrinfo(host, url.port or 443, type=socket.SOCK_STREAM)
+    except OSError as exc:
+        raise DownloadFailed("the host could not be found", name=name, detail=str(exc)) from None
+    addresses = [ipaddress.ip_address(info[4][0]) for info in infos]
+    # IPv4 first: a pinned connection tries one address, and dual-stack hosts serve both.
+    return sorted(dict.fromkeys(addresses), key=lambda a: a.version)
+
+
+def _pinned(url: httpx.URL, addresses: list[Address]) -> tuple[httpx.URL, dict[str, str], dict[str, str]]:
+    """The request for ``url`` sent to the checked address: (target, headers, extensions).
+
+    The name still goes in ``Host`` and, for https, in SNI, where the certificate is checked
+    against it.
+    """
+    if not addresses or url.host == str(addresses[0]):
+        return url, {}, {}
+    authority = url.netloc.decode("ascii")
+    extensions = {"sni_hostname": url.host} if url.scheme == "https" else {}
+    return url.copy_with(host=str(addresses[0])), {"host": authority}, extensions
 
 
 async def read_capped(chunks: AsyncIterator[bytes], max_bytes: int, *, name: str = "") -> bytes:
@@ -134,11 +174,17 @@ async def fetch_url(
     try:
         async with asyncio.timeout(time_limit):
             for _ in range(max_redirects + 1):
-                await check_url(current, allowed, name=name)
+                addresses = await check_url(current, allowed, name=name)
                 sent = dict(headers or {}) if (current.scheme, current.host, current.port) == origin else {}
                 # Compressed bodies would be decoded past the cap in one chunk; files come plain.
                 sent["accept-encoding"] = "identity"
-                async with client.stream("GET", current, headers=sent, follow_redirects=False) as response:
+                target, extensions = current, dict[str, str]()
+                if allowed.any_public:
+                    target, host_header, extensions = _pinned(current, addresses)
+                    sent.update(host_header)
+                async with client.stream(
+                    "GET", target, headers=sent, extensions=extensions, follow_redirects=False
+                ) as response:
                     if response.status_code in _REDIRECTS and "location" in response.headers:
                         current = current.join(response.headers["location"])
                         continue

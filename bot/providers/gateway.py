@@ -15,6 +15,7 @@ from bot.providers.anthropic import AnthropicProvider
 from bot.providers.base import ChatRequest, Provider, StreamEvent, Turn
 from bot.providers.classify import error_from_response
 from bot.providers.errors import BadRequest, MissingApiKey
+from bot.providers.images import GeneratedImage, generate_image
 from bot.providers.openai_chat import OpenAIChatProvider
 from bot.providers.policy import GatewayPolicy
 from bot.providers.streaming import StreamingProvider, transport_error
@@ -119,6 +120,10 @@ class Gateway:
             "used_usd": _money(used),
             "remaining_usd": _money(remaining),
         }
+
+    async def generate_image(self, prompt: str, *, model: str, size: str) -> GeneratedImage:
+        """One picture from ``POST /v1/images/generations`` (see :mod:`bot.providers.images`)."""
+        return await generate_image(self._client, self._api_key, model=model, prompt=prompt, size=size)
 
     async def _get_json(self, path: str) -> Any:
         if self._api_key is None:

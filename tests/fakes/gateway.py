@@ -19,6 +19,10 @@ out); when the queue is empty ``gw.default`` answers (a :class:`Reply` or a func
 
 :func:`collect` drains a provider stream into text, thinking, usage reports and the Finish.
 
+Pictures (``POST /v1/images/generations``): ``gw.image`` (PNG bytes) is answered as ``b64_json``,
+or, with ``gw.image_url`` set (a page server serves it), as ``{"url": …}``; ``gw.script_path(
+IMAGES_PATH, Reply(status=…, body=…))`` answers an error instead.
+
 Everything is recorded in ``gw.requests``: method, path, headers, raw and parsed body, arrival
 time, the timeline of text sent (monotonic time, cumulative text), and when the client
 disconnected before the reply ended.
@@ -27,6 +31,7 @@ disconnected before the reply ended.
 from __future__ import annotations
 
 import asyncio
+import base64
 import json
 import re
 import time
@@ -44,6 +49,7 @@ from bot.providers.base import Finish, StreamEvent, TextDelta, ThinkingDelta, Us
 from .loopback import LoopbackServer
 
 STREAM_PATHS = ("/v1/chat/completions", "/v1/messages")
+IMAGES_PATH = "/v1/images/generations"
 DEFAULT_MODELS = ("gemini-2.5-flash", "gemini-2.5-pro", "claude-sonnet-4-5", "gpt-4o-mini")
 DEFAULT_GARBAGE = b"\x00\xff\xfe\xfd garbage \x80\x81\n\ndata: {not json\n\n"
 NEUTRAL_FINISH = {
@@ -51,6 +57,10 @@ NEUTRAL_FINISH = {
     "anthropic": {"complete": "end_turn", "length": "max_tokens", "filtered": "refusal"},
 }
 Format = Literal["openai", "anthropic"]
+# A valid 1x1 PNG: the images route's default picture.
+_PIXEL_PNG = base64.b64decode(
+    "iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAIAAACQd1PeAAAADElEQVR4nGMQEJACAABbADHSL9T0AAAAAElFTkSuQmCC"
+)
 Shape = Literal["openai", "anthropic", "empty"]
 
 
@@ -279,6 +289,8 @@ class FakeGateway(LoopbackServer):
         self._closing: asyncio.Event | None = None
         self._ids = 0
         self.url = ""
+        self.image = _PIXEL_PNG  # what the images route draws
+        self.image_url = ""  # set: answer {"url": image_url} instead of b64_json
 
     # Scripting.
     def script(self, *replies: Reply) -> None:
@@ -333,6 +345,7 @@ class FakeGateway(LoopbackServer):
         app.router.add_get("/v1/models", self._models_route)
         app.router.add_get("/v1/dashboard/billing/subscription", self._subscription_route)
         app.router.add_get("/v1/dashboard/billing/usage", self._usage_route)
+        app.router.add_post(IMAGES_PATH, self._images_route)
         # handler_cancellation: a client that goes away cancels the handler at once, so
         # disconnects are observed even while a reply is stalled or pacing.
         self._runner = web.AppRunner(app, handler_cancellation=True, shutdown_timeout=0.5, access_log=None)
@@ -436,6 +449,20 @@ class FakeGateway(LoopbackServer):
 
     async def _usage_route(self, request: web.Request) -> web.Response:
         return await self._account_route(request, {"object": "list", "total_usage": self.total_usage})
+
+    async def _images_route(self, request: web.Request) -> web.Response:
+        record = await self._record(request)
+        denied = self._unauthorized(request, record)
+        if denied is not None:
+            return denied
+        reply = self._next(request.path, record)
+        if reply is not None and reply.status >= 300:
+            return self._error_response(reply, record)
+        encoded = base64.b64encode(self.image).decode()
+        item = {"url": self.image_url} if self.image_url else {"b64_json": encoded}
+        record.status = 200
+        record.t_done = time.monotonic()
+        return web.json_response({"created": 1767225600, "data": [item]})
 
     async def _stream_route(self, request: web.Request) -> web.StreamResponse:
         record = await self._record(request)
