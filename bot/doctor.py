@@ -205,8 +205,7 @@ async def check_mcp(settings: Settings) -> list[Finding]:
     """One finding per ``[mcp.NAME]`` server: reached, and how many tools it offers, or why not.
 
     A server that cannot be reached is a warning, not a failure: the bot answers without its
-    tools. Until doctor has a warning level this returns it as a failing finding; wire it in
-    (with that level) beside the core checks.
+    tools.
     """
     if not settings.parley_mcp:
         return []
@@ -224,7 +223,7 @@ async def check_mcp(settings: Settings) -> list[Finding]:
                 + ("the command and its args" if server.transport == "stdio" else "the url and headers")
                 + "; the bot answers without this server's tools meanwhile"
             )
-            found.append(Finding(False, f"tools: {where}: cannot be reached ({server.error})", fix))
+            found.append(Finding.warning(f"tools: {where}: cannot be reached ({server.error})", fix))
     return found
 
 
@@ -235,7 +234,7 @@ def _status(exc: Exception) -> str:
 
 # The core's own checks, in the order they print. A new one is an async ``(settings) -> findings``
 # added here; a platform's checks come through the ``parley.doctor`` entry points instead.
-CORE_CHECKS: tuple[Check, ...] = (check_settings, check_database, check_gateway)
+CORE_CHECKS: tuple[Check, ...] = (check_settings, check_database, check_gateway, check_mcp)
 
 
 async def _guarded(check: Check, settings: Settings) -> list[Finding]:

@@ -89,6 +89,7 @@ async def test_the_doctor_check_reports_each_server(tmp_path: Path) -> None:
     ]
     assert findings[0].what.endswith("reached, 2 tools offered")
     assert "check [mcp.gone] in parley.toml: the url and headers" in findings[1].fix
+    assert findings[1].warns and not findings[1].failure  # the bot answers without it: exit 0
     assert await check_mcp(load_settings({}, cwd=tmp_path / "nowhere")) == []
 
 
