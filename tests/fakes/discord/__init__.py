@@ -146,29 +146,31 @@ from .dpy import configure_discord_py, point_discord_py
 from .fake import AttachmentSpec, FakeDiscord
 from .models import (
     AppFlag,
-    CallbackRecord,
     CallbackType,
     Channel,
     ChannelType,
     Guild,
     Intent,
-    InteractionRecord,
     InteractionType,
     Member,
     MessageFlag,
-    MessageState,
     MessageType,
     Overwrite,
     Perm,
-    RateLimitHit,
-    RequestRecord,
     Role,
-    StoredAttachment,
-    StoredMessage,
-    TypingEvent,
     User,
 )
 from .ratelimit import Limits, RateLimitRule
+from .records import (
+    CallbackRecord,
+    InteractionRecord,
+    MessageState,
+    RateLimitHit,
+    RequestRecord,
+    StoredAttachment,
+    StoredMessage,
+    TypingEvent,
+)
 from .state import ApiError
 
 __all__ = [
