@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import base64
 import contextlib
 import threading
 import time
@@ -18,6 +19,7 @@ from .models import (
     JSON,
     Channel,
     InteractionType,
+    MessageFlag,
     User,
 )
 from .ratelimit import Limits
@@ -207,6 +209,38 @@ class FakeDiscord(World, LoopbackServer):
             mention_author=mention_author,
             ready_attachments=ready,
         )
+        await self.flush()
+        return msg
+
+    async def user_sends_voice(
+        self,
+        channel: Channel | int,
+        author: User,
+        audio: bytes,
+        *,
+        duration_secs: float = 3.0,
+        waveform: bytes | None = None,
+        filename: str = "voice-message.ogg",
+        reference: StoredMessage | int | None = None,
+    ) -> StoredMessage:
+        """``author`` records a voice message: flag ``IS_VOICE_MESSAGE`` (1 << 13), no content, one
+        ``audio/ogg`` attachment with ``duration_secs`` and a base64 ``waveform`` (one byte per
+        100 ms, at most 256; made up when not given), its bytes served by the fake's CDN.
+        Dispatches MESSAGE_CREATE like :meth:`user_says`.
+        """
+        self._on_fake_loop()
+        ch = self.channel(_id(channel))
+        self._author_in(ch, author)
+        if waveform is None:
+            points = max(1, min(256, int(duration_secs * 10)))
+            waveform = bytes((i * 37) % 256 for i in range(points))
+        att = self.add_file(filename, audio, "audio/ogg", channel_id=ch.id)
+        att.duration_secs = float(duration_secs)
+        att.waveform = base64.b64encode(waveform).decode()
+        body: JSON = {"content": "", "flags": MessageFlag.IS_VOICE_MESSAGE, "attachments": [{"id": att.id}]}
+        if reference is not None:
+            body["message_reference"] = {"message_id": str(_id(reference))}
+        msg = self.store_message(ch, author, body, ready_attachments=[att])
         await self.flush()
         return msg
 

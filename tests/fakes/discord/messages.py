@@ -9,6 +9,7 @@ from collections.abc import Iterable, Sequence
 from .core import ROLE_MENTION, USER_MENTION, ApiError, form_error
 from .models import (
     JSON,
+    AttachmentFlag,
     Channel,
     Intent,
     MessageFlag,
@@ -104,35 +105,66 @@ class Messages(Payloads):
             ("@everyone" in content or "@here" in content),
         )
 
+    def _new_attachment(
+        self, channel_id: int, spec: JSON, file: tuple[str, bytes, str | None]
+    ) -> StoredAttachment:
+        name, data, ctype = file
+        if len(data) > self.limits.upload_bytes:  # the limit applies to each file of a request
+            raise ApiError(413, 40005, "Request entity too large")
+        att = self.add_file(spec.get("filename") or name, data, ctype, channel_id=channel_id)
+        att.description = spec.get("description")
+        if spec.get("duration_secs") is not None and (ctype or "").startswith("audio/"):
+            att.duration_secs = float(spec["duration_secs"])
+        if spec.get("waveform") is not None and (ctype or "").startswith("audio/"):
+            att.waveform = str(spec["waveform"])
+        if spec.get("is_spoiler"):
+            att.flags |= AttachmentFlag.IS_SPOILER
+        return att
+
     def _attachments_from(
         self,
         channel_id: int,
         specs: list[JSON],
         files: dict[int, tuple[str, bytes, str | None]],
         keep: Iterable[StoredAttachment] = (),
+        *,
+        append_unlisted: bool = True,
     ) -> list[StoredAttachment]:
+        """The attachments a message has after a create or edit.
+
+        ``specs`` is the ``attachments`` array: an existing attachment's id keeps it (its
+        ``description`` may change), a number ``n`` takes the upload ``files[n]``. Uploads the
+        array does not name are appended on create; on an edit that sends the array they are
+        dropped ("only files listed in the attachments parameter will be appended", API v10).
+        """
         kept = {a.id: a for a in keep}
         result: list[StoredAttachment] = []
         for i, spec in enumerate(specs):
-            spec_id = spec.get("id", i)
-            if isinstance(spec_id, str) and spec_id.isdigit() and int(spec_id) in kept:
-                result.append(kept[int(spec_id)])
-                continue
-            index = int(spec_id)
+            raw = spec.get("id", i)
+            index = int(raw) if isinstance(raw, int | str) and str(raw).isdigit() else -1
             if index in kept:
+                if "description" in spec:
+                    kept[index].description = spec["description"]
                 result.append(kept[index])
-                continue
-            if index not in files:
+            elif index in files:
+                result.append(self._new_attachment(channel_id, spec, files.pop(index)))
+            else:
                 raise form_error(("attachments", i), "ATTACHMENT_NOT_FOUND", "Attachment data not found")
-            name, data, ctype = files.pop(index)
-            att = self.add_file(spec.get("filename") or name, data, ctype, channel_id=channel_id)
-            att.description = spec.get("description")
-            result.append(att)
-        for _index, (name, data, ctype) in sorted(files.items()):
-            result.append(self.add_file(name, data, ctype, channel_id=channel_id))
-        if sum(len(a.data) for a in result if a.id not in kept) > self.limits.upload_bytes:
-            raise ApiError(413, 40005, "Request entity too large")
+        if append_unlisted:
+            result += [self._new_attachment(channel_id, {}, f) for _, f in sorted(files.items())]
         return result
+
+    def _check_voice(self, flags: int, body: JSON, attachments: list[StoredAttachment]) -> None:
+        """Discord's rules for a message with ``IS_VOICE_MESSAGE``: one audio attachment with its
+        ``duration_secs`` and ``waveform``, and nothing else."""
+        if not flags & MessageFlag.IS_VOICE_MESSAGE:
+            return
+        if any(body.get(k) for k in ("content", "embeds", "components", "sticker_ids", "poll")):
+            raise ApiError(400, 50159, "Voice messages do not support additional content.")
+        if len(attachments) != 1 or not (attachments[0].content_type or "").startswith("audio/"):
+            raise ApiError(400, 50160, "Voice messages must have a single audio attachment.")
+        if attachments[0].duration_secs is None or attachments[0].waveform is None:
+            raise ApiError(400, 50161, "Voice messages must have supporting metadata.")
 
     def store_message(
         self,
@@ -219,6 +251,7 @@ class Messages(Payloads):
             msg.attachments = list(ready_attachments)
         else:
             msg.attachments = self._attachments_from(channel.id, list(body.get("attachments") or []), files)
+        self._check_voice(msg.flags, body, msg.attachments)
         msg.snapshot("create")
         self.messages[msg.id] = msg
         if not msg.ephemeral:
@@ -234,6 +267,8 @@ class Messages(Payloads):
         self, msg: StoredMessage, body: JSON, files: dict[int, tuple[str, bytes, str | None]] | None = None
     ) -> StoredMessage:
         """Apply a PATCH: present keys replace, then record the new state and dispatch MESSAGE_UPDATE."""
+        if msg.flags & MessageFlag.IS_VOICE_MESSAGE:
+            raise ApiError(400, 50162, "Voice messages cannot be edited.")
         self._validate_body(body)
         content = msg.content
         if "content" in body:
@@ -243,10 +278,11 @@ class Messages(Payloads):
         files = dict(files or {})
         attachments = msg.attachments
         if "attachments" in body or files:
-            specs = list(body.get("attachments") or [])
-            if "attachments" not in body:
-                specs = [{"id": a.id} for a in msg.attachments]
-            attachments = self._attachments_from(msg.channel_id, specs, files, keep=msg.attachments)
+            listed = "attachments" in body
+            specs = list(body.get("attachments") or []) if listed else [{"id": a.id} for a in msg.attachments]
+            attachments = self._attachments_from(
+                msg.channel_id, specs, files, keep=msg.attachments, append_unlisted=not listed
+            )
         if not (content or embeds or components or attachments):
             raise ApiError(400, 50006, "Cannot send an empty message")
         msg.content = content

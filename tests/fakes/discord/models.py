@@ -69,6 +69,7 @@ class Perm:
     CREATE_PUBLIC_THREADS = 1 << 35
     CREATE_PRIVATE_THREADS = 1 << 36
     SEND_MESSAGES_IN_THREADS = 1 << 38
+    SEND_VOICE_MESSAGES = 1 << 46
     ALL = (1 << 51) - 1
 
 
@@ -124,7 +125,12 @@ class MessageFlag:
     EPHEMERAL = 1 << 6
     LOADING = 1 << 7
     SUPPRESS_NOTIFICATIONS = 1 << 12
+    IS_VOICE_MESSAGE = 1 << 13
     IS_COMPONENTS_V2 = 1 << 15
+
+
+class AttachmentFlag:
+    IS_SPOILER = 1 << 3
 
 
 class InteractionType:

@@ -17,9 +17,14 @@ class StoredAttachment:
     url: str
     content_type: str | None = None
     description: str | None = None
+    #: Voice messages (and audio or video files): the length, and a base64 waveform preview.
+    duration_secs: float | None = None
+    waveform: str | None = None
+    #: Attachment flags (``IS_SPOILER`` 1 << 3 when the upload asked ``is_spoiler``).
+    flags: int = 0
 
     def payload(self) -> JSON:
-        return {
+        data: JSON = {
             "id": str(self.id),
             "filename": self.filename,
             "size": len(self.data),
@@ -31,6 +36,13 @@ class StoredAttachment:
             "height": None,
             "content_scan_version": 0,
         }
+        if self.duration_secs is not None:
+            data["duration_secs"] = self.duration_secs
+        if self.waveform is not None:
+            data["waveform"] = self.waveform
+        if self.flags:
+            data["flags"] = self.flags
+        return data
 
 
 @dataclass(frozen=True)

@@ -4,6 +4,7 @@ bodies (JSON, or multipart with ``payload_json`` and ``files[n]``), scripted fau
 from __future__ import annotations
 
 import json
+import mimetypes
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -36,38 +37,54 @@ def _snowflake(request: web.Request, name: str) -> int:
     return int(raw)
 
 
+def guess_type(filename: str, declared: str | None) -> str | None:
+    """The attachment's ``content_type``: what the upload declared, unless that says nothing
+    (discord.py sends every file as ``application/octet-stream``; Discord then names the type
+    itself, from the file, as ``image/png`` or ``audio/ogg``)."""
+    if declared and declared != "application/octet-stream":
+        return declared
+    guessed = mimetypes.guess_type(filename)[0]
+    if guessed is not None and guessed.startswith("text/"):
+        return f"{guessed}; charset=utf-8"
+    return guessed
+
+
 async def read_body(request: web.Request) -> tuple[JSON, Files]:
-    """JSON body, or multipart with ``payload_json`` and ``files[n]`` parts."""
+    """JSON body, or multipart with ``payload_json`` (or plain form fields) and ``files[n]`` parts."""
     files: Files = {}
-    if request.content_type.startswith("multipart/"):
-        payload: JSON = {}
-        reader = await request.multipart()
-        while True:
-            part = await reader.next()
-            if part is None:
-                break
-            if not isinstance(part, BodyPartReader):
-                continue
-            name = part.name or ""
-            data = await part.read()
-            if name == "payload_json":
-                payload = json.loads(data)
-            elif name.startswith("files[") and name.endswith("]"):
-                ctype = part.headers.get("Content-Type")
-                files[int(name[6:-1])] = (
-                    part.filename or "file",
-                    bytes(data),
-                    None if ctype == "application/octet-stream" else ctype,
-                )
-        return payload, files
+    if not request.content_type.startswith("multipart/"):
+        return await _json_body(request), files
+    payload: JSON | None = None
+    fields: JSON = {}
+    reader = await request.multipart()
+    while (part := await reader.next()) is not None:
+        if not isinstance(part, BodyPartReader):
+            continue
+        name = part.name or ""
+        data = await part.read()
+        if name == "payload_json":
+            payload = json.loads(data)
+        elif name.startswith("files[") and name.endswith("]"):
+            filename = part.filename or "file"
+            files[int(name[6:-1])] = (
+                filename,
+                bytes(data),
+                guess_type(filename, part.headers.get("Content-Type")),
+            )
+        else:  # the documented form without payload_json: one field per JSON parameter
+            fields[name] = bytes(data).decode()
+    return (payload if payload is not None else fields), files
+
+
+async def _json_body(request: web.Request) -> JSON:
     raw = await request.read()
     if not raw:
-        return {}, files
+        return {}
     try:
         body = json.loads(raw)
     except ValueError as exc:
         raise ApiError(400, 50109, "The request body contains invalid JSON.") from exc
-    return (body if isinstance(body, dict) else {"_list": body}), files
+    return body if isinstance(body, dict) else {"_list": body}
 
 
 @dataclass
