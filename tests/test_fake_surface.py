@@ -50,7 +50,8 @@ async def test_faults_holds_reads_deletes_statuses_and_uploads() -> None:
     )
     posting = asyncio.ensure_future(surface.post("…", live=True))
     await asyncio.sleep(0.02)
-    assert surface.posting == 1 and not surface.timeline.calls  # held before it reaches the platform
+    (held,) = surface.timeline.calls
+    assert surface.posting == 1 and held.outcome == "pending"  # asked for, not taken yet
     hold.set()
     ref = await posting
     with pytest.raises(SurfaceError):

@@ -17,7 +17,7 @@ Knobs, all optional: ``max_chars`` and the ``post_budgets`` / ``edit_budgets`` i
 ``render`` (Markdown → platform text), ``latency`` (seconds each call takes), ``fault`` (a
 function of the :class:`Call` returning an exception to raise: a 429 as ``RateLimited``, a
 refusal as ``SurfaceError``), ``fail_next(action, error, times)`` for the common case, ``hold``
-(an ``asyncio.Event``: posts wait until it is set), ``read_error`` (``read`` raises it). For the
+(an ``asyncio.Event``: posts are on the timeline, pending, until it is set), ``read_error`` (``read`` raises it). For the
 benchmark, ``keep_history=False`` keeps only what is shown now and the first times, so a
 surface costs nothing that grows with the number of edits.
 """
@@ -135,8 +135,6 @@ class RecordingSurface:
     async def post(self, text: str, *, live: bool) -> str:
         self.posting += 1
         try:
-            if self.hold is not None:
-                await self.hold.wait()
             call = await self._call("post", "", text, live, self._limits.post_budgets)
         finally:
             self.posting -= 1
@@ -229,6 +227,8 @@ class RecordingSurface:
         self.max_in_flight = max(self.max_in_flight, self.in_flight)
         try:
             assert len(text) <= self._limits.max_chars, f"{len(text)} characters: over the platform limit"
+            if action == "post" and self.hold is not None:
+                await self.hold.wait()  # asked for (t0) but not yet taken by the platform
             if self.latency:
                 await asyncio.sleep(self.latency)
             error = self._failure(call)
