@@ -22,14 +22,14 @@ from bench.metrics import dist
 from bench.probes import LoopLag, Meter
 from bench.workload import Workload, make_answer, question
 from bot.providers.base import Turn
-from bot.render import Budget, SurfaceLimits
-from bot.render.surface import PROVISIONAL
+from bot.render import Budget
 from bot.runtime import Runtime
 from bot.settings import Settings, load_settings
 from bot.store import Store
 from bot.store.models import Message
 from bot.types import Author, ConversationKey, IncomingMessage, Outcome
 from tests.fakes.gateway import FakeGateway, Reply
+from tests.fakes.surface import RecordingSurface
 
 SLOW_RATE = 8.0  # tokens/s per reply at which 500 replies fit one core (see scale_scenario)
 
@@ -37,51 +37,25 @@ SLOW_RATE = 8.0  # tokens/s per reply at which 500 replies fit one core (see sca
 # -- a surface that costs nothing -----------------------------------------------------------------
 
 
-class MemorySurface:
-    """A console-like surface: it keeps the text and the time it changed, and costs nothing.
+def memory_surface(channel: str, *, budgets: bool = True, max_chars: int = 2000) -> RecordingSurface:
+    """A console-like surface from the test kit that keeps only what it shows and when it first
+    showed it, so it costs nothing that grows with the edits.
 
     It declares a Discord-like budget of its own channel (4 edits and 4 posts per 5 s), so the
     renderer paces as it would in production; there is no shared global budget.
     """
-
-    def __init__(self, channel: str, *, budgets: bool = True, max_chars: int = 2000) -> None:
-        own = (Budget(f"memory:{channel}:edit", 4, 5.0),) if budgets else ()
-        posts = (Budget(f"memory:{channel}:post", 4, 5.0),) if budgets else ()
-        self._limits = SurfaceLimits(max_chars=max_chars, post_budgets=posts, edit_budgets=own)
-        self.started = time.monotonic()
-        self.placeholder_at: float | None = None
-        self.text_at: float | None = None
-        self.messages: dict[str, str] = {}
-
-    @property
-    def limits(self) -> SurfaceLimits:
-        return self._limits
-
-    def render(self, markdown: str) -> str:
-        return markdown
-
-    async def post(self, text: str, *, live: bool) -> str:
-        ref = f"m{len(self.messages)}"
-        self.messages[ref] = text
-        self._seen(text)
-        return ref
-
-    async def edit(self, ref: str, text: str, *, live: bool) -> None:
-        self.messages[ref] = text
-        self._seen(text)
-
-    def _seen(self, text: str) -> None:
-        now = time.monotonic()
-        if self.placeholder_at is None:
-            self.placeholder_at = now
-        if self.text_at is None and text not in PROVISIONAL:
-            self.text_at = now
-
-    async def set_status(self, status: str | None) -> None:
-        return None
+    edits = (Budget(f"memory:{channel}:edit", 4, 5.0),) if budgets else ()
+    posts = (Budget(f"memory:{channel}:post", 4, 5.0),) if budgets else ()
+    return RecordingSurface(
+        name=f"memory:{channel}",
+        max_chars=max_chars,
+        post_budgets=posts,
+        edit_budgets=edits,
+        keep_history=False,
+    )
 
 
-def _turn(surface: MemorySurface, key: ConversationKey, text: str) -> IncomingMessage:
+def _turn(surface: RecordingSurface, key: ConversationKey, text: str) -> IncomingMessage:
     return IncomingMessage(
         key=key,
         event_id=uuid.uuid4().hex,
@@ -107,7 +81,9 @@ async def scale_run(work: Workload, tmp: Path, n: int) -> Result:
         runtime = await Runtime.create(settings_for(tmp, url))
         try:
             service = runtime.service
-            await service.handle(_turn(MemorySurface("warm-up"), ConversationKey("bench", "", "w", ""), "hi"))
+            await service.handle(
+                _turn(memory_surface("warm-up"), ConversationKey("bench", "", "w", ""), "hi")
+            )
             peak_in_flight = 0
 
             async def watch() -> None:
@@ -116,7 +92,7 @@ async def scale_run(work: Workload, tmp: Path, n: int) -> Result:
                     peak_in_flight = max(peak_in_flight, service.in_flight)
                     await asyncio.sleep(0.05)
 
-            surfaces = [MemorySurface(f"c{i}") for i in range(n)]
+            surfaces = [memory_surface(f"c{i}") for i in range(n)]
             turns = [
                 _turn(s, ConversationKey("bench", "", f"c{i}", ""), question(i))
                 for i, s in enumerate(surfaces)
@@ -134,7 +110,7 @@ async def scale_run(work: Workload, tmp: Path, n: int) -> Result:
             done = [r for r in results if r is not None and r.outcome is Outcome.COMPLETE]
             tokens = sum(r.usage.output_tokens for r in done)
             expected = make_answer(work.tokens)
-            exact = sum(1 for s in surfaces if "".join(s.messages.values()) == expected)
+            exact = sum(1 for s in surfaces if s.text == expected)
             return {
                 "replies": n,
                 "complete": len(done),
@@ -150,8 +126,8 @@ async def scale_run(work: Workload, tmp: Path, n: int) -> Result:
                 "start_rss_mb": round(meter.rss0 / 2**20, 1),
                 "rss_per_reply_kb": round(max(0, meter.peak - meter.rss0) / n / 1024, 1),
                 "db_statements_per_reply": round((runtime.store.statements - stmts) / n, 1),
-                "placeholder_ms": dist([s.placeholder_at - s.started for s in surfaces if s.placeholder_at]),
-                "first_text_ms": dist([s.text_at - s.started for s in surfaces if s.text_at]),
+                "placeholder_ms": dist([s.first_post_at - s.started for s in surfaces if s.first_post_at]),
+                "first_text_ms": dist([s.first_text_at - s.started for s in surfaces if s.first_text_at]),
                 "pacer_429s": runtime.pacer.stats.rate_limited,
                 "rate_limited": runtime.pacer.stats.rate_limited,  # the surface never refuses: stays 0
             }
@@ -267,7 +243,7 @@ async def long_thread_scenario(cfg: Config, tmp: Path, name: str, n: int) -> Res
         per_size: dict[str, Result] = {}
         try:
             await runtime.service.handle(
-                _turn(MemorySurface("w", budgets=False), ConversationKey("bench", "", "w", ""), "hi")
+                _turn(memory_surface("w", budgets=False), ConversationKey("bench", "", "w", ""), "hi")
             )
             for size in sizes:
                 key = ConversationKey("bench", "", "long", f"t{size}")
@@ -281,7 +257,7 @@ async def long_thread_scenario(cfg: Config, tmp: Path, name: str, n: int) -> Res
                     sent = len(gw.stream_requests)
                     t0 = time.monotonic()
                     await runtime.service.handle(
-                        _turn(MemorySurface("long", budgets=False), key, question(i))
+                        _turn(memory_surface("long", budgets=False), key, question(i))
                     )
                     asked.append(gw.stream_requests[sent].t_received - t0)
                 build = [a + b for a, b in zip(timings["load"], timings["build"], strict=True)]

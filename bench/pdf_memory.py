@@ -84,6 +84,7 @@ async def _measure(
     from bot.runtime import Runtime
     from bot.settings import ModelOptions, Settings
     from bot.types import Attachment, Author, ConversationKey, IncomingMessage
+    from tests.fakes.surface import RecordingSurface
 
     big = ModelOptions(max_pdf_bytes=256 * 1024 * 1024, max_pdf_pages=10_000)
     settings = Settings(
@@ -109,27 +110,8 @@ async def _measure(
 
         return Attachment(path.name, "application/pdf", path.stat().st_size, fetch)
 
-    class Quiet:
-        from bot.render.surface import SurfaceLimits
-
-        limits = SurfaceLimits(max_chars=10_000_000)
-        final = ""
-
-        def render(self, markdown: str) -> str:
-            return markdown
-
-        async def post(self, text: str, *, live: bool) -> str:
-            self.final = text
-            return "m"
-
-        async def edit(self, ref: str, text: str, *, live: bool) -> None:
-            self.final = text
-
-        async def set_status(self, status: str | None) -> None:
-            return None
-
     async def turn(path: Path | None, thread: str) -> str:
-        surface = Quiet()
+        surface = RecordingSurface(max_chars=10_000_000, keep_history=False)
         message = IncomingMessage(
             key=ConversationKey("console", "", "bench", thread),
             event_id=uuid.uuid4().hex,
@@ -147,7 +129,7 @@ async def _measure(
             )
             return f"{len(prepared.parts)} part(s), notes: {prepared.notes}"
         await runtime.service.handle(message)
-        return surface.final[:200]
+        return surface.text[:200]
 
     small = workdir / "small.pdf"
     make_pdf(small, 0.2)

@@ -6,7 +6,6 @@ These tests pin both the fake's faithfulness and the discord.py behaviours Parle
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import io
 import json
 import os
@@ -14,7 +13,7 @@ import subprocess
 import sys
 import time
 import urllib.request
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -25,6 +24,8 @@ from discord import app_commands
 from discord.gateway import DiscordWebSocket
 from discord.http import Route
 
+from tests.fakes.discord.clients import Harness, content_intents, running
+from tests.fakes.discord.clients import pointed as _pointed
 from tests.fakes.discord_api import (
     AppFlag,
     Channel,
@@ -36,7 +37,6 @@ from tests.fakes.discord_api import (
     Perm,
     RateLimitRule,
     User,
-    configure_discord_py,
 )
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -47,15 +47,6 @@ async def fd() -> AsyncIterator[FakeDiscord]:
     async with FakeDiscord(heartbeat_interval_ms=1000) as fake, _pointed(fake):
         yield fake
         assert not fake.server_errors
-
-
-@contextlib.asynccontextmanager
-async def _pointed(fake: FakeDiscord) -> AsyncIterator[None]:
-    restore = await configure_discord_py(fake.api_url, fake.token)  # the adapter's production recipe
-    try:
-        yield
-    finally:
-        restore()
 
 
 @dataclass
@@ -72,79 +63,6 @@ def scene(fd: FakeDiscord) -> Scene:
     alice = fd.create_user("alice")
     fd.add_member(guild, alice)
     return Scene(guild, channel, alice)
-
-
-def content_intents() -> discord.Intents:
-    intents = discord.Intents.default()
-    intents.message_content = True
-    return intents
-
-
-class Harness:
-    """A real discord.py client plus a record of the events it received."""
-
-    def __init__(self, client: discord.Client) -> None:
-        self.client = client
-        self.ready = asyncio.Event()
-        self.ready_count = 0
-        self.resumed_count = 0
-        self.messages: list[discord.Message] = []
-        self.threads: list[discord.Thread] = []
-        self.errors: list[BaseException] = []
-
-        @client.event
-        async def on_ready() -> None:
-            self.ready_count += 1
-            self.ready.set()
-
-        @client.event
-        async def on_resumed() -> None:
-            self.resumed_count += 1
-
-        @client.event
-        async def on_message(message: discord.Message) -> None:
-            self.messages.append(message)
-
-        @client.event
-        async def on_thread_create(thread: discord.Thread) -> None:
-            self.threads.append(thread)
-
-    def contents(self) -> list[str]:
-        return [m.content for m in self.messages]
-
-    async def wait(self, predicate: Callable[[], object], within: float = 5.0) -> None:
-        deadline = time.monotonic() + within
-        while not predicate():
-            if time.monotonic() > deadline:
-                raise TimeoutError("client-side condition not met")
-            await asyncio.sleep(0.01)
-
-
-@contextlib.asynccontextmanager
-async def running(
-    fd: FakeDiscord,
-    *,
-    intents: discord.Intents | None = None,
-    cls: type[discord.Client] = discord.AutoShardedClient,
-    setup: Callable[[discord.Client], None] | None = None,
-) -> AsyncIterator[Harness]:
-    client = cls(intents=intents or content_intents(), guild_ready_timeout=0.1)
-    harness = Harness(client)
-    if setup is not None:
-        setup(client)
-    task = asyncio.create_task(client.start(fd.token))
-    ready = asyncio.create_task(harness.ready.wait())
-    try:
-        done, _ = await asyncio.wait({task, ready}, timeout=10, return_when=asyncio.FIRST_COMPLETED)
-        if task in done:
-            task.result()  # raises what made the client stop
-        assert ready in done, "no on_ready within 10 s"
-        yield harness
-    finally:
-        ready.cancel()
-        await client.close()
-        with contextlib.suppress(Exception):
-            await asyncio.wait_for(task, 5)
 
 
 # ---------------------------------------------------------------------------- connecting

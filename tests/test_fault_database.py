@@ -17,8 +17,8 @@ from bot.notes import DATABASE_DOWN
 from bot.types import ConversationKey, Outcome
 from tests.cli_harness import one_clear_line, parley
 from tests.fakes.gateway import Reply
+from tests.fakes.run import free_port
 from tests.fakes.slack_api import DEFAULT_CHANNEL, OTHER_CHANNEL
-from tests.reliability_harness import free_port
 from tests.slack_harness import SlackBench, slack_bench
 
 TEAM = "T0FAKE0001"

@@ -16,7 +16,8 @@ from bot.types import ConversationKey, Outcome
 from tests.discord_harness import DiscordBench, bench_env, discord_bench, is_live, quick_limits
 from tests.fakes.discord import FakeDiscord, RateLimitRule, StoredMessage
 from tests.fakes.gateway import FakeGateway, Reply
-from tests.reliability_harness import ParleyRun, replies, wait_until
+from tests.fakes.run import ParleyProcess, wait_until
+from tests.reliability_harness import replies
 
 ANSWER = " ".join(f"word{i}" for i in range(60))
 EDIT = "PATCH /channels/{channel_id}/messages/{message_id}"
@@ -43,8 +44,8 @@ def test_kill_9_mid_reply_then_the_next_start_closes_it_as_interrupted(tmp_path:
         alice = fd.create_user("alice")
         fd.add_member(guild, alice)
         env = {**bench_env(fd, gw, tmp_path, None), "PARLEY_HTTP_PORT": "0"}
-        first = ParleyRun(tmp_path, env, "first").start()
-        second = ParleyRun(tmp_path, env, "second")
+        first = ParleyProcess(tmp_path, env, "first").start()
+        second = ParleyProcess(tmp_path, env, "second")
         try:
             wait_until(lambda: "Parley is running" in first.stderr, 20, "Discord READY")
             question = fd.run(fd.user_says(channel, alice, f"{fd.bot.mention} tell me a long story"))

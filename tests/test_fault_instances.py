@@ -14,8 +14,9 @@ import pytest
 from sqlalchemy.engine import make_url
 
 from tests.fakes.gateway import FakeGateway, Reply
+from tests.fakes.run import ParleyProcess, free_port, wait_until
 from tests.fakes.slack_api import DEFAULT_CHANNEL, FakeSlack
-from tests.reliability_harness import ParleyRun, finished, free_port, thread_replies, wait_until
+from tests.reliability_harness import finished, thread_replies
 from tests.slack_harness import bench_env
 from tests.store_fixtures import POSTGRES_URL, _postgres_admin
 
@@ -44,7 +45,7 @@ def test_two_instances_on_one_postgres_answer_an_event_once(tmp_path: Path, pg_u
             cwd = tmp_path / f"instance-{i}"
             cwd.mkdir()
             env = bench_env(fs, gw, cwd, "http", {"DATABASE_URL": pg_url, "PARLEY_HTTP_PORT": str(port)})
-            runs.append(ParleyRun(cwd, env, f"instance-{i}").start())
+            runs.append(ParleyProcess(cwd, env, f"instance-{i}").start())
         try:
             for run, port in zip(runs, ports, strict=True):
                 run.wait_http(port, within=40)

@@ -12,8 +12,9 @@ from pathlib import Path
 
 from bot.notes import INTERRUPTED
 from tests.fakes.gateway import FakeGateway, Reply
+from tests.fakes.run import ParleyProcess, wait_until
 from tests.fakes.slack_api import DEFAULT_CHANNEL, FakeSlack
-from tests.reliability_harness import ParleyRun, finished, replies, sqlite_rows, thread_replies, wait_until
+from tests.reliability_harness import finished, replies, sqlite_rows, thread_replies
 from tests.slack_harness import bench_env, is_live
 
 ANSWER = " ".join(f"word{i}" for i in range(80))
@@ -31,8 +32,8 @@ def test_kill_9_mid_reply_then_the_next_start_closes_it_as_interrupted(tmp_path:
         FakeSlack.in_thread() as fs,
     ):
         env = bench_env(fs, gw, tmp_path, "socket", {"PARLEY_HTTP_PORT": "0"})
-        first = ParleyRun(tmp_path, env, "first").start()
-        second = ParleyRun(tmp_path, env, "second")
+        first = ParleyProcess(tmp_path, env, "first").start()
+        second = ParleyProcess(tmp_path, env, "second")
         try:
             first.wait_socket(fs)
             event = fs.app_mention("tell me a long story")
@@ -75,7 +76,7 @@ def test_sigterm_lets_the_reply_in_flight_finish_and_takes_no_new_events(tmp_pat
         env = bench_env(
             fs, gw, tmp_path, "socket", {"PARLEY_HTTP_PORT": "0", "PARLEY_SHUTDOWN_DEADLINE": "20"}
         )
-        run = ParleyRun(tmp_path, env).start()
+        run = ParleyProcess(tmp_path, env).start()
         try:
             run.wait_socket(fs)
             event = fs.app_mention("a question before shutdown")
@@ -109,7 +110,7 @@ def test_sigterm_with_a_short_deadline_edits_the_reply_to_say_interrupted(tmp_pa
         env = bench_env(
             fs, gw, tmp_path, "socket", {"PARLEY_HTTP_PORT": "0", "PARLEY_SHUTDOWN_DEADLINE": "0.5"}
         )
-        run = ParleyRun(tmp_path, env).start()
+        run = ParleyProcess(tmp_path, env).start()
         try:
             run.wait_socket(fs)
             event = fs.app_mention("a long one")

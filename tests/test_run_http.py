@@ -21,8 +21,9 @@ from bot.types import ConversationKey
 from tests import discord_harness, slack_harness
 from tests.fakes.discord import Channel, FakeDiscord, StoredMessage, User
 from tests.fakes.gateway import FakeGateway
+from tests.fakes.loopback import TcpProxy
+from tests.fakes.run import ParleyProcess
 from tests.fakes.slack_api import FakeSlack, Message
-from tests.run_harness import RunningParley, TcpProxy
 from tests.store_fixtures import POSTGRES_URL, _postgres_admin
 
 MODEL = "gemini-2.5-flash"
@@ -106,7 +107,7 @@ def value(parsed: dict[tuple[str, frozenset[tuple[str, str]]], float], name: str
 
 
 def test_health_metrics_and_the_reply_log_after_one_mention(world: World) -> None:
-    with RunningParley(world.env, cwd=world.tmp) as bot:
+    with ParleyProcess(world.tmp, world.env, "parley-run") as bot:
         status, body, _ = bot.get("/healthz")
         assert status == 200
         assert json.loads(body) == {
@@ -181,7 +182,7 @@ def test_health_metrics_and_the_reply_log_after_one_mention(world: World) -> Non
 
 
 def test_healthz_is_503_while_slack_is_disconnected(world: World) -> None:
-    with RunningParley(world.env, cwd=world.tmp) as bot:
+    with ParleyProcess(world.tmp, world.env, "parley-run") as bot:
         bot.wait_for_status("/healthz", 200)
         # Slack drops the socket and, the app token revoked, would refuse to issue a new one.
         # (Reconnecting by itself is tested in-process: tests/test_slack_app.py.)
@@ -198,7 +199,7 @@ def test_healthz_is_503_while_slack_is_disconnected(world: World) -> None:
 
 
 def test_healthz_is_503_once_discord_closes_the_gateway(world: World) -> None:
-    with RunningParley(world.env, cwd=world.tmp) as bot:
+    with ParleyProcess(world.tmp, world.env, "parley-run") as bot:
         bot.wait_for_status("/healthz", 200)
         # 4004 "authentication failed" (the token was reset meanwhile): discord.py must not resume.
         world.fd.run(world.fd.drop_connections(4004, wait=False))
@@ -243,7 +244,7 @@ def test_on_postgresql_a_mention_is_stored_and_health_follows_the_database(
     proxy = TcpProxy(direct.host or "127.0.0.1", direct.port or 5432)
     env = {**world.env, "DATABASE_URL": direct.set(port=proxy.port).render_as_string(hide_password=False)}
     try:
-        with RunningParley(env, cwd=world.tmp) as bot:  # migrates the empty database first
+        with ParleyProcess(world.tmp, env, "parley-run") as bot:  # migrates the empty database first
             bot.wait_for_status("/healthz", 200)
             world.mention("remember this on postgres")
             bot.wait_for_log('"event": "reply"')  # logged once the reply is stored

@@ -12,8 +12,9 @@ from pathlib import Path
 
 from tests.cli_harness import parley
 from tests.fakes.gateway import FakeGateway, Reply
+from tests.fakes.run import ParleyProcess, free_port, wait_until
 from tests.fakes.slack_api import DEFAULT_CHANNEL, FakeSlack
-from tests.reliability_harness import ParleyRun, dump_sqlite, finished, free_port, wait_until
+from tests.reliability_harness import dump_sqlite, finished
 from tests.slack_harness import bench_env
 
 SECRETS = {
@@ -47,7 +48,7 @@ def test_no_secret_in_logs_errors_database_metrics_or_messages(tmp_path: Path) -
         port = free_port()
         extra = {"PARLEY_HTTP_PORT": str(port), "PARLEY_LOG_LEVEL": "DEBUG", **SECRETS}
         env = bench_env(fs, gw, tmp_path, "socket", extra)
-        run = ParleyRun(tmp_path, env).start()
+        run = ParleyProcess(tmp_path, env).start()
         try:
             run.wait_socket(fs)
             run.wait_http(port)

@@ -3,6 +3,9 @@
 A fake whose user is synchronous code, or a ``parley run`` child process, cannot be served by the
 test's event loop; :meth:`LoopbackServer.in_thread` gives it a loop in a daemon thread and hands
 it over only once ``start()`` has returned, which is when every fake is listening.
+
+:class:`TcpProxy` sits between Parley and a real server (PostgreSQL) to cut it off and bring it
+back.
 """
 
 from __future__ import annotations
@@ -87,3 +90,60 @@ class LoopbackServer:
     async def _started(cls, kwargs: dict[str, Any]) -> Self:
         # Built on the fake's own loop, so nothing it creates belongs to the caller's thread.
         return await cls(**kwargs).start()
+
+
+class TcpProxy:
+    """Forwards 127.0.0.1:``port`` to ``target``, in a thread; :meth:`cut` makes the target
+    unreachable (connections reset, new ones refused) and :meth:`restore` brings it back."""
+
+    def __init__(self, host: str, port: int) -> None:
+        self.target = (host, port)
+        self.port = 0
+        self._thread = LoopThread("tcp-proxy")
+        self._server: asyncio.Server | None = None
+        self._writers: set[asyncio.StreamWriter] = set()
+        self.restore()
+
+    def restore(self) -> None:
+        async def listen() -> None:
+            self._server = await asyncio.start_server(self._pipe, "127.0.0.1", self.port)
+            self.port = self._server.sockets[0].getsockname()[1]
+
+        self._thread.run(listen())
+
+    def cut(self) -> None:
+        async def close() -> None:
+            if self._server is not None:
+                self._server.close()
+                await self._server.wait_closed()
+                self._server = None
+            for writer in list(self._writers):
+                writer.transport.abort()
+            self._writers.clear()
+
+        self._thread.run(close())
+
+    async def _pipe(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        try:
+            up_reader, up_writer = await asyncio.open_connection(*self.target)
+        except OSError:
+            writer.transport.abort()
+            return
+        self._writers |= {writer, up_writer}
+
+        async def copy(src: asyncio.StreamReader, dst: asyncio.StreamWriter) -> None:
+            try:
+                while data := await src.read(65536):
+                    dst.write(data)
+                    await dst.drain()
+            except (OSError, asyncio.IncompleteReadError):
+                pass
+            finally:
+                dst.transport.abort()
+                self._writers.discard(dst)
+
+        await asyncio.gather(copy(reader, up_writer), copy(up_reader, writer))
+
+    def close(self) -> None:
+        self.cut()
+        self._thread.close()

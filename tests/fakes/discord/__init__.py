@@ -31,6 +31,10 @@ works too), ``fd.gateway_url`` (``ws://127.0.0.1:PORT/gateway``, returned by ``G
 
 Pointing discord.py at it
 -------------------------
+:mod:`tests.fakes.discord.clients` does it for tests: ``async with pointed(fd):`` and
+``async with running(fd, setup=..., shard_ids=[0], shard_count=2) as bot:`` (a real client
+until the block ends, with a record of the events it received).
+
 Set ``discord.http.Route.BASE = fd.api_url`` and ``DiscordWebSocket.DEFAULT_GATEWAY =
 yarl.URL(<url from GET /gateway/bot>)``: :func:`configure_discord_py` does exactly that from
 DISCORD_API_URL, like the adapter in production; :func:`point_discord_py` sets both directly. Both
@@ -62,6 +66,9 @@ Playing the users (async, on the fake's loop; each returns once the event is on 
   attachments, ``guild_id``. DMs: pass a DM channel. Without the MESSAGE_CONTENT intent a session
   gets empty content/embeds/attachments/components, except in DMs, for its own messages, and when
   mentioned (REST reads follow the app flag the same way).
+- ``await fd.user_sends_voice(channel, author, ogg_bytes, duration_secs=, waveform=)``: a voice
+  message (flag ``IS_VOICE_MESSAGE`` 1 << 13, no content, one ``audio/ogg`` attachment
+  ``voice-message.ogg`` with ``duration_secs`` and a base64 ``waveform``), served by the fake CDN.
 - ``await fd.user_edits(msg, content)``, ``await fd.user_deletes(msg)``.
 - ``await fd.click_button(msg, custom_id, user, values=None)`` → ``InteractionRecord`` (type 3);
   ``ValueError`` if the message has no such enabled component.
@@ -116,7 +123,8 @@ Limits (``Limits``; change ``fd.limits.*`` at any time)
 ``message_create`` and ``message_edit``: ``RateLimitRule(5, 5.0)`` each, per channel (so all the
 messages of a channel share one edit bucket); ``webhook_message`` (interaction follow-ups and
 edits, per token; unverified): 5 per 5 s; ``other_routes``: 50 per s per route and major parameter;
-``global_per_second``: 50 (interaction/webhook routes exempt, as on Discord). Successful responses
+``global_per_second``: 50 (interaction/webhook routes exempt, as on Discord), counted over every
+request made with the bot's token, whichever connection or shard process sends it. Successful responses
 carry ``X-RateLimit-Limit/-Remaining/-Reset/-Reset-After/-Bucket``; a 429 carries ``Via``,
 ``Retry-After``, ``X-RateLimit-Scope`` (and ``X-RateLimit-Global: true`` when global) and
 ``{"message": "You are being rate limited.", "retry_after": 1.234, "global": false}``.
@@ -139,42 +147,59 @@ POST /channels/{id}/threads; PUT /channels/{id}/thread-members/@me; PUT, DELETE
 /applications/{app}/guilds/{gid}/commands; POST /interactions/{id}/{token}/callback
 (``with_response``); POST /webhooks/{app}/{token} (``wait``); GET, PATCH, DELETE
 /webhooks/{app}/{token}/messages/{mid|@original}. Multipart uploads (``payload_json`` +
-``files[n]``) are accepted wherever a message is. Anything else: 404 ``{"message": "404: Not Found",
+``files[n]``, or plain form fields) are accepted wherever a message is, as discord.py 2.7 sends
+them for ``send(file=)`` / ``edit(attachments=)``: each ``attachments`` entry is an existing
+attachment's id (kept) or the ``n`` of ``files[n]`` (new, with ``filename``, ``description``,
+``duration_secs``/``waveform`` for audio, ``is_spoiler``); on an edit that sends the array, only
+what it lists remains (API v10), without it uploads are appended. A file sent as
+``application/octet-stream`` gets its type from its name (``image/png``, ``text/plain;
+charset=utf-8``); every file may be up to ``upload_bytes``. ``IS_VOICE_MESSAGE`` bodies follow
+Discord's rules: 50159 (other content), 50160 (not one audio file), 50161 (no duration or
+waveform), 50162 (editing one). Anything else: 404 ``{"message": "404: Not Found",
 "code": 0}``.
+
+Sources: Discord's API docs (discord/discord-api-docs, 2026-08: message resource "Voice
+Messages", attachment request structure, "Editing Message Attachments", JSON error codes
+50159-50162), discord.py 2.7.1's ``handle_message_parameters`` / ``File.to_dict`` /
+``Attachment`` (what it sends and reads).
 """
 
 from .dpy import configure_discord_py, point_discord_py
 from .fake import AttachmentSpec, FakeDiscord
 from .models import (
     AppFlag,
-    CallbackRecord,
+    AttachmentFlag,
     CallbackType,
     Channel,
     ChannelType,
     Guild,
     Intent,
-    InteractionRecord,
     InteractionType,
     Member,
     MessageFlag,
-    MessageState,
     MessageType,
     Overwrite,
     Perm,
-    RateLimitHit,
-    RequestRecord,
     Role,
-    StoredAttachment,
-    StoredMessage,
-    TypingEvent,
     User,
 )
 from .ratelimit import Limits, RateLimitRule
+from .records import (
+    CallbackRecord,
+    InteractionRecord,
+    MessageState,
+    RateLimitHit,
+    RequestRecord,
+    StoredAttachment,
+    StoredMessage,
+    TypingEvent,
+)
 from .state import ApiError
 
 __all__ = [
     "ApiError",
     "AppFlag",
+    "AttachmentFlag",
     "AttachmentSpec",
     "CallbackRecord",
     "CallbackType",

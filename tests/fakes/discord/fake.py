@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import base64
 import contextlib
 import threading
 import time
@@ -12,18 +13,21 @@ from typing import Any, Self, TypeVar
 from aiohttp import web
 
 from ..loopback import LoopbackServer
+from .commands import command_data
 from .gateway import Gateway
 from .models import (
     JSON,
     Channel,
-    InteractionRecord,
     InteractionType,
-    Role,
-    StoredAttachment,
-    StoredMessage,
+    MessageFlag,
     User,
 )
 from .ratelimit import Limits
+from .records import (
+    InteractionRecord,
+    StoredAttachment,
+    StoredMessage,
+)
 from .rest import RestApi, RestFault
 from .state import World, _id
 
@@ -208,6 +212,38 @@ class FakeDiscord(World, LoopbackServer):
         await self.flush()
         return msg
 
+    async def user_sends_voice(
+        self,
+        channel: Channel | int,
+        author: User,
+        audio: bytes,
+        *,
+        duration_secs: float = 3.0,
+        waveform: bytes | None = None,
+        filename: str = "voice-message.ogg",
+        reference: StoredMessage | int | None = None,
+    ) -> StoredMessage:
+        """``author`` records a voice message: flag ``IS_VOICE_MESSAGE`` (1 << 13), no content, one
+        ``audio/ogg`` attachment with ``duration_secs`` and a base64 ``waveform`` (one byte per
+        100 ms, at most 256; made up when not given), its bytes served by the fake's CDN.
+        Dispatches MESSAGE_CREATE like :meth:`user_says`.
+        """
+        self._on_fake_loop()
+        ch = self.channel(_id(channel))
+        self._author_in(ch, author)
+        if waveform is None:
+            points = max(1, min(256, int(duration_secs * 10)))
+            waveform = bytes((i * 37) % 256 for i in range(points))
+        att = self.add_file(filename, audio, "audio/ogg", channel_id=ch.id)
+        att.duration_secs = float(duration_secs)
+        att.waveform = base64.b64encode(waveform).decode()
+        body: JSON = {"content": "", "flags": MessageFlag.IS_VOICE_MESSAGE, "attachments": [{"id": att.id}]}
+        if reference is not None:
+            body["message_reference"] = {"message_id": str(_id(reference))}
+        msg = self.store_message(ch, author, body, ready_attachments=[att])
+        await self.flush()
+        return msg
+
     async def user_edits(self, message: StoredMessage | int, content: str) -> StoredMessage:
         """The author edits their message (MESSAGE_UPDATE)."""
         self._on_fake_loop()
@@ -297,90 +333,10 @@ class FakeDiscord(World, LoopbackServer):
         self._on_fake_loop()
         ch = self.channel(_id(channel))
         self._author_in(ch, user)
-        data = self._command_data(name, options or {}, ch, focused, require_registered)
+        data = command_data(self, name, options or {}, ch, focused, require_registered)
         rec = self.start_interaction(itype, data, user, ch)
         await self.flush()
         return rec
-
-    def _command_data(
-        self,
-        name: str,
-        options: dict[str, object],
-        channel: Channel,
-        focused: str | None,
-        require_registered: bool,
-    ) -> JSON:
-        parts = name.strip().lstrip("/").split()
-        candidates = [
-            c
-            for c in self.commands.values()
-            if c["name"] == parts[0] and c.get("type", 1) == 1 and c.get("_guild") in (channel.guild_id, None)
-        ]
-        candidates.sort(key=lambda c: c.get("_guild") is None)  # guild commands first
-        cmd = candidates[0] if candidates else None
-        if cmd is None and require_registered:
-            raise ValueError(f"/{parts[0]} is not registered: the bot has to sync its command tree first")
-        specs: list[JSON] = list(cmd.get("options", [])) if cmd else []
-        path: list[tuple[str, int]] = []
-        for depth, sub in enumerate(parts[1:], start=1):
-            spec = next((o for o in specs if o.get("name") == sub), None)
-            kind = spec.get("type") if spec else (2 if depth < len(parts) - 1 else 1)
-            path.append((sub, int(kind or 1)))
-            specs = list(spec.get("options", [])) if spec else []
-        resolved: JSON = {}
-        opts: list[JSON] = [
-            self._option(key, value, specs, resolved, channel, key == focused)
-            for key, value in options.items()
-        ]
-        for sub, kind in reversed(path):
-            opts = [{"name": sub, "type": kind, "options": opts}]
-        data: JSON = {
-            "id": cmd["id"] if cmd else str(self.ids.next()),
-            "name": parts[0],
-            "type": 1,
-            "options": opts,
-        }
-        if resolved:
-            data["resolved"] = resolved
-        if cmd is not None and cmd.get("guild_id"):
-            data["guild_id"] = cmd["guild_id"]
-        return data
-
-    def _option(
-        self, key: str, value: object, specs: list[JSON], resolved: JSON, channel: Channel, focused: bool
-    ) -> JSON:
-        spec = next((o for o in specs if o.get("name") == key), {})
-        out: JSON = {"name": key}
-        if isinstance(value, User):
-            out.update(type=6, value=str(value.id))
-            resolved.setdefault("users", {})[str(value.id)] = value.payload()
-            guild = self.guilds.get(channel.guild_id or 0)
-            if guild is not None and value.id in guild.members:
-                member = guild.members[value.id].payload(with_user=False)
-                member["permissions"] = str(self.permissions_for(value.id, channel))
-                resolved.setdefault("members", {})[str(value.id)] = member
-        elif isinstance(value, Channel):
-            out.update(type=7, value=str(value.id))
-            entry = value.payload(bot_id=self.bot.id)
-            entry["permissions"] = str(self.permissions_for(self.bot.id, value))
-            resolved.setdefault("channels", {})[str(value.id)] = entry
-        elif isinstance(value, Role):
-            out.update(type=8, value=str(value.id))
-            resolved.setdefault("roles", {})[str(value.id)] = value.payload()
-        elif isinstance(value, StoredAttachment):
-            out.update(type=11, value=str(value.id))
-            resolved.setdefault("attachments", {})[str(value.id)] = value.payload()
-        elif isinstance(value, bool):
-            out.update(type=5, value=value)
-        elif isinstance(value, int):
-            out.update(type=spec.get("type", 4), value=value)
-        elif isinstance(value, float):
-            out.update(type=10, value=value)
-        else:
-            out.update(type=spec.get("type", 3), value=str(value))
-        if focused:
-            out["focused"] = True
-        return out
 
     # ------------------------------------------------------------------ gateway controls
 

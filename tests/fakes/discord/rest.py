@@ -7,100 +7,31 @@ header verbatim). Rate-limit headers are sent all together or not at all.
 
 from __future__ import annotations
 
-import json
 import time
 import traceback
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from aiohttp import BodyPartReader, web
+from aiohttp import web
 
-from .models import JSON, CallbackRecord, ChannelType, Perm, RateLimitHit, RequestRecord, TypingEvent
+from .models import JSON, ChannelType, Perm
 from .ratelimit import RateLimiter, retry_after_header
+from .records import RateLimitHit, RequestRecord, TypingEvent
+from .rest_hooks import HookRoutes
+from .rest_io import VIA, RestFault, _snowflake, json_response, no_content, read_body
 from .state import ApiError, form_error, unknown
+
+__all__ = ["RestApi", "RestFault"]
 
 if TYPE_CHECKING:
     from .state import World
 
 Handler = Callable[[web.Request], Awaitable[web.Response]]
-Files = dict[int, tuple[str, bytes, str | None]]
 
 API_PREFIXES = ("/api/v10", "/api/v9")
-VIA = "1.1 google"
 
 
-def json_response(data: object, status: int = 200, headers: dict[str, str] | None = None) -> web.Response:
-    return web.Response(
-        status=status,
-        body=json.dumps(data).encode(),
-        headers={"Content-Type": "application/json", **(headers or {})},
-    )
-
-
-def no_content() -> web.Response:
-    return web.Response(status=204)
-
-
-def _snowflake(request: web.Request, name: str) -> int:
-    raw = request.match_info[name]
-    if not raw.isdigit():
-        raise form_error((name,), "NUMBER_TYPE_COERCE", f'Value "{raw}" is not snowflake.')
-    return int(raw)
-
-
-async def read_body(request: web.Request) -> tuple[JSON, Files]:
-    """JSON body, or multipart with ``payload_json`` and ``files[n]`` parts."""
-    files: Files = {}
-    if request.content_type.startswith("multipart/"):
-        payload: JSON = {}
-        reader = await request.multipart()
-        while True:
-            part = await reader.next()
-            if part is None:
-                break
-            if not isinstance(part, BodyPartReader):
-                continue
-            name = part.name or ""
-            data = await part.read()
-            if name == "payload_json":
-                payload = json.loads(data)
-            elif name.startswith("files[") and name.endswith("]"):
-                ctype = part.headers.get("Content-Type")
-                files[int(name[6:-1])] = (
-                    part.filename or "file",
-                    bytes(data),
-                    None if ctype == "application/octet-stream" else ctype,
-                )
-        return payload, files
-    raw = await request.read()
-    if not raw:
-        return {}, files
-    try:
-        body = json.loads(raw)
-    except ValueError as exc:
-        raise ApiError(400, 50109, "The request body contains invalid JSON.") from exc
-    return (body if isinstance(body, dict) else {"_list": body}), files
-
-
-@dataclass
-class RestFault:
-    """A scripted failure: the next ``times`` requests (None: all) whose route key is ``route``
-    (e.g. ``"PATCH /channels/{channel_id}/messages/{message_id}"``) answer ``status``."""
-
-    route: str
-    status: int = 500
-    times: int | None = 1
-    match: Callable[[web.Request], bool] | None = None  # e.g. one message id in match_info
-    hits: int = 0
-
-    def applies(self, route_key: str, request: web.Request) -> bool:
-        if route_key != self.route or (self.times is not None and self.hits >= self.times):
-            return False
-        return self.match is None or bool(self.match(request))
-
-
-class RestApi:
+class RestApi(HookRoutes):
     """Registers the REST routes on an aiohttp application."""
 
     _app: web.Application
@@ -516,84 +447,3 @@ class RestApi:
         msg.reactions.get(request.match_info["emoji"], set()).discard(w.bot.id)
         w._notify()
         return no_content()
-
-    # ------------------------------------------------------------------ application commands
-
-    def _guild_param(self, request: web.Request) -> int | None:
-        if _snowflake(request, "application_id") != self.world.application_id:
-            raise ApiError(403, 50001, "Missing Access")
-        if "guild_id" not in request.match_info:
-            return None
-        guild_id = _snowflake(request, "guild_id")
-        if guild_id not in self.world.guilds:
-            raise ApiError(403, 50001, "Missing Access")
-        return guild_id
-
-    async def get_commands(self, request: web.Request) -> web.Response:
-        return json_response(self.world.list_commands(self._guild_param(request)))
-
-    async def put_commands(self, request: web.Request) -> web.Response:
-        guild_id = self._guild_param(request)
-        body, _ = await read_body(request)
-        commands = body.get("_list")
-        if not isinstance(commands, list):
-            raise form_error((), "LIST_TYPE_CONVERT", "Must be an array.")
-        return json_response(self.world.overwrite_commands(guild_id, commands))
-
-    # ------------------------------------------------------------------ interactions and webhooks
-
-    async def interaction_callback(self, request: web.Request) -> web.Response:
-        body, files = await read_body(request)
-        with_response = request.query.get("with_response", "").lower() in ("1", "true")
-        result = self.world.interaction_callback(
-            _snowflake(request, "interaction_id"), request.match_info["token"], body, files, with_response
-        )
-        return no_content() if result is None else json_response(result)
-
-    def _interaction(self, request: web.Request) -> tuple[int, str]:
-        return _snowflake(request, "application_id"), request.match_info["token"]
-
-    async def webhook_execute(self, request: web.Request) -> web.Response:
-        w = self.world
-        rec = w.interaction_by_token(*self._interaction(request))
-        body, files = await read_body(request)
-        msg = w.webhook_execute(rec, body, files)
-        if request.query.get("wait", "").lower() in ("1", "true"):
-            return json_response(w.message_payload(msg))
-        return no_content()
-
-    async def webhook_get(self, request: web.Request) -> web.Response:
-        w = self.world
-        rec = w.interaction_by_token(*self._interaction(request))
-        return json_response(w.message_payload(w.webhook_message(rec, request.match_info["message_id"])))
-
-    async def webhook_patch(self, request: web.Request) -> web.Response:
-        w = self.world
-        rec = w.interaction_by_token(*self._interaction(request))
-        msg = w.webhook_message(rec, request.match_info["message_id"])
-        body, files = await read_body(request)
-        w.webhook_edit(rec, msg, body, files)
-        route = "edit_original" if request.match_info["message_id"] == "@original" else "edit"
-        rec.responses.append(CallbackRecord(time.monotonic(), route, None, body))
-        return json_response(w.message_payload(msg))
-
-    async def webhook_delete(self, request: web.Request) -> web.Response:
-        w = self.world
-        rec = w.interaction_by_token(*self._interaction(request))
-        msg = w.webhook_message(rec, request.match_info["message_id"])
-        w.remove_message(msg)
-        rec.responses.append(CallbackRecord(time.monotonic(), "delete", None, {}))
-        return no_content()
-
-    # ------------------------------------------------------------------ files
-
-    async def get_attachment(self, request: web.Request) -> web.Response:
-        w = self.world
-        att_id = request.match_info["attachment_id"]
-        att = w.attachments.get(int(att_id)) if att_id.isdigit() else None
-        if att is None or att.filename != request.match_info["filename"]:
-            return web.Response(status=404, text="Not Found")
-        w.attachment_downloads[att.id] += 1
-        return web.Response(
-            body=att.data, headers={"Content-Type": att.content_type or "application/octet-stream"}
-        )

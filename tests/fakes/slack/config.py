@@ -22,6 +22,7 @@ DEFAULT_SCOPES: frozenset[str] = frozenset(
         "chat:write",
         "commands",
         "files:read",
+        "files:write",
         "groups:history",
         "groups:read",
         "im:history",
@@ -58,6 +59,15 @@ def _default_budgets() -> dict[str, Budget]:
         "chat.startStream": Budget(20, 60.0),
         "chat.stopStream": Budget(20, 60.0),
         "chat.appendStream": Budget(100, 60.0),
+        # Tier 4: the agent methods with a documented tier, the external upload and views.open.
+        "assistant.threads.setSuggestedPrompts": Budget(100, 60.0),
+        "assistant.threads.setTitle": Budget(100, 60.0),
+        "files.getUploadURLExternal": Budget(100, 60.0),
+        "files.completeUploadExternal": Budget(100, 60.0),
+        "views.open": Budget(100, 60.0),
+        # "Special" and undocumented (unverified): modelled like chat.postMessage, about one a
+        # second with short bursts, counted per thread (see RateLimits.per_thread).
+        "assistant.threads.setStatus": Budget(3, 3.0),
     }
 
 
@@ -69,6 +79,17 @@ class RateLimits:
     budgets: dict[str, Budget] = field(default_factory=_default_budgets)
     #: Methods whose budget is counted per channel instead of per workspace.
     per_channel: set[str] = field(default_factory=lambda: {"chat.postMessage"})
+    #: Methods whose budget is counted per thread (channel and ``thread_ts``).
+    per_thread: set[str] = field(default_factory=lambda: {"assistant.threads.setStatus"})
+
+    def key(self, method: str, params: dict[str, Any], team_id: str) -> str:
+        """Whose budget a call draws from: the workspace's, a channel's or a thread's."""
+        channel = str(params.get("channel") or params.get("channel_id") or "")
+        if method in self.per_thread:
+            return f"{channel}:{params.get('thread_ts') or ''}"
+        if method in self.per_channel:
+            return channel
+        return team_id
 
 
 class Limiter:
@@ -133,6 +154,19 @@ class StreamingConfig:
     expiry_seconds: float = 300.0
     #: Reported: ``chat.update`` on a message that is still streaming -> ``streaming_state_conflict``.
     update_conflict: bool = True
+
+
+@dataclass
+class AgentConfig:
+    """How the app is set up for Slack's AI surfaces (the manifest's ``features``)."""
+
+    #: ``"agent_view"`` (the Agent messaging experience: the Messages tab, ``app_home_opened``
+    #: with ``tab: "messages"``, ``app_context_changed``), ``"assistant_view"`` (the older
+    #: assistant split view, where ``thread_ts`` is required) or None (neither: the
+    #: ``assistant.threads.setSuggestedPrompts`` call answers ``not_agent_app``).
+    view: str | None = "agent_view"
+    #: Slack removes a thread's status two minutes after it was set if no message came.
+    status_timeout: float = 120.0
 
 
 @dataclass

@@ -20,6 +20,7 @@ import asyncio
 import json
 import time
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal
 from urllib.parse import urlencode
@@ -30,7 +31,7 @@ from aiohttp import web
 from .events import sign
 
 if TYPE_CHECKING:
-    from .server import FakeSlack
+    from .sending import Sending as FakeSlack
 
 Mode = Literal["socket", "http"]
 Kind = Literal["events_api", "slash_commands", "interactive"]
@@ -46,7 +47,10 @@ class Attempt:
     acked_at: float | None = None
     #: Socket Mode: the ``payload`` of the ack message (e.g. a slash command's reply), if any.
     ack_payload: dict[str, Any] | None = None
-    #: HTTP mode: response status and body.
+    #: Socket Mode: which connection carried it (1 for the first accepted, 2 for the next…).
+    connection: int | None = None
+    #: HTTP mode: where the attempt went (each instance has its own URL), response status and body.
+    url: str | None = None
     status: int | None = None
     response_body: str | None = None
     #: Why the attempt failed: ``no_connection``, ``timeout``, ``http_timeout``, ``http_error``,
@@ -86,6 +90,21 @@ class Delivery:
             return None
         return acked.acked_at - first.sent_at
 
+    @property
+    def response(self) -> dict[str, Any] | None:
+        """What the app answered with its ack: the Socket Mode ack's ``payload``, or the JSON
+        body of the HTTP 200 (e.g. a slash command's reply, a modal's ``response_action``)."""
+        attempt = self.acked_attempt
+        if attempt is None:
+            return None
+        if attempt.ack_payload is not None:
+            return attempt.ack_payload
+        try:
+            body = json.loads(attempt.response_body or "")
+        except ValueError:
+            return None
+        return body if isinstance(body, dict) else None
+
     async def wait_acked(self, within: float = 5.0) -> Attempt:
         """Wait for an ack; raise TimeoutError if none arrives in time."""
         await asyncio.wait_for(self._acked.wait(), within)
@@ -120,7 +139,13 @@ class SocketHub:
         self.acks: list[Ack] = []
         self._by_envelope: dict[str, tuple[Delivery, Attempt]] = {}
         self._requests: dict[int, web.Request] = {}
+        self._numbers: dict[int, int] = {}
         self._changed = asyncio.Condition()
+        #: Which open connection gets the next envelope: ``"newest"`` (a freshly refreshed client),
+        #: or ``"round_robin"`` (Slack spreads payloads over an app's connections, e.g. several
+        #: instances each holding one).
+        self.spread: Literal["newest", "round_robin"] = "newest"
+        self._turn = 0
 
     def issue_url(self) -> str:
         ticket = uuid.uuid4().hex
@@ -137,6 +162,7 @@ class SocketHub:
         self.connections.append(ws)
         self._requests[id(ws)] = request
         self.connect_count += 1
+        self._numbers[id(ws)] = self.connect_count
         await ws.send_str(
             json.dumps(
                 {
@@ -243,6 +269,7 @@ class SocketHub:
                     attempt.error = "no_connection"
                 else:
                     attempt.sent_at = self.fs.now()
+                    attempt.connection = self._numbers.get(id(ws))
                     try:
                         await ws.send_str(json.dumps(envelope))
                     except (ConnectionError, RuntimeError):
@@ -260,6 +287,9 @@ class SocketHub:
         deadline = time.monotonic() + wait
         while True:
             open_ws = self._open()
+            if open_ws and self.spread == "round_robin":
+                self._turn += 1
+                return open_ws[self._turn % len(open_ws)]
             if open_ws:
                 return open_ws[-1]  # the newest connection, like a freshly refreshed client
             if time.monotonic() >= deadline:
@@ -270,10 +300,15 @@ class SocketHub:
 async def run_http(
     fs: FakeSlack,
     delivery: Delivery,
-    url: str,
+    url: str | Callable[[int], str],
     retry_delays: tuple[float, ...],
 ) -> None:
-    """POST the payload to ``url``, signed, retrying as Slack does for Events API payloads."""
+    """POST the payload to ``url``, signed, retrying as Slack does for Events API payloads.
+
+    ``url`` may be a function of the attempt number: behind a load balancer, a retry can reach
+    another instance than the first attempt did.
+    """
+    target = url if callable(url) else (lambda _number: url)
     retries = delivery.max_retries if delivery.kind == "events_api" else 0
     reason = ""
     try:
@@ -287,12 +322,12 @@ async def run_http(
             if number:
                 headers["X-Slack-Retry-Num"] = str(number)
                 headers["X-Slack-Retry-Reason"] = reason
-            attempt = Attempt(number=number, sent_at=fs.now())
+            where = target(number)
+            attempt = Attempt(number=number, sent_at=fs.now(), url=where)
             delivery.attempts.append(attempt)
+            timeout = aiohttp.ClientTimeout(total=delivery.ack_timeout)
             try:
-                async with fs.http.post(
-                    url, data=body, headers=headers, timeout=aiohttp.ClientTimeout(total=delivery.ack_timeout)
-                ) as resp:
+                async with fs.http.post(where, data=body, headers=headers, timeout=timeout) as resp:
                     attempt.status = resp.status
                     attempt.response_body = await resp.text()
             except TimeoutError:

@@ -113,10 +113,11 @@ def user_message_event(
         "client_msg_id": str(uuid.uuid4()),
         "text": text,
         "team": ident.team_id,
-        "blocks": rich_text_blocks(text),
         "channel": channel,
         "event_ts": ts,
     }
+    if text:  # a message with only files (an audio clip) has no blocks
+        event["blocks"] = rich_text_blocks(text)
     if kind == "message":
         event["channel_type"] = channel_type
     if thread_ts:

@@ -114,8 +114,19 @@ class FakeFile:
     url_private_download: str
     title: str = ""
     created: int = field(default_factory=lambda: int(time.time()))
+    #: More fields of the file object, as Slack sends them for this kind of file (an audio clip's
+    #: ``subtype``, ``duration_ms`` and ``transcription``; an upload's ``alt_txt``; ``shares``).
+    extra: dict[str, Any] = field(default_factory=dict)
 
     def to_api(self, team_id: str) -> dict[str, Any]:
+        data = self._base(team_id)
+        media = self.mimetype.split("/", 1)[0]
+        if media in ("audio", "video"):
+            data["media_display_type"] = media
+        data.update(self.extra)
+        return data
+
+    def _base(self, team_id: str) -> dict[str, Any]:
         return {
             "id": self.id,
             "created": self.created,
