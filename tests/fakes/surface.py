@@ -17,9 +17,9 @@ Knobs, all optional: ``max_chars`` and the ``post_budgets`` / ``edit_budgets`` i
 ``render`` (Markdown → platform text), ``latency`` (seconds each call takes), ``fault`` (a
 function of the :class:`Call` returning an exception to raise: a 429 as ``RateLimited``, a
 refusal as ``SurfaceError``), ``fail_next(action, error, times)`` for the common case, ``hold``
-(an ``asyncio.Event``: posts are on the timeline, pending, until it is set), ``read_error`` (``read`` raises it). For the
-benchmark, ``keep_history=False`` keeps only what is shown now and the first times, so a
-surface costs nothing that grows with the number of edits.
+(an ``asyncio.Event``: posts are on the timeline, pending, until it is set), ``read_error``
+(``read`` raises it). For the benchmark, ``keep_history=False`` keeps only what is shown now
+and the first times, so a surface costs nothing that grows with the number of edits.
 """
 
 from __future__ import annotations
