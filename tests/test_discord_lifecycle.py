@@ -15,7 +15,7 @@ from discord.http import Route
 import adapters.discord as discord_adapter
 from adapters.discord import doctor
 from adapters.discord.files import AttachmentReader
-from bot.commands import UserFacingError
+from bot.errors import UserFacingError
 from bot.files import DownloadRefused
 from bot.settings import load_settings
 from tests.discord_harness import discord_bench

@@ -15,7 +15,7 @@ from adapters.slack import doctor
 from adapters.slack.app import SlackAdapter
 from adapters.slack.events import MESSAGE_EVENTS
 from adapters.slack.manifest import BOT_EVENTS, SCOPES, document
-from bot.commands import UserFacingError
+from bot.errors import UserFacingError
 from bot.runtime import Runtime
 from bot.settings import SettingsError, load_settings
 from tests.cli_harness import parley

@@ -25,7 +25,7 @@ from adapters.discord.events import MessageEvents
 from adapters.discord.hub import Hub
 from adapters.discord.pacing import DiscordBudgets
 from adapters.discord.surface import DiscordSurface, recovered_surface
-from bot.commands import UserFacingError
+from bot.errors import UserFacingError
 from bot.runtime import Runtime
 from bot.settings import SettingsError
 from bot.store import StreamingReply

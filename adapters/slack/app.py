@@ -22,7 +22,7 @@ from adapters.slack.commands import Interactions
 from adapters.slack.events import MessageEvents
 from adapters.slack.surface import SlackBudgets
 from adapters.slack.workspace import Workspace
-from bot.commands import UserFacingError
+from bot.errors import UserFacingError
 from bot.runtime import Runtime
 from bot.settings import SettingsError
 

@@ -20,7 +20,7 @@ from adapters.slack.directory import Directory
 from adapters.slack.files import FileFetcher
 from adapters.slack.surface import NativeStreaming, SlackBudgets, SlackSurface, StatusSwitch
 from bot.access import admitted
-from bot.commands import UserFacingError
+from bot.errors import UserFacingError
 from bot.runtime import Runtime
 from bot.store import StreamingReply
 from bot.tasks import TaskSet
