@@ -119,7 +119,7 @@ async def run(settings: Settings) -> int:
         loop.add_signal_handler(sig, stop.set)
     try:
         for name, factory in adapter_factories().items():
-            adapter = factory(runtime)
+            adapter = factory(runtime.adapter_context())
             if adapter is not None:
                 adapters.append(adapter)
                 log.info("starting the %s adapter", name)

@@ -25,8 +25,8 @@ ANSWER = " ".join(f"part{i}" for i in range(60))
 
 
 def test_no_token_no_adapter(tmp_path: Path) -> None:
-    runtime: Any = SimpleNamespace(settings=load_settings({}, cwd=tmp_path))
-    assert discord_adapter.create(runtime) is None
+    ctx: Any = SimpleNamespace(settings=load_settings({}, cwd=tmp_path))
+    assert discord_adapter.create(ctx) is None
 
 
 async def test_starts_connected_and_stops_cleanly(tmp_path: Path) -> None:

@@ -66,7 +66,9 @@ async def test_stop_button_stops_the_answer_and_keeps_what_was_written(bench: Sl
     )
     await click.wait_acked(within=3)
     await fs.wait_for(lambda: fs.responses)
-    assert fs.responses[-1].payload["text"] == f"Only <@{DEFAULT_USER}>, who asked, can stop this reply."
+    assert fs.responses[-1].payload["text"] == (
+        f"Only <@{DEFAULT_USER}>, who asked, or a workspace admin can stop this reply."
+    )
     assert is_live(fs.message(DEFAULT_CHANNEL, ts))
 
     click = await fs.click_button(STOP_ACTION, block_id=STOP_ACTION, message_ts=ts, mode=bench.mode)
@@ -93,7 +95,7 @@ async def test_parley_model_sets_the_channel_model(bench: SlackBench) -> None:
 
     refused = await run_command(bench, "model no-such-model")
     assert refused.startswith("The gateway has no model `no-such-model`.") and "`gemini-2.5-pro`" in refused
-    assert await run_command(bench, "model") == "Parley uses *gemini-2.5-pro* in this channel."
+    assert await run_command(bench, "model") == "Parley answers with *gemini-2.5-pro* in this channel."
     await run_command(bench, "model default")
     await ask(bench, "and now?")
     assert bench.gw.stream_requests[-1].model == "gemini-2.5-flash"
@@ -118,7 +120,8 @@ async def test_settings_are_for_admins_when_configured(tmp_path: Path) -> None:
         bench.fs.web_api.handlers["users.info"] = bob_is_admin
         assert "gemini-2.5-pro" in await run_command(bench, "model gemini-2.5-pro", user=OTHER_USER)
         assert await run_command(bench, "usage") == (
-            "Your Parley usage in this workspace: 0 replies, 0 input and 0 output tokens."
+            "*You:* 0 replies, 0 input and 0 output tokens\n"
+            "*This workspace:* 0 replies, 0 input and 0 output tokens"
         )
 
 
@@ -130,7 +133,7 @@ async def test_system_prompt_usage_and_reset(tmp_path: Path) -> None:
         await ask(bench, "hello")
         assert "Always answer like a pirate." in bench.gateway_text()
         usage = await run_command(bench, "usage")
-        assert usage.startswith("Your Parley usage in this workspace: 1 reply, ")
+        assert usage.startswith("*You:* 1 reply, ")
 
         fs = bench.fs
         await bench.deliver(fs.dm_message("remember the word pineapple"))
@@ -172,7 +175,7 @@ async def test_reset_shortcut_forgets_a_thread(tmp_path: Path) -> None:
         shortcut = await fs.message_shortcut("reset_thread", message_ts=reply.ts)
         await shortcut.wait_acked(within=3)
         await fs.wait_for(lambda: fs.responses)
-        assert fs.responses[-1].payload["text"] == "Done: Parley starts this thread afresh."
+        assert fs.responses[-1].payload["text"] == "Done: Parley starts this conversation afresh."
         await bench.deliver(fs.channel_message("what is the secret?", thread_ts=first["ts"]))
         await bench.reply_in(DEFAULT_CHANNEL, first["ts"], count=2)
         assert "mango" not in bench.gateway_text()

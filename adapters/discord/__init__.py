@@ -18,13 +18,13 @@ from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     from adapters.discord.client import DiscordAdapter
-    from bot.runtime import Runtime
+    from bot.context import AdapterContext
 
 
-def create(runtime: Runtime) -> DiscordAdapter | None:
+def create(ctx: AdapterContext) -> DiscordAdapter | None:
     """The Discord adapter, or None when ``DISCORD_BOT_TOKEN`` is not set."""
-    if not runtime.settings.discord_enabled():
+    if not ctx.settings.discord_enabled():
         return None
     from adapters.discord.client import DiscordAdapter
 
-    return DiscordAdapter(runtime)
+    return DiscordAdapter(ctx)

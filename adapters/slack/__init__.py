@@ -17,13 +17,13 @@ from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     from adapters.slack.app import SlackAdapter
-    from bot.runtime import Runtime
+    from bot.context import AdapterContext
 
 
-def create(runtime: Runtime) -> SlackAdapter | None:
+def create(ctx: AdapterContext) -> SlackAdapter | None:
     """The Slack adapter, or None when ``SLACK_BOT_TOKEN`` is not set."""
-    if not runtime.settings.slack_enabled():
+    if not ctx.settings.slack_enabled():
         return None
     from adapters.slack.app import SlackAdapter
 
-    return SlackAdapter(runtime)
+    return SlackAdapter(ctx)

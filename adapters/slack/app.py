@@ -22,8 +22,8 @@ from adapters.slack.commands import Interactions
 from adapters.slack.events import MessageEvents
 from adapters.slack.surface import SlackBudgets
 from adapters.slack.workspace import Workspace
+from bot.context import AdapterContext
 from bot.errors import UserFacingError
-from bot.runtime import Runtime
 from bot.settings import SettingsError
 
 log = logging.getLogger("parley.slack")
@@ -36,7 +36,7 @@ class SlackAdapter:
 
     def __init__(
         self,
-        runtime: Runtime,
+        ctx: AdapterContext,
         *,
         budgets: SlackBudgets | None = None,
         stream_max_age: float | None = None,
@@ -44,7 +44,7 @@ class SlackAdapter:
         drain_timeout: float = 10.0,
         connect_timeout: float = 30.0,
     ) -> None:
-        settings = runtime.settings
+        settings = ctx.settings
         if settings.slack_bot_token is None:
             raise SettingsError(["SLACK_BOT_TOKEN: not set"])
         self._app_token = settings.slack_app_token.get_secret_value() if settings.slack_app_token else None
@@ -60,7 +60,7 @@ class SlackAdapter:
         self.client = AsyncWebClient(
             token=settings.slack_bot_token.get_secret_value(), base_url=settings.slack_api_url
         )
-        self.ws = Workspace(runtime, self.client, budgets=budgets, stream_max_age=stream_max_age)
+        self.ws = Workspace(ctx, self.client, budgets=budgets, stream_max_age=stream_max_age)
         bolt_log = logging.getLogger("parley.slack.bolt")
         if _quiet_token_warning not in bolt_log.filters:
             bolt_log.addFilter(_quiet_token_warning)
@@ -83,7 +83,7 @@ class SlackAdapter:
         self._authed = False
         self._intake_open = True
         if self.mode == "http":
-            runtime.http_routes.append(("POST", EVENTS_PATH, self.handle_http))
+            ctx.add_route("POST", EVENTS_PATH, self.handle_http)
 
     # -- the Adapter protocol -------------------------------------------------------------------
 
@@ -134,7 +134,7 @@ class SlackAdapter:
         return handler
 
     async def _recover(self) -> None:
-        await self.ws.service.recover("slack", self.ws.surface_for)
+        await self.ws.ctx.recover("slack", self.ws.surface_for)
 
     async def stop_intake(self) -> None:
         """Take no new events; replies in flight go on (the core drains them next)."""
