@@ -17,6 +17,7 @@ Parley's own messages never reach this far: recognising them is the platform's b
 
 from __future__ import annotations
 
+import asyncio
 import enum
 import time
 from collections import OrderedDict
@@ -86,7 +87,8 @@ class FollowedThreads:
     to ``max_entries``, least recently asked dropped first). A no is kept for ``miss_ttl``
     seconds only when ``remember_misses``: with one process on the database (SQLite) every new
     answer goes through :meth:`follow` here, while with several (PostgreSQL) another instance
-    may start answering in a thread at any moment, so the store is asked each time.
+    may start answering in a thread at any moment, so the store is asked each time. Messages
+    arriving together in one thread share one question to the store.
     """
 
     def __init__(
@@ -107,6 +109,7 @@ class FollowedThreads:
         self._clock = clock
         self._yes: OrderedDict[ConversationKey, None] = OrderedDict()
         self._no: OrderedDict[ConversationKey, float] = OrderedDict()  # key → valid until
+        self._asking: dict[ConversationKey, asyncio.Future[bool]] = {}
 
     async def check(self, key: ConversationKey) -> bool:
         if self._answering(key) or self._known(key):
@@ -114,7 +117,7 @@ class FollowedThreads:
         until = self._no.get(key)
         if until is not None and until > self._clock():
             return False
-        if await self._has_reply(key):
+        if await self._ask(key):
             self.follow(key)
             return True
         if self._remember_misses:
@@ -122,6 +125,19 @@ class FollowedThreads:
             self._no.move_to_end(key)
             _bound(self._no, self._max)
         return False
+
+    async def _ask(self, key: ConversationKey) -> bool:
+        asking = self._asking.get(key)
+        if asking is None:
+            asking = asyncio.ensure_future(self._has_reply(key))
+            self._asking[key] = asking
+            asking.add_done_callback(lambda done: self._asked(key, done))
+        return await asyncio.shield(asking)
+
+    def _asked(self, key: ConversationKey, done: asyncio.Future[bool]) -> None:
+        self._asking.pop(key, None)
+        if not done.cancelled():
+            done.exception()  # retrieved: every caller that waited has seen it already
 
     def follow(self, key: ConversationKey) -> None:
         """Parley answers in ``key`` from now on (it just did, or it opened the thread)."""

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from pathlib import Path
 
 import pytest
@@ -189,3 +190,12 @@ async def test_the_cache_is_bounded() -> None:
     assert not await followed.check(keys[0])  # the oldest was dropped, so the store was asked
     assert await followed.check(keys[2])
     assert lookups.asked == [keys[0]]
+
+
+async def test_messages_arriving_together_share_one_question() -> None:
+    lookups = Lookups()
+    followed = lookups.followed(remember_misses=False)
+    assert await asyncio.gather(*(followed.check(OTHER) for _ in range(5))) == [False] * 5
+    assert lookups.asked == [OTHER]
+    assert not await followed.check(OTHER)
+    assert lookups.asked == [OTHER, OTHER]  # a later message asks again (no remembered misses)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -206,3 +207,30 @@ async def test_access_policy_applies_to_commands_buttons_and_shortcuts(tmp_path:
         (reply,) = await bench.reply_in(DEFAULT_CHANNEL, event["ts"])
         assert not fs.visible_text(DEFAULT_CHANNEL, reply.ts).endswith("_(Stopped.)_")
         assert len(gw.stream_requests) == 1
+
+
+async def test_commands_at_once_ask_the_gateway_for_its_models_once(tmp_path: Path) -> None:
+    # Decided once in bot.controls for both platforms (Slack's copy used to have no lock).
+    async with slack_bench(tmp_path, "socket") as bench:
+        fs = bench.fs
+        names = ["gemini-2.5-pro", "gemini-2.5-prox", "gpt-9", "claude-sonnet-4-5"]
+        deliveries = await asyncio.gather(
+            *(fs.slash_command("/parley", f"model {n}", mode=bench.mode) for n in names)
+        )
+        for delivery in deliveries:
+            await delivery.wait_acked(within=3)
+        await fs.wait_for(lambda: len(fs.responses) == len(names))
+        answers = sorted(str(r.payload["text"]) for r in fs.responses)
+        assert [a.startswith("Parley now answers with") for a in answers].count(True) == 2
+        assert [a.startswith("The gateway has no model") for a in answers].count(True) == 2
+        assert sum(r.path == "/v1/models" for r in bench.gw.requests) == 1
+
+
+async def test_in_a_dm_anyone_may_change_their_own_settings(tmp_path: Path) -> None:
+    async with slack_bench(tmp_path, "socket", env={"PARLEY_ADMIN_ONLY_SETTINGS": "true"}) as bench:
+        assert await run_command(bench, "model gemini-2.5-pro", channel=DEFAULT_DM) == (
+            "Parley now answers with *gemini-2.5-pro* in this DM."
+        )
+        await bench.deliver(bench.fs.dm_message("which model?"))
+        await bench.reply_in(DEFAULT_DM, None)
+        assert bench.gw.stream_requests[-1].model == "gemini-2.5-pro"
