@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from typing import Any
+from collections.abc import Awaitable, Callable
+from typing import Any, cast
 
 from aiohttp import web
 from slack_bolt.adapter.aiohttp import to_aiohttp_response, to_bolt_request
@@ -125,9 +126,9 @@ class SlackAdapter:
         handler.client.wss_uri = url  # the URL just issued serves the first connection
         try:
             async with asyncio.timeout(self._connect_timeout):
-                await handler.connect_async()
+                await _typed(handler.connect_async)()
         except TimeoutError:
-            await handler.close_async()
+            await _typed(handler.close_async)()
             raise UserFacingError(
                 f"Slack Socket Mode: no connection within {self._connect_timeout:.0f} s ({url.split('?')[0]})"
             ) from None
@@ -140,7 +141,7 @@ class SlackAdapter:
         """Take no new events; replies in flight go on (the core drains them next)."""
         self._intake_open = False
         if self._socket is not None:
-            await self._socket.close_async()
+            await _typed(self._socket.close_async)()
             self._socket = None
 
     async def stop(self) -> None:
@@ -196,6 +197,11 @@ def _well_formed(body: Any) -> bool:
     if "event" in body and not (isinstance(event, dict) and isinstance(event.get("type"), str)):
         return False
     return all(isinstance(body.get(key, ""), str) for key in ("type", "team_id", "event_id"))
+
+
+def _typed(method: Any) -> Callable[[], Awaitable[None]]:
+    """One of slack_sdk's untyped Socket Mode calls, with the type it has."""
+    return cast(Callable[[], Awaitable[None]], method)
 
 
 def _quiet_token_warning(record: logging.LogRecord) -> bool:
