@@ -155,7 +155,7 @@ async def discord_stack(
         alice = fd.create_user("alice", global_name="Alice")
         fd.add_member(guild, alice)
         runtime = await open_runtime(parley_env(gw, tmp, discord_env(fd)), tmp)
-        adapter = DiscordAdapter(runtime, guild_ready_timeout=0.1)
+        adapter = DiscordAdapter(runtime.adapter_context(), guild_ready_timeout=0.1)
         try:
             await adapter.start()
             yield DiscordStack(fd, gw, runtime, adapter, guild, made, alice, waits)
@@ -233,7 +233,7 @@ async def slack_stack(tmp: Path, work: Workload, *, native: bool = False) -> Asy
     async with FakeGateway(default=work.reply()) as gw, FakeSlack() as fs:
         streaming = {"PARLEY_SLACK_NATIVE_STREAMING": "true" if native else "false"}
         runtime = await open_runtime(parley_env(gw, tmp, slack_env(fs, "socket"), streaming), tmp)
-        adapter = SlackAdapter(runtime)
+        adapter = SlackAdapter(runtime.adapter_context())
 
         async def stop_adapter() -> None:
             # The numbers are taken by now: a socket that fails to close must not lose them.

@@ -8,6 +8,7 @@ import logging
 import sys
 from collections.abc import Callable, Sequence
 
+from bot.errors import UserFacingError
 from bot.settings import Settings, SettingsError, load_settings
 
 log = logging.getLogger("parley")
@@ -108,6 +109,6 @@ async def _dispatch(args: argparse.Namespace, settings: Settings) -> int:
             return await commands.db_upgrade(settings)
         if args.command == "doctor":
             return await commands.doctor(settings)
-    except commands.UserFacingError as exc:
+    except UserFacingError as exc:
         raise CliError(str(exc)) from None
     raise CliError(f"unknown command {args.command}")

@@ -8,16 +8,13 @@ import signal
 import sys
 from collections.abc import Sequence
 
+from bot.errors import UserFacingError
 from bot.providers.errors import ProviderError
 from bot.runtime import Runtime
 from bot.settings import Settings, SettingsError
 from bot.store import StoreError
 
 log = logging.getLogger("parley")
-
-
-class UserFacingError(Exception):
-    """Printed as one line by the CLI."""
 
 
 def _gateway_error(exc: ProviderError, settings: Settings) -> UserFacingError:
@@ -142,7 +139,7 @@ async def run(settings: Settings) -> int:
         loop.add_signal_handler(sig, stop.set)
     try:
         for name, factory in adapter_factories().items():
-            adapter = factory(runtime)
+            adapter = factory(runtime.adapter_context())
             if adapter is not None:
                 adapters.append(adapter)
                 log.info("starting the %s adapter", name)

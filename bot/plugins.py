@@ -1,8 +1,9 @@
 """The adapter seam: adapters register themselves as entry points, the core never imports them.
 
 ``pyproject.toml`` lists them under ``[project.entry-points."parley.adapters"]``. Each entry
-point names a factory ``(runtime) -> Adapter | None`` that returns None when its platform's
-credentials are not set; ``parley.console`` names the console's entry function.
+point names a factory ``(context) -> Adapter | None`` (an :class:`~bot.context.AdapterContext`)
+that returns None when its platform's credentials are not set; ``parley.console`` names the
+console's entry function.
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ from importlib.metadata import entry_points
 from typing import TYPE_CHECKING, Any, Protocol
 
 if TYPE_CHECKING:
-    from bot.runtime import Runtime
+    from bot.context import AdapterContext
 
 
 class Adapter(Protocol):
@@ -34,7 +35,7 @@ class Adapter(Protocol):
     def connected(self) -> bool: ...
 
 
-AdapterFactory = Callable[["Runtime"], "Adapter | None"]
+AdapterFactory = Callable[["AdapterContext"], "Adapter | None"]
 
 
 def adapter_factories() -> dict[str, AdapterFactory]:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from bot.context import AdapterContext
 from bot.conversation import ConversationService, FilePipeline
 from bot.metrics import Metrics
 from bot.providers import Gateway
@@ -27,6 +28,7 @@ class Runtime:
     tools: ToolBox  # what the model may call; MCP servers run until aclose()
     # Adapters add their HTTP routes here (Slack's /slack/events) before the server starts.
     http_routes: list[tuple[str, str, Any]] = field(default_factory=list)
+    _adapter_context: AdapterContext | None = field(default=None, init=False, repr=False)
 
     @classmethod
     async def create(cls, settings: Settings, *, files: FilePipeline | None = None) -> Runtime:
@@ -54,6 +56,20 @@ class Runtime:
             await store.close()
             raise
         return cls(settings, store, gateway, pacer, service, metrics, tools)
+
+    def adapter_context(self) -> AdapterContext:
+        """What adapters get instead of this object; one for all of them (they share its caches)."""
+        if self._adapter_context is None:
+            gateway = self.gateway
+            self._adapter_context = AdapterContext(
+                self.settings,
+                self.service,
+                self.store,
+                # Looked up at each call, so the gateway's method can be swapped (tests do).
+                lambda: gateway.list_models(),
+                self.http_routes,
+            )
+        return self._adapter_context
 
     async def aclose(self) -> None:
         await self.tools.aclose()

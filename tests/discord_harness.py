@@ -71,7 +71,9 @@ class DiscordBench:
 
     async def start(self) -> None:
         self.runtime = await open_runtime(self.env, self.tmp, self.files)
-        self.adapter = DiscordAdapter(self.runtime, budgets=self.budgets, guild_ready_timeout=0.1)
+        self.adapter = DiscordAdapter(
+            self.runtime.adapter_context(), budgets=self.budgets, guild_ready_timeout=0.1
+        )
         await self.adapter.start()
 
     async def stop(self) -> None:

@@ -66,7 +66,9 @@ class SlackBench:
 
     async def start(self) -> None:
         self.runtime = await open_runtime(self.env, self.tmp, self.files)
-        adapter = SlackAdapter(self.runtime, budgets=self.budgets, ping_interval=1.0, **self.adapter_kwargs)
+        adapter = SlackAdapter(
+            self.runtime.adapter_context(), budgets=self.budgets, ping_interval=1.0, **self.adapter_kwargs
+        )
         self.adapter = adapter
         if self.mode == "socket":
             await start_socket_mode(adapter, self.fs)

@@ -212,9 +212,11 @@ class Soak:
         }
         self.runtime = await Runtime.create(load_settings(env, cwd=self.tmp))
         slack_budgets = SlackBudgets(post=(27, 3.0), update=(540, 60.0))
-        self.slack = SlackAdapter(self.runtime, budgets=slack_budgets, ping_interval=1.0)
+        self.slack = SlackAdapter(self.runtime.adapter_context(), budgets=slack_budgets, ping_interval=1.0)
         discord_budgets = DiscordBudgets(create=(4, 1.0), edit=(4, 1.0))
-        self.discord = DiscordAdapter(self.runtime, budgets=discord_budgets, guild_ready_timeout=0.1)
+        self.discord = DiscordAdapter(
+            self.runtime.adapter_context(), budgets=discord_budgets, guild_ready_timeout=0.1
+        )
         await self.slack.start()
         await self.discord.start()
 

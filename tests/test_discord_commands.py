@@ -205,3 +205,20 @@ async def test_the_access_policy_applies_to_commands_and_buttons(tmp_path: Path)
             assert " ".join(parts).split() == LONG.split()  # not stopped
         finally:
             await bench.stop()
+
+
+async def test_commands_at_once_ask_the_gateway_for_its_models_once(tmp_path: Path) -> None:
+    # One model list for both platforms in bot.controls (Slack's copy used to have no lock).
+    async with discord_bench(tmp_path) as bench:
+        fd = bench.fd
+        names = ["gemini-2.5-pro", "gemini-2.5-prox", "gpt-9", "claude-sonnet-4-5"]
+        records = await asyncio.gather(
+            *(fd.slash_command("model", {"name": n}, bench.alice, bench.channel) for n in names)
+        )
+        for rec in records:
+            await fd.wait_for_response(rec)
+        answers = [said(rec) for rec in records]
+        assert [a.startswith("Parley now answers with") for a in answers] == [True, False, False, True]
+        auto = await fd.autocomplete("model", {"name": "claude"}, "name", bench.alice, bench.channel)
+        await fd.wait_for_response(auto)
+        assert sum(r.path == "/v1/models" for r in bench.gw.requests) == 1

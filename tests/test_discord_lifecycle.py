@@ -15,7 +15,7 @@ from discord.http import Route
 import adapters.discord as discord_adapter
 from adapters.discord import doctor
 from adapters.discord.files import AttachmentReader
-from bot.commands import UserFacingError
+from bot.errors import UserFacingError
 from bot.files import DownloadRefused
 from bot.settings import load_settings
 from tests.discord_harness import discord_bench
@@ -25,8 +25,8 @@ ANSWER = " ".join(f"part{i}" for i in range(60))
 
 
 def test_no_token_no_adapter(tmp_path: Path) -> None:
-    runtime: Any = SimpleNamespace(settings=load_settings({}, cwd=tmp_path))
-    assert discord_adapter.create(runtime) is None
+    ctx: Any = SimpleNamespace(settings=load_settings({}, cwd=tmp_path))
+    assert discord_adapter.create(ctx) is None
 
 
 async def test_starts_connected_and_stops_cleanly(tmp_path: Path) -> None:

@@ -339,3 +339,21 @@ async def test_without_history_permission_it_answers_without_reading(tmp_path: P
         await bench.settle(answered=1)
         assert [m.content for m in bench.replies(thread)] == ["You said: hello?"]
         assert fd.invalid_request_count == 0  # it did not ask and collect a 403
+
+
+async def test_a_follow_up_while_the_first_answer_streams_is_answered(tmp_path: Path) -> None:
+    # The thread is followed from the moment Parley starts answering there, not from when its
+    # reply is stored (bot.routing asks the service, for both platforms).
+    async with discord_bench(tmp_path) as bench:
+        fd, gw = bench.fd, bench.gw
+        thread = fd.create_thread(bench.channel, "people talking", owner=bench.alice)
+        await fd.user_says(thread, bench.alice, "just chatting")
+        await bench.settle()
+        gw.script(Reply.paced(" ".join(f"word{i}" for i in range(60)), 40))
+        await bench.mention(thread, bench.alice, "tell me a story")
+        await fd.wait_for_message(thread, lambda m: m.content.startswith("word"), timeout=5)
+        await fd.user_says(thread, bench.bob, "and one more thing")
+        await bench.settle(answered=2)
+        assert len(gw.stream_requests) == 2
+        assert gw.stream_requests[-1].last_user_text.endswith("and one more thing")
+        assert bench.replies(thread)[-1].content.endswith("and one more thing")

@@ -15,9 +15,10 @@ from adapters.slack import doctor
 from adapters.slack.app import SlackAdapter
 from adapters.slack.events import MESSAGE_EVENTS
 from adapters.slack.manifest import BOT_EVENTS, SCOPES, document
-from bot.commands import UserFacingError
+from bot.context import AdapterContext
+from bot.errors import UserFacingError
 from bot.runtime import Runtime
-from bot.settings import SettingsError, load_settings
+from bot.settings import Settings, SettingsError, load_settings
 from tests.cli_harness import parley
 from tests.fakes.gateway import FakeGateway
 from tests.fakes.slack_api import DEFAULT_SCOPES, FakeSlack
@@ -32,14 +33,21 @@ async def fs() -> AsyncIterator[FakeSlack]:
         yield fake
 
 
-def fake_runtime(env: dict[str, str], tmp_path: Path) -> Any:
-    return SimpleNamespace(settings=load_settings(env, cwd=tmp_path), http_routes=[])
+def fake_context(env: dict[str, str], tmp_path: Path) -> Any:
+    return SimpleNamespace(settings=load_settings(env, cwd=tmp_path))
+
+
+def context(runtime: Runtime, settings: Settings) -> AdapterContext:
+    """The adapter context ``parley run`` would give an adapter started with ``settings``."""
+    return AdapterContext(
+        settings, runtime.service, runtime.store, runtime.gateway.list_models, runtime.http_routes
+    )
 
 
 def test_create_picks_the_mode_from_the_credentials(tmp_path: Path) -> None:
-    assert slack.create(fake_runtime({}, tmp_path)) is None
+    assert slack.create(fake_context({}, tmp_path)) is None
     with pytest.raises(SettingsError) as err:
-        slack.create(fake_runtime({"SLACK_BOT_TOKEN": "xoxb-1"}, tmp_path))
+        slack.create(fake_context({"SLACK_BOT_TOKEN": "xoxb-1"}, tmp_path))
     assert err.value.problems[0].startswith("SLACK_SIGNING_SECRET: needed for Slack's HTTP mode")
 
 
@@ -48,7 +56,7 @@ async def test_modes_and_routes(tmp_path: Path) -> None:
         settings = load_settings(bench_env(fs, gw, tmp_path, "http", None), cwd=tmp_path)
         runtime = await Runtime.create(settings, files=RecordingFiles())
         try:
-            adapter = slack.create(runtime)
+            adapter = slack.create(runtime.adapter_context())
             assert isinstance(adapter, SlackAdapter) and adapter.mode == "http"
             assert runtime.http_routes == [("POST", "/slack/events", adapter.handle_http)]
             assert not adapter.connected
@@ -66,25 +74,22 @@ async def test_bad_tokens_fail_start_with_one_clear_line(tmp_path: Path) -> None
         settings = load_settings(bench_env(fs, gw, tmp_path, "socket", None), cwd=tmp_path)
         runtime = await Runtime.create(settings, files=RecordingFiles())
         try:
-            adapter = SlackAdapter(runtime)
+            adapter = SlackAdapter(runtime.adapter_context())
             with pytest.raises(
                 UserFacingError, match=r"^SLACK_BOT_TOKEN: Slack rejected the token \(invalid_auth\)$"
             ):
                 await adapter.start()
             fs.auth_error = None
             env = bench_env(fs, gw, tmp_path, "socket", {"SLACK_APP_TOKEN": "xapp-wrong"})
-            runtime.settings = load_settings(env, cwd=tmp_path)
-            adapter = SlackAdapter(runtime)
+            adapter = SlackAdapter(context(runtime, load_settings(env, cwd=tmp_path)))
             with pytest.raises(
                 UserFacingError, match=r"^SLACK_APP_TOKEN: Slack refused Socket Mode \(invalid_auth\)$"
             ):
                 await adapter.start()
             assert not adapter.connected
-            runtime.settings = load_settings(
-                {**env, "SLACK_API_URL": "http://127.0.0.1:9/api/"}, cwd=tmp_path
-            )
+            unreachable = load_settings({**env, "SLACK_API_URL": "http://127.0.0.1:9/api/"}, cwd=tmp_path)
             with pytest.raises(UserFacingError, match=r"^cannot reach Slack at http://127.0.0.1:9/api/ "):
-                await SlackAdapter(runtime).start()
+                await SlackAdapter(context(runtime, unreachable)).start()
         finally:
             await runtime.aclose()
 

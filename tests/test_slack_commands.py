@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -66,7 +67,9 @@ async def test_stop_button_stops_the_answer_and_keeps_what_was_written(bench: Sl
     )
     await click.wait_acked(within=3)
     await fs.wait_for(lambda: fs.responses)
-    assert fs.responses[-1].payload["text"] == f"Only <@{DEFAULT_USER}>, who asked, can stop this reply."
+    assert fs.responses[-1].payload["text"] == (
+        f"Only <@{DEFAULT_USER}>, who asked, or a workspace admin can stop this reply."
+    )
     assert is_live(fs.message(DEFAULT_CHANNEL, ts))
 
     click = await fs.click_button(STOP_ACTION, block_id=STOP_ACTION, message_ts=ts, mode=bench.mode)
@@ -93,7 +96,7 @@ async def test_parley_model_sets_the_channel_model(bench: SlackBench) -> None:
 
     refused = await run_command(bench, "model no-such-model")
     assert refused.startswith("The gateway has no model `no-such-model`.") and "`gemini-2.5-pro`" in refused
-    assert await run_command(bench, "model") == "Parley uses *gemini-2.5-pro* in this channel."
+    assert await run_command(bench, "model") == "Parley answers with *gemini-2.5-pro* in this channel."
     await run_command(bench, "model default")
     await ask(bench, "and now?")
     assert bench.gw.stream_requests[-1].model == "gemini-2.5-flash"
@@ -118,7 +121,8 @@ async def test_settings_are_for_admins_when_configured(tmp_path: Path) -> None:
         bench.fs.web_api.handlers["users.info"] = bob_is_admin
         assert "gemini-2.5-pro" in await run_command(bench, "model gemini-2.5-pro", user=OTHER_USER)
         assert await run_command(bench, "usage") == (
-            "Your Parley usage in this workspace: 0 replies, 0 input and 0 output tokens."
+            "*You:* 0 replies, 0 input and 0 output tokens\n"
+            "*This workspace:* 0 replies, 0 input and 0 output tokens"
         )
 
 
@@ -130,7 +134,7 @@ async def test_system_prompt_usage_and_reset(tmp_path: Path) -> None:
         await ask(bench, "hello")
         assert "Always answer like a pirate." in bench.gateway_text()
         usage = await run_command(bench, "usage")
-        assert usage.startswith("Your Parley usage in this workspace: 1 reply, ")
+        assert usage.startswith("*You:* 1 reply, ")
 
         fs = bench.fs
         await bench.deliver(fs.dm_message("remember the word pineapple"))
@@ -172,7 +176,7 @@ async def test_reset_shortcut_forgets_a_thread(tmp_path: Path) -> None:
         shortcut = await fs.message_shortcut("reset_thread", message_ts=reply.ts)
         await shortcut.wait_acked(within=3)
         await fs.wait_for(lambda: fs.responses)
-        assert fs.responses[-1].payload["text"] == "Done: Parley starts this thread afresh."
+        assert fs.responses[-1].payload["text"] == "Done: Parley starts this conversation afresh."
         await bench.deliver(fs.channel_message("what is the secret?", thread_ts=first["ts"]))
         await bench.reply_in(DEFAULT_CHANNEL, first["ts"], count=2)
         assert "mango" not in bench.gateway_text()
@@ -203,3 +207,30 @@ async def test_access_policy_applies_to_commands_buttons_and_shortcuts(tmp_path:
         (reply,) = await bench.reply_in(DEFAULT_CHANNEL, event["ts"])
         assert not fs.visible_text(DEFAULT_CHANNEL, reply.ts).endswith("_(Stopped.)_")
         assert len(gw.stream_requests) == 1
+
+
+async def test_commands_at_once_ask_the_gateway_for_its_models_once(tmp_path: Path) -> None:
+    # Decided once in bot.controls for both platforms (Slack's copy used to have no lock).
+    async with slack_bench(tmp_path, "socket") as bench:
+        fs = bench.fs
+        names = ["gemini-2.5-pro", "gemini-2.5-prox", "gpt-9", "claude-sonnet-4-5"]
+        deliveries = await asyncio.gather(
+            *(fs.slash_command("/parley", f"model {n}", mode=bench.mode) for n in names)
+        )
+        for delivery in deliveries:
+            await delivery.wait_acked(within=3)
+        await fs.wait_for(lambda: len(fs.responses) == len(names))
+        answers = sorted(str(r.payload["text"]) for r in fs.responses)
+        assert [a.startswith("Parley now answers with") for a in answers].count(True) == 2
+        assert [a.startswith("The gateway has no model") for a in answers].count(True) == 2
+        assert sum(r.path == "/v1/models" for r in bench.gw.requests) == 1
+
+
+async def test_in_a_dm_anyone_may_change_their_own_settings(tmp_path: Path) -> None:
+    async with slack_bench(tmp_path, "socket", env={"PARLEY_ADMIN_ONLY_SETTINGS": "true"}) as bench:
+        assert await run_command(bench, "model gemini-2.5-pro", channel=DEFAULT_DM) == (
+            "Parley now answers with *gemini-2.5-pro* in this DM."
+        )
+        await bench.deliver(bench.fs.dm_message("which model?"))
+        await bench.reply_in(DEFAULT_DM, None)
+        assert bench.gw.stream_requests[-1].model == "gemini-2.5-pro"

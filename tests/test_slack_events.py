@@ -12,6 +12,7 @@ import pytest
 
 from adapters.slack.surface import STOP_ACTION
 from adapters.slack.text import message_markdown, strip_mention, to_plain
+from bot.store import Store
 from bot.types import ConversationKey, Outcome
 from tests.fakes.gateway import Reply
 from tests.fakes.slack_api import (
@@ -280,3 +281,32 @@ async def test_http_mode_rejects_forged_and_stale_requests(tmp_path: Path) -> No
         assert bench.gw.requests == [] and fs.bot_messages() == [] and fs.responses == []
         assert await bench.runtime.store.get_conversation(channel_key(payload["event"]["ts"])) is None
         assert [c.method for c in fs.calls] == ["auth.test"]  # only the adapter's own start-up
+
+
+async def test_the_followed_thread_lookup_is_cached(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # One lookup for both platforms in bot.routing (Slack's copy used to ask the database for
+    # every message in every thread).
+    asked: list[ConversationKey] = []
+    real = Store.has_assistant_reply
+
+    async def counted(self: Store, key: ConversationKey) -> bool:
+        asked.append(key)
+        return await real(self, key)
+
+    monkeypatch.setattr(Store, "has_assistant_reply", counted)
+    async with slack_bench(tmp_path, "socket") as bench:
+        fs = bench.fs
+        first = fs.app_mention("first question")
+        await bench.deliver(first)
+        await bench.reply_in(DEFAULT_CHANNEL, first["ts"])
+        for n in range(3):
+            await bench.deliver(fs.channel_message(f"follow-up {n}", thread_ts=first["ts"]))
+            await bench.reply_in(DEFAULT_CHANNEL, first["ts"], count=n + 2)
+        top = fs.channel_message("people talking")
+        for n in range(3):
+            await bench.deliver(fs.channel_message(f"chatter {n}", thread_ts=top["ts"], user=OTHER_USER))
+        await bench.settle(4)
+        assert len(bench.gw.stream_requests) == 4
+        # Parley answered the first: its thread is known without asking; the other thread is
+        # asked about once (one process on SQLite: a "no" is remembered for a while).
+        assert asked == [channel_key(top["ts"])]

@@ -25,10 +25,9 @@ from adapters.discord.events import MessageEvents
 from adapters.discord.hub import Hub
 from adapters.discord.pacing import DiscordBudgets
 from adapters.discord.surface import DiscordSurface, recovered_surface
-from bot.commands import UserFacingError
-from bot.runtime import Runtime
+from bot.context import AdapterContext, OrphanedReply
+from bot.errors import UserFacingError
 from bot.settings import SettingsError
-from bot.store import StreamingReply
 
 log = logging.getLogger("parley.discord")
 
@@ -73,19 +72,19 @@ class DiscordAdapter:
 
     def __init__(
         self,
-        runtime: Runtime,
+        ctx: AdapterContext,
         *,
         budgets: DiscordBudgets | None = None,
         guild_ready_timeout: float = 2.0,
         ready_timeout: float | None = None,
         drain_timeout: float = 10.0,
     ) -> None:
-        token = runtime.settings.discord_bot_token
+        settings = ctx.settings
+        token = settings.discord_bot_token
         if token is None or not token.get_secret_value().strip():
             raise SettingsError(["DISCORD_BOT_TOKEN: not set"])
         self._token = token.get_secret_value().strip()
-        self._api_url = runtime.settings.discord_api_url.rstrip("/")
-        settings = runtime.settings
+        self._api_url = settings.discord_api_url.rstrip("/")
         # Unset, discord.py runs every shard /gateway/bot recommends; set, only this process's.
         self._shard_ids = list(settings.parley_discord_shard_ids) or None
         self.client = _Client(
@@ -97,7 +96,7 @@ class DiscordAdapter:
             guild_ready_timeout=guild_ready_timeout,
             allowed_mentions=discord.AllowedMentions.none(),
         )
-        self.hub = Hub(runtime, self.client, budgets or DiscordBudgets())
+        self.hub = Hub(ctx, self.client, budgets or DiscordBudgets())
         self.events = MessageEvents(self.hub)
         self.commands = Commands(self.hub)
         self.tree = self.commands.tree(self.client)
@@ -136,9 +135,9 @@ class DiscordAdapter:
             self.client.shard_count or 1,
         )
         # Replies a crashed Parley left streaming get their "interrupted" note now.
-        self.hub.spawn(self.hub.service.recover("discord", self._recovered_surface), "discord recovery")
+        self.hub.spawn(self.hub.ctx.recover("discord", self._recovered_surface), "discord recovery")
 
-    def _recovered_surface(self, reply: StreamingReply) -> DiscordSurface | None:
+    def _recovered_surface(self, reply: OrphanedReply) -> DiscordSurface | None:
         return recovered_surface(self.hub, reply)
 
     async def stop_intake(self) -> None:

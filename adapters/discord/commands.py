@@ -7,68 +7,62 @@ autocomplete and button press, as it does to messages.
 
 ``/model`` and ``/system`` apply where they are used: in a thread to that thread, in a channel
 to the channel (its threads follow unless they chose their own), in a DM to the DM. With
-``PARLEY_ADMIN_ONLY_SETTINGS`` changing them needs the Manage Server permission; anyone may
-see them.
+``PARLEY_ADMIN_ONLY_SETTINGS`` changing them in a server needs the Manage Server permission;
+anyone may see them. What each command does, who may use it and what it says are
+:mod:`bot.controls`'; this module is Discord's UI for them (options, autocomplete, deferral).
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-import time
 from collections.abc import Awaitable
-from dataclasses import dataclass
 
 import discord
 from discord import app_commands
 
 from adapters.discord.hub import Hub
 from adapters.discord.surface import NO_PINGS, STOP_ID, make_ref
+from bot.controls import FAILED, NOT_HERE, Place, PlaceKind, StopResult, Wording, known
 from bot.types import ConversationKey
 
 log = logging.getLogger("parley.discord")
 
 ANSWER_WITHIN = 1.5  # seconds of work before deferring (Discord's limit is 3)
-MODELS_TTL = 300.0
+AUTOCOMPLETE_WAIT = 1.5  # seconds an autocomplete waits for the model list
 MAX_CHOICES = 25  # Discord shows at most 25 autocomplete choices
-CLEAR_WORDS = frozenset({"default", "reset", "clear", "none"})
-NOT_HERE = "Sorry, Parley isn't available to you here."
-
-
-@dataclass(frozen=True, slots=True)
-class Place:
-    """Where a command was used: the conversation there (a thread or a DM) or the channel."""
-
-    key: ConversationKey
-    label: str  # "this thread", "#general", "this DM"
-    is_thread: bool
-    is_dm: bool
+NOWHERE = "Parley can't tell where this command was used."
+RESET_IN_A_CHANNEL = "Each thread is its own conversation with Parley: use /reset inside the thread."
+WORDING = Wording(
+    settings_admins="people with the Manage Server permission",
+    stop_admins="someone with Manage Messages",
+    workspace="server",
+)
 
 
 def place_of(interaction: discord.Interaction) -> Place | None:
+    """Where a command was used: the conversation there (a thread or a DM) or the channel."""
     channel = interaction.channel
     if channel is None:
         return None
     if interaction.guild_id is None:
-        return Place(ConversationKey("discord", "", str(channel.id), ""), "this DM", False, True)
+        return Place(ConversationKey("discord", "", str(channel.id), ""), "this DM", PlaceKind.DM)
     guild = str(interaction.guild_id)
     if isinstance(channel, discord.Thread):
         key = ConversationKey("discord", guild, str(channel.parent_id), str(channel.id))
-        return Place(key, "this thread", True, False)
+        return Place(key, "this thread", PlaceKind.THREAD)
     name = getattr(channel, "name", None)
     return Place(
         ConversationKey("discord", guild, str(channel.id), ""),
         f"#{name}" if name else "this channel",
-        False,
-        False,
+        PlaceKind.CHANNEL,
     )
 
 
 class Commands:
     def __init__(self, hub: Hub) -> None:
         self.hub = hub
-        self._models: tuple[float, list[str]] | None = None
-        self._models_lock = asyncio.Lock()
+        self.controls = hub.ctx.controls(WORDING)
 
     # -- access -----------------------------------------------------------------------------------
 
@@ -81,11 +75,6 @@ class Commands:
             guild_id=interaction.guild_id,
             is_bot=user.bot,
         )
-
-    def may_change_settings(self, interaction: discord.Interaction) -> bool:
-        if not self.hub.settings.parley_admin_only_settings or interaction.guild_id is None:
-            return True
-        return interaction.permissions.manage_guild
 
     # -- the tree -----------------------------------------------------------------------------------
 
@@ -119,7 +108,9 @@ class Commands:
         return tree
 
     async def answer(self, interaction: discord.Interaction, work: Awaitable[str]) -> None:
-        """Answer ephemerally: at once if ``work`` is quick, else defer first and follow up."""
+        """Answer ephemerally: at once if ``work`` is quick, else defer first and follow up.
+
+        The controls' sentences are Markdown Discord shows as it is."""
         task = asyncio.ensure_future(work)
         done, _ = await asyncio.wait({task}, timeout=ANSWER_WITHIN)
         if task in done:
@@ -129,31 +120,16 @@ class Commands:
         await asyncio.wait({task})
         await interaction.followup.send(_result(task), ephemeral=True, allowed_mentions=NO_PINGS)
 
-    # -- /model -------------------------------------------------------------------------------------
+    # -- the commands ---------------------------------------------------------------------------------
 
     async def model(self, interaction: discord.Interaction, name: str) -> str:
         place = place_of(interaction)
         if place is None:
-            return "Parley can't tell where this command was used."
-        default = self.hub.settings.parley_model
-        if not name:
-            model, _ = await self._overrides(place.key)
-            return f"Parley answers with **{model or default}** in {place.label}."
-        if not self.may_change_settings(interaction):
-            return "Only people with the Manage Server permission can change Parley's model."
-        if name.lower() in CLEAR_WORDS:
-            await self._set(place, model=None)
-            return f"{_cap(place.label)} is back to the default model, **{default}**."
-        known = await self.known_models()
-        if known is not None and name not in known:
-            close = [m for m in known if name.lower() in m.lower()][:10] or known[:10]
-            return f"The gateway has no model `{name}`. Some it offers: " + ", ".join(f"`{m}`" for m in close)
-        await self._set(place, model=name)
-        note = "" if known is not None else " (the gateway's model list could not be read to check the name)"
-        return f"Parley now answers with **{name}** in {place.label}{note}."
+            return NOWHERE
+        return await self.controls.model(place, name, is_admin=known(interaction.permissions.manage_guild))
 
     async def model_choices(self, current: str) -> list[app_commands.Choice[str]]:
-        models = await self.known_models(wait=1.5) or []
+        models = await self.controls.models.get(wait=AUTOCOMPLETE_WAIT) or []
         needle = current.lower()
         picked = [m for m in models if needle in m.lower()][: MAX_CHOICES - 1]
         choices = [app_commands.Choice(name=m, value=m) for m in picked]
@@ -161,93 +137,25 @@ class Commands:
             choices.append(app_commands.Choice(name="default (Parley's configured model)", value="default"))
         return choices
 
-    async def known_models(self, *, wait: float | None = None) -> list[str] | None:
-        """The gateway's models, cached for five minutes; None if they cannot be listed (in time)."""
-        cached = self._models
-        if cached is not None and cached[0] > time.monotonic():
-            return cached[1]
-        try:
-            return await asyncio.wait_for(asyncio.shield(self._refresh_models()), wait)
-        except TimeoutError:
-            return cached[1] if cached is not None else None
-
-    async def _refresh_models(self) -> list[str] | None:
-        async with self._models_lock:
-            if self._models is not None and self._models[0] > time.monotonic():
-                return self._models[1]
-            try:
-                models = await self.hub.runtime.gateway.list_models()
-            except Exception as exc:
-                log.warning("could not list the gateway's models: %s", exc)
-                return None
-            self._models = (time.monotonic() + MODELS_TTL, list(models))
-            return self._models[1]
-
-    # -- /system ------------------------------------------------------------------------------------
-
     async def system(self, interaction: discord.Interaction, prompt: str) -> str:
         place = place_of(interaction)
         if place is None:
-            return "Parley can't tell where this command was used."
-        if not prompt:
-            _, system = await self._overrides(place.key)
-            if not system:
-                return f"{_cap(place.label)} uses Parley's default system prompt."
-            return f"The system prompt in {place.label}:\n>>> {system}"
-        if not self.may_change_settings(interaction):
-            return "Only people with the Manage Server permission can change Parley's system prompt."
-        if prompt.lower() in CLEAR_WORDS:
-            await self._set(place, system=None)
-            return f"{_cap(place.label)} is back to the default system prompt."
-        await self._set(place, system=prompt)
-        return f"Parley will follow this system prompt in {place.label}."
-
-    # -- /reset, /usage -----------------------------------------------------------------------------
+            return NOWHERE
+        return await self.controls.system(place, prompt, is_admin=known(interaction.permissions.manage_guild))
 
     async def reset(self, interaction: discord.Interaction) -> str:
         place = place_of(interaction)
         if place is None:
-            return "Parley can't tell where this command was used."
-        if not (place.is_thread or place.is_dm):
-            return "Each thread is its own conversation with Parley: use /reset inside the thread."
-        store = self.hub.store
-        conversation = await store.get_conversation(place.key)
-        if conversation is None:
-            return "There is nothing to forget here yet."
-        await store.reset(conversation.id)
-        return "Done: Parley starts this conversation afresh."
+            return NOWHERE
+        if place.kind is PlaceKind.CHANNEL:
+            return RESET_IN_A_CHANNEL
+        return await self.controls.reset(place.key)
 
     async def usage(self, interaction: discord.Interaction) -> str:
-        store = self.hub.store
-        mine = await store.usage_totals(user_id=str(interaction.user.id), platform="discord")
-        lines = [f"**You:** {_totals(mine)}"]
-        if interaction.guild_id is not None:
-            server = await store.usage_totals(workspace=str(interaction.guild_id), platform="discord")
-            lines.append(f"**This server:** {_totals(server)}")
-        return "\n".join(lines)
-
-    # -- settings storage -----------------------------------------------------------------------------
-
-    async def _overrides(self, key: ConversationKey) -> tuple[str | None, str | None]:
-        # The store reads channel settings through a conversation; a channel's own key (thread "")
-        # is never a real conversation on Discord (they live in threads), so it can serve.
-        store = self.hub.store
-        conversation = await store.get_or_create_conversation(key)
-        return await store.effective_model_and_system(conversation)
-
-    async def _set(self, place: Place, **change: str | None) -> None:
-        store = self.hub.store
-        if place.is_thread:
-            conversation = await store.get_or_create_conversation(place.key)
-            if "model" in change:
-                await store.set_conversation_model(conversation.id, change["model"])
-            if "system" in change:
-                await store.set_conversation_system(conversation.id, change["system"])
-            return
-        if "model" in change:
-            await store.set_channel_model(place.key, change["model"])
-        if "system" in change:
-            await store.set_channel_system(place.key, change["system"])
+        place = place_of(interaction)
+        if place is None:
+            return NOWHERE
+        return await self.controls.usage(str(interaction.user.id), place)
 
     # -- the Stop button --------------------------------------------------------------------------------
 
@@ -264,24 +172,17 @@ class Commands:
             await interaction.response.send_message(NOT_HERE, ephemeral=True)
             return
         ref = make_ref(message.channel.id, message.id)
-        service = self.hub.service
-        owner = service.reply_owner(ref)
-        if owner is None:
+        is_admin = known(interaction.permissions.manage_messages)
+        stopped = await self.controls.stop(ref, str(interaction.user.id), is_admin=is_admin)
+        if stopped.result is StopResult.GONE:
             # Finished (its final edit is on the way) or orphaned by a restart: take the button away.
             await interaction.response.edit_message(view=None)
-            return
-        allowed = owner == str(interaction.user.id) or interaction.permissions.manage_messages
-        if not allowed:
-            await interaction.response.send_message(
-                f"Only <@{owner}>, who asked, or someone with Manage Messages can stop this reply.",
-                ephemeral=True,
-                allowed_mentions=NO_PINGS,
-            )
-            return
-        # Acknowledge without changing the message: the core's final edit shows "(Stopped.)" and
-        # removes the button, and an edit from here could land after it and bring the button back.
-        await interaction.response.defer()
-        service.stop(ref)
+        elif stopped.result is StopResult.REFUSED:
+            await interaction.response.send_message(stopped.text, ephemeral=True, allowed_mentions=NO_PINGS)
+        else:
+            # Acknowledge without changing the message: the core's final edit shows "(Stopped.)" and
+            # removes the button, and an edit from here could land after it and bring the button back.
+            await interaction.response.defer()
 
 
 class _Tree(app_commands.CommandTree[discord.Client]):
@@ -302,12 +203,11 @@ class _Tree(app_commands.CommandTree[discord.Client]):
         self, interaction: discord.Interaction, error: app_commands.AppCommandError, /
     ) -> None:
         log.error("/%s failed", interaction.command.name if interaction.command else "?", exc_info=error)
-        text = "Something went wrong; the error is in Parley's log."
         try:
             if interaction.response.is_done():
-                await interaction.followup.send(text, ephemeral=True)
+                await interaction.followup.send(FAILED, ephemeral=True)
             else:
-                await interaction.response.send_message(text, ephemeral=True)
+                await interaction.response.send_message(FAILED, ephemeral=True)
         except discord.HTTPException:
             pass
 
@@ -316,19 +216,5 @@ def _result(task: asyncio.Future[str]) -> str:
     exc = task.exception()
     if exc is not None:
         log.error("a Discord command failed", exc_info=exc)
-        return "Something went wrong; the error is in Parley's log."
+        return FAILED
     return task.result()
-
-
-def _totals(t: object) -> str:
-    requests = getattr(t, "requests", 0)
-    tokens_in = getattr(t, "input_tokens", 0)
-    tokens_out = getattr(t, "output_tokens", 0)
-    thinking = getattr(t, "thinking_tokens", 0)
-    replies = f"{requests} repl{'y' if requests == 1 else 'ies'}"
-    extra = f" ({thinking:,} of them thinking)" if thinking else ""
-    return f"{replies}, {tokens_in:,} input and {tokens_out:,} output tokens{extra}"
-
-
-def _cap(label: str) -> str:
-    return label[:1].upper() + label[1:]

@@ -1,4 +1,7 @@
-"""Discord messages → :class:`~bot.types.IncomingMessage`, and when Parley answers.
+"""Discord messages → :class:`~bot.types.IncomingMessage`.
+
+Whether Parley answers is :mod:`bot.routing`'s decision (a :class:`~bot.routing.Seen` for each
+message); this module says where a message was written and where its answer goes:
 
 - A mention in a server channel opens a public thread on that message, named from the first
   words of the question, and the answer streams there (conversation key: guild, channel, thread).
@@ -21,7 +24,7 @@ open on the message and uses it, and the core then refuses the duplicate.
 from __future__ import annotations
 
 import logging
-import time
+from dataclasses import dataclass, field
 from typing import Literal
 
 import discord
@@ -31,6 +34,7 @@ from adapters.discord.hub import Hub
 from adapters.discord.surface import DiscordSurface
 from adapters.discord.text import message_text, self_role_id, thread_name
 from bot.queue import TurnQueue
+from bot.routing import Reason, Route, Seen
 from bot.types import ContextMessage, ConversationKey, IncomingMessage
 
 log = logging.getLogger("parley.discord")
@@ -41,19 +45,48 @@ ARCHIVE_MINUTES: Literal[1440] = 1440  # a quiet thread leaves the channel's lis
 BARE_WITH_CONTEXT = "Please respond to the message above."
 BARE = "Hello!"
 _SPOKEN = frozenset({discord.MessageType.default, discord.MessageType.reply})
-_NOT_FOLLOWED_TTL = 30.0  # another instance may start answering in a thread meanwhile
-_FOLLOW_CACHE = 10_000
+
+
+@dataclass(frozen=True, slots=True)
+class Spot:
+    """Where a message was written, in the core's terms."""
+
+    key: ConversationKey  # in a server channel, thread "" until an answer opens a thread
+    thread: discord.Thread | None = None  # written inside this thread
+    is_dm: bool = False
+
+
+@dataclass(slots=True)
+class Answer:
+    """Where an answer goes and what it reads first."""
+
+    key: ConversationKey
+    target: int  # the channel, thread or DM the reply is written in
+    context: list[ContextMessage] = field(default_factory=list)
+    reference: discord.MessageReference | None = None  # answered in the channel, as a reply
+    opened: discord.Thread | None = None  # the thread opened for this answer
+
+
+def spot_of(message: discord.Message) -> Spot | None:
+    """Where ``message`` was written; None where Parley does not answer (group DMs)."""
+    guild, channel = message.guild, message.channel
+    if guild is None:
+        if not isinstance(channel, discord.DMChannel):
+            return None
+        return Spot(ConversationKey("discord", "", str(channel.id), ""), is_dm=True)
+    if isinstance(channel, discord.Thread):
+        return Spot(
+            ConversationKey("discord", str(guild.id), str(channel.parent_id), str(channel.id)), channel
+        )
+    return Spot(ConversationKey("discord", str(guild.id), str(channel.id), ""))
 
 
 class MessageEvents:
     def __init__(self, hub: Hub) -> None:
         self.hub = hub
-        # thread id → (answered there?, valid until): spares a database query for every message
-        # in every thread of a busy server.
-        self._followed: dict[int, tuple[bool, float]] = {}
         self._lanes = TurnQueue()
         self.answered = 0
-        self.ignored = 0
+        self.ignored = 0  # not for Parley (see bot.routing.Reason), or denied
         self.unanswered = 0  # arrived after shutdown began
 
     async def on_message(self, message: discord.Message) -> None:
@@ -75,29 +108,25 @@ class MessageEvents:
         role = guild.self_role if guild is not None else None
         return role is not None and role in message.role_mentions
 
-    def _admits(self, message: discord.Message) -> bool:
+    def _seen(self, message: discord.Message, spot: Spot) -> Seen:
         author = message.author
-        return self.hub.admits_author(
+        is_bot = author.bot or message.webhook_id is not None
+        admitted = self.hub.admits_author(
             author,
             message.channel,
             message.channel.id,
             guild_id=message.guild.id if message.guild is not None else None,
-            is_bot=author.bot or message.webhook_id is not None,
+            is_bot=is_bot,
         )
-
-    async def _is_followed(self, key: ConversationKey, thread_id: int) -> bool:
-        now = time.monotonic()
-        cached = self._followed.get(thread_id)
-        if cached is not None and (cached[0] or cached[1] > now):
-            return cached[0]
-        followed = await self.hub.store.has_assistant_reply(key)
-        self._remember(thread_id, followed, now)
-        return followed
-
-    def _remember(self, thread_id: int, followed: bool, now: float) -> None:
-        if len(self._followed) >= _FOLLOW_CACHE:
-            self._followed.pop(next(iter(self._followed)))
-        self._followed[thread_id] = (followed, now + _NOT_FOLLOWED_TTL)
+        return Seen(
+            spot.key,
+            str(author.id),
+            is_dm=spot.is_dm,
+            mentioned=not spot.is_dm and self._mentions_me(message),
+            in_thread=spot.thread is not None,
+            is_bot=is_bot,
+            admitted=admitted,
+        )
 
     # -- answering --------------------------------------------------------------------------------
 
@@ -114,107 +143,79 @@ class MessageEvents:
 
     async def _process(self, message: discord.Message) -> None:
         hub = self.hub
-        settings = hub.settings
-        author = message.author
-        is_bot = author.bot or message.webhook_id is not None
-        if is_bot and str(author.id) not in settings.parley_allow_bots:
+        spot = spot_of(message)
+        if spot is None:
             return
-        guild = message.guild
-        channel = message.channel
-        mentioned = guild is None or self._mentions_me(message)
-
-        followed: bool | None = None
-        thread: discord.Thread | None = None
-        if guild is None:
-            if not isinstance(channel, discord.DMChannel):
-                return
-            key = ConversationKey("discord", "", str(channel.id), "")
-        elif isinstance(channel, discord.Thread):
-            thread = channel
-            key = ConversationKey("discord", str(guild.id), str(channel.parent_id), str(channel.id))
-            if not mentioned:
-                if settings.parley_require_mention:
-                    return
-                followed = await self._is_followed(key, channel.id)
-                if not followed:
-                    return
-        elif not mentioned:
-            return
-        else:
-            key = ConversationKey("discord", str(guild.id), str(channel.id), "")  # completed below
-
-        if not self._admits(message):
+        route = await hub.ctx.routing.route(self._seen(message, spot))
+        if not route.answer:
             self.ignored += 1
-            log.info("message %s in %s not admitted by the access policy", message.id, channel.id)
+            if route.reason is Reason.DENIED:
+                log.info("message %s in %s not admitted by the access policy", message.id, message.channel.id)
             return
         if not hub.first_sight(message.id):
             return  # a replayed event: the first delivery answers it
-        if thread is not None and not self._can_send(message):
-            log.warning("cannot answer in thread %s: Parley may not send messages there", thread.id)
+        if spot.thread is not None and not self._can_send(message):
+            log.warning("cannot answer in thread %s: Parley may not send messages there", spot.thread.id)
             return
-
         text = message_text(message, hub.me.id, self_role_id(message))
-        reference: discord.MessageReference | None = None
-        context: list[ContextMessage] = []
-        opened: discord.Thread | None = None
-        if guild is None:
-            target = channel.id
-        elif thread is not None:
-            if followed is None:
-                followed = await self._is_followed(key, thread.id)
-            # A thread Parley has not answered in is read whole; in one it follows, the store has
-            # every turn unless mentions are required (then the messages between are read, not
-            # Parley's own, which are stored).
-            earlier: list[ContextMessage] = []
-            if not followed or settings.parley_require_mention:
-                earlier = await read_thread(hub, thread, before=message, include_own=not followed)
-            chain = await reply_chain(hub, message, include_own=not followed)
-            context = merge(earlier, chain)
-            target = thread.id
-        else:
-            context = await reply_chain(hub, message, include_own=True)
-            opened = await self._open_thread(message, text)
-            if opened is not None:
-                thread = opened
-                key = ConversationKey("discord", key.workspace, key.channel, str(opened.id))
-                target = opened.id
-                # Parley follows the threads it opens from the start: a quick follow-up must
-                # not be taken for chatter in someone else's thread.
-                self._remember(opened.id, True, time.monotonic())
-            elif self._can_send(message):
-                # No thread here: answer in the channel, the question being its own conversation.
-                key = ConversationKey("discord", key.workspace, key.channel, str(message.id))
-                reference = message.to_reference(fail_if_not_exists=False)
-                target = channel.id
-            else:
-                log.warning("cannot answer in %s: Parley may not send messages there", channel.id)
-                return
+        where = await self._answer_where(message, spot, route, text)
+        if where is not None and await self._hand_over(message, where, text):
+            self.answered += 1
 
+    async def _hand_over(self, message: discord.Message, where: Answer, text: str) -> bool:
+        """The message to the core, to be answered ``where``; False if it was not (a duplicate)."""
+        hub = self.hub
         attachments = hub.files.attachments(message.attachments)
         if not text and not attachments:
-            text = BARE_WITH_CONTEXT if context else BARE
+            text = BARE_WITH_CONTEXT if where.context else BARE
         incoming = IncomingMessage(
-            key=key,
+            key=where.key,
             event_id=str(message.id),
-            author=author_of(hub, author),
+            author=author_of(hub, message.author),
             text=text,
-            surface=DiscordSurface(hub, target, reference=reference),
+            surface=DiscordSurface(hub, where.target, reference=where.reference),
             attachments=attachments,
-            context=context,
+            context=where.context,
             platform_message_id=str(message.id),
         )
+        if where.opened is None:
+            return await hub.ctx.handle(incoming)
+        # Follow-ups in the new thread queue behind this first question (see process()): its lane
+        # is taken before this task yields again after opening the thread.
+        async with self._lanes.turn(where.opened.id):
+            return await hub.ctx.handle(incoming)
+
+    async def _answer_where(
+        self, message: discord.Message, spot: Spot, route: Route, text: str
+    ) -> Answer | None:
+        if spot.is_dm:
+            return Answer(spot.key, message.channel.id)
+        if spot.thread is not None:
+            earlier: list[ContextMessage] = []
+            if route.read_back:
+                earlier = await read_thread(
+                    self.hub, spot.thread, before=message, include_own=route.include_own
+                )
+            chain = await reply_chain(self.hub, message, include_own=route.include_own)
+            return Answer(spot.key, spot.thread.id, merge(earlier, chain))
+        return await self._in_channel(message, spot.key, text)
+
+    async def _in_channel(self, message: discord.Message, key: ConversationKey, text: str) -> Answer | None:
+        """A mention in a server channel: a thread opened on it, or a reply in the channel."""
+        context = await reply_chain(self.hub, message, include_own=True)
+        opened = await self._open_thread(message, text)
         if opened is not None:
-            # Follow-ups in the new thread queue behind this first question (see process()): its
-            # lane is taken before this task yields again after opening the thread.
-            async with self._lanes.turn(opened.id):
-                result = await hub.service.handle(incoming)
-        else:
-            result = await hub.service.handle(incoming)
-        if result is None:
-            return
-        self.answered += 1
-        if thread is not None:
-            self._remember(thread.id, True, time.monotonic())
+            thread_key = ConversationKey("discord", key.workspace, key.channel, str(opened.id))
+            # Parley follows the threads it opens from the start: a quick follow-up must not be
+            # taken for chatter in someone else's thread.
+            self.hub.ctx.routing.follow(thread_key)
+            return Answer(thread_key, opened.id, context, opened=opened)
+        if self._can_send(message):
+            # No thread here: answer in the channel, the question being its own conversation.
+            own = ConversationKey("discord", key.workspace, key.channel, str(message.id))
+            return Answer(own, message.channel.id, context, message.to_reference(fail_if_not_exists=False))
+        log.warning("cannot answer in %s: Parley may not send messages there", message.channel.id)
+        return None
 
     async def _open_thread(self, message: discord.Message, question: str) -> discord.Thread | None:
         """A public thread on ``message``; None where Parley cannot open one."""

@@ -1,4 +1,4 @@
-"""What the Discord adapter's parts share: the client, the core's services, limits and tasks."""
+"""What the Discord adapter's parts share: the client, the core's context, limits and tasks."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ import discord
 from adapters.discord.files import AttachmentReader
 from adapters.discord.pacing import DiscordBudgets, RestThrottle
 from bot.access import admitted
-from bot.runtime import Runtime
+from bot.context import AdapterContext
 from bot.tasks import TaskSet
 
 log = logging.getLogger("parley.discord")
@@ -24,11 +24,9 @@ _RECENT_IDS = 10_000
 
 
 class Hub:
-    def __init__(self, runtime: Runtime, client: discord.Client, budgets: DiscordBudgets) -> None:
-        self.runtime = runtime
-        self.settings = runtime.settings
-        self.store = runtime.store
-        self.service = runtime.service
+    def __init__(self, ctx: AdapterContext, client: discord.Client, budgets: DiscordBudgets) -> None:
+        self.ctx = ctx
+        self.settings = ctx.settings
         self.client = client
         self.budgets = budgets
         self.throttle = RestThrottle(*budgets.other)

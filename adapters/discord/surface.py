@@ -21,8 +21,8 @@ from typing import TYPE_CHECKING, Any, TypeVar
 import discord
 
 from adapters.discord.markdown import to_discord
+from bot.context import OrphanedReply
 from bot.render.surface import PROVISIONAL, RateLimited, Shown, SurfaceError, SurfaceLimits
-from bot.store import StreamingReply
 
 if TYPE_CHECKING:
     from adapters.discord.hub import Hub
@@ -211,7 +211,7 @@ class DiscordSurface:
             await asyncio.sleep(TYPING_EVERY)
 
 
-def recovered_surface(hub: Hub, reply: StreamingReply) -> DiscordSurface | None:
+def recovered_surface(hub: Hub, reply: OrphanedReply) -> DiscordSurface | None:
     """A surface for a reply a crashed process left open (see ConversationService.recover)."""
     described = (reply.surface or {}).get("surface")
     channel = described.get("channel") if isinstance(described, dict) else None

@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from typing import Any
+from collections.abc import Awaitable, Callable
+from typing import Any, cast
 
 from aiohttp import web
 from slack_bolt.adapter.aiohttp import to_aiohttp_response, to_bolt_request
@@ -22,8 +23,8 @@ from adapters.slack.commands import Interactions
 from adapters.slack.events import MessageEvents
 from adapters.slack.surface import SlackBudgets
 from adapters.slack.workspace import Workspace
-from bot.commands import UserFacingError
-from bot.runtime import Runtime
+from bot.context import AdapterContext
+from bot.errors import UserFacingError
 from bot.settings import SettingsError
 
 log = logging.getLogger("parley.slack")
@@ -36,7 +37,7 @@ class SlackAdapter:
 
     def __init__(
         self,
-        runtime: Runtime,
+        ctx: AdapterContext,
         *,
         budgets: SlackBudgets | None = None,
         stream_max_age: float | None = None,
@@ -44,7 +45,7 @@ class SlackAdapter:
         drain_timeout: float = 10.0,
         connect_timeout: float = 30.0,
     ) -> None:
-        settings = runtime.settings
+        settings = ctx.settings
         if settings.slack_bot_token is None:
             raise SettingsError(["SLACK_BOT_TOKEN: not set"])
         self._app_token = settings.slack_app_token.get_secret_value() if settings.slack_app_token else None
@@ -60,7 +61,7 @@ class SlackAdapter:
         self.client = AsyncWebClient(
             token=settings.slack_bot_token.get_secret_value(), base_url=settings.slack_api_url
         )
-        self.ws = Workspace(runtime, self.client, budgets=budgets, stream_max_age=stream_max_age)
+        self.ws = Workspace(ctx, self.client, budgets=budgets, stream_max_age=stream_max_age)
         bolt_log = logging.getLogger("parley.slack.bolt")
         if _quiet_token_warning not in bolt_log.filters:
             bolt_log.addFilter(_quiet_token_warning)
@@ -83,7 +84,7 @@ class SlackAdapter:
         self._authed = False
         self._intake_open = True
         if self.mode == "http":
-            runtime.http_routes.append(("POST", EVENTS_PATH, self.handle_http))
+            ctx.add_route("POST", EVENTS_PATH, self.handle_http)
 
     # -- the Adapter protocol -------------------------------------------------------------------
 
@@ -125,22 +126,22 @@ class SlackAdapter:
         handler.client.wss_uri = url  # the URL just issued serves the first connection
         try:
             async with asyncio.timeout(self._connect_timeout):
-                await handler.connect_async()
+                await _typed(handler.connect_async)()
         except TimeoutError:
-            await handler.close_async()
+            await _typed(handler.close_async)()
             raise UserFacingError(
                 f"Slack Socket Mode: no connection within {self._connect_timeout:.0f} s ({url.split('?')[0]})"
             ) from None
         return handler
 
     async def _recover(self) -> None:
-        await self.ws.service.recover("slack", self.ws.surface_for)
+        await self.ws.ctx.recover("slack", self.ws.surface_for)
 
     async def stop_intake(self) -> None:
         """Take no new events; replies in flight go on (the core drains them next)."""
         self._intake_open = False
         if self._socket is not None:
-            await self._socket.close_async()
+            await _typed(self._socket.close_async)()
             self._socket = None
 
     async def stop(self) -> None:
@@ -196,6 +197,11 @@ def _well_formed(body: Any) -> bool:
     if "event" in body and not (isinstance(event, dict) and isinstance(event.get("type"), str)):
         return False
     return all(isinstance(body.get(key, ""), str) for key in ("type", "team_id", "event_id"))
+
+
+def _typed(method: Any) -> Callable[[], Awaitable[None]]:
+    """One of slack_sdk's untyped Socket Mode calls, with the type it has."""
+    return cast(Callable[[], Awaitable[None]], method)
 
 
 def _quiet_token_warning(record: logging.LogRecord) -> bool:

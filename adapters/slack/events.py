@@ -1,13 +1,15 @@
-"""Slack message events → :class:`~bot.types.IncomingMessage`, and when Parley answers.
+"""Slack message events → :class:`~bot.types.IncomingMessage`.
 
-When it answers:
+Whether Parley answers is :mod:`bot.routing`'s decision; this module says what each event is in
+its terms (a :class:`~bot.routing.Seen`) and prepares the message when the answer is yes:
 
-- ``app_mention`` in a channel (public, private, group DM): answered in the message's thread.
-- ``message`` in a thread where Parley has answered before: answered without a mention, unless
-  ``PARLEY_REQUIRE_MENTION`` is set.
-- ``message.im``: every DM is answered. A top-level DM belongs to one conversation per DM
-  (key thread ``""``) and is answered at the top level; a DM written in a thread is its own
-  conversation, answered in that thread.
+- ``app_mention`` in a channel (public, private, group DM) is a mention, answered in the
+  message's thread.
+- ``message`` in a thread is a possible follow-up: answered in a thread Parley has answered in,
+  unless ``PARLEY_REQUIRE_MENTION`` is set.
+- ``message.im`` is a DM. A top-level DM belongs to one conversation per DM (key thread ``""``)
+  and is answered at the top level; a DM written in a thread is its own conversation, answered
+  in that thread.
 
 Exactly once: a channel mention arrives twice when both ``app_mention`` and ``message.channels``
 are subscribed (two event ids), and Slack redelivers an event it thinks was not acknowledged
@@ -21,7 +23,8 @@ answers.
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 from slack_bolt.async_app import AsyncApp
@@ -29,6 +32,7 @@ from slack_bolt.async_app import AsyncApp
 from adapters.slack.text import mentioned_users, mentions, strip_mention, to_plain
 from adapters.slack.thread import SPOKEN_SUBTYPES, read_thread
 from adapters.slack.workspace import Identity, Workspace, is_dm_channel
+from bot.routing import Reason, Route, Seen
 from bot.types import Author, ContextMessage, ConversationKey, IncomingMessage
 
 log = logging.getLogger("parley.slack")
@@ -40,6 +44,96 @@ MESSAGE_EVENTS = ("message.channels", "message.groups", "message.im", "message.m
 def dedupe_key(channel: str, ts: str) -> str:
     """The event id for the core: one per user message, whichever event type delivered it."""
     return f"{channel}:{ts}"
+
+
+@dataclass(frozen=True, slots=True)
+class SlackMessage:
+    """A message event, parsed: who said what where, and where an answer to it goes."""
+
+    key: ConversationKey
+    channel: str
+    ts: str
+    thread_ts: str | None
+    reply_thread: str | None  # the thread an answer is posted in (None: a DM's top level)
+    author_id: str  # a bot is known by its bot user id or bot id, as PARLEY_ALLOW_BOTS lists it
+    is_bot: bool
+    is_dm: bool
+    mentioned: bool
+    text: str
+    bot_name: str = ""
+    files: Sequence[Mapping[str, Any]] = ()
+
+    @property
+    def event_id(self) -> str:
+        return dedupe_key(self.channel, self.ts)
+
+    @property
+    def in_thread(self) -> bool:
+        return self.thread_ts is not None and self.thread_ts != self.ts
+
+    def seen(self, *, admitted: bool) -> Seen:
+        return Seen(
+            self.key,
+            self.author_id,
+            is_dm=self.is_dm,
+            mentioned=self.mentioned,
+            in_thread=self.in_thread,
+            is_bot=self.is_bot,
+            admitted=admitted,
+        )
+
+
+def parse(
+    team_id: str, event: Mapping[str, Any], identity: Identity, *, mentioned: bool, allow_bots: frozenset[str]
+) -> SlackMessage | None:
+    """``event`` (already :func:`sane_event`) as a :class:`SlackMessage`; None when it is not a
+    message someone wrote to consider: no channel or ts, or Parley's own post."""
+    channel, ts = str(event.get("channel", "")), str(event.get("ts", ""))
+    author = _author(event, identity, allow_bots)
+    if not channel or not ts or author is None:
+        return None
+    author_id, is_bot = author
+    is_dm = is_dm_channel(channel) or event.get("channel_type") == "im"
+    thread_ts = str(event.get("thread_ts") or "") or None
+    team = team_id or str(event.get("team") or identity.team_id)
+    key, reply_thread = _place(team, channel, ts, thread_ts, is_dm=is_dm)
+    profile = event.get("bot_profile") or {}
+    return SlackMessage(
+        key=key,
+        channel=channel,
+        ts=ts,
+        thread_ts=thread_ts,
+        reply_thread=reply_thread,
+        author_id=author_id,
+        is_bot=is_bot,
+        is_dm=is_dm,
+        mentioned=mentioned,
+        text=str(event.get("text") or ""),
+        bot_name=str(profile.get("name") or event.get("username") or ""),
+        files=tuple(event.get("files") or ()),
+    )
+
+
+def _place(
+    team: str, channel: str, ts: str, thread_ts: str | None, *, is_dm: bool
+) -> tuple[ConversationKey, str | None]:
+    """The conversation a message belongs to, and the thread an answer goes in."""
+    if is_dm:
+        # A top-level DM belongs to the DM's one conversation; a DM thread is a conversation of its own.
+        return ConversationKey("slack", team, channel, thread_ts or ""), thread_ts
+    return ConversationKey("slack", team, channel, thread_ts or ts), thread_ts or ts
+
+
+def _author(
+    event: Mapping[str, Any], identity: Identity, allow_bots: frozenset[str]
+) -> tuple[str, bool] | None:
+    """(author id, is a bot) of a message; None for Parley's own (Bolt drops most of them already)."""
+    user, bot_id = str(event.get("user") or ""), str(event.get("bot_id") or "")
+    if user == identity.user_id or (bot_id and bot_id == identity.bot_id):
+        return None
+    if bot_id or event.get("subtype") == "bot_message":
+        return _bot_ident(user, bot_id, allow_bots), True
+    return user, False
 
 
 class MessageEvents:
@@ -70,114 +164,66 @@ class MessageEvents:
 
     async def process(self, body: Mapping[str, Any], event: Mapping[str, Any], *, mentioned: bool) -> None:
         ws = self.ws
-        event = sane_event(event)
-        body = {"team_id": body.get("team_id")} if isinstance(body.get("team_id"), str) else {}
         identity = await ws.identity()
-        channel = str(event.get("channel", ""))
-        ts = str(event.get("ts", ""))
-        user = str(event.get("user") or "")
-        bot_id = str(event.get("bot_id") or "")
-        if not channel or not ts:
+        team = body.get("team_id")
+        msg = parse(
+            team if isinstance(team, str) else "",
+            sane_event(event),
+            identity,
+            mentioned=mentioned,
+            allow_bots=ws.settings.parley_allow_bots,
+        )
+        if msg is None:
             return
-        if user == identity.user_id or (bot_id and bot_id == identity.bot_id):
-            return  # our own posts (Bolt drops most of them already)
         ws.stats.events += 1
-        is_dm = is_dm_channel(channel) or event.get("channel_type") == "im"
-        text = str(event.get("text") or "")
-        if not mentioned and not is_dm and mentions(text, identity.user_id):
+        if not mentioned and not msg.is_dm and mentions(msg.text, identity.user_id):
             ws.stats.ignored += 1
             return  # the app_mention delivery of this message answers it
-        is_bot = bool(bot_id) or event.get("subtype") == "bot_message"
-        author_id = _bot_ident(user, bot_id, ws.settings.parley_allow_bots) if is_bot else user
-        if not ws.admits(user_id=author_id, channel=channel, is_bot=is_bot):
+        admitted = ws.admits(user_id=msg.author_id, channel=msg.channel, is_bot=msg.is_bot)
+        route = await ws.ctx.routing.route(msg.seen(admitted=admitted))
+        if not route.answer:
             ws.stats.ignored += 1
-            log.info("message %s in %s not admitted by the access policy", ts, channel)
+            if route.reason is Reason.DENIED:
+                log.info("message %s in %s not admitted by the access policy", msg.ts, msg.channel)
             return
-
-        thread_ts = str(event.get("thread_ts") or "") or None
-        in_thread = thread_ts is not None and thread_ts != ts
-        team = str(body.get("team_id") or event.get("team") or identity.team_id)
-        if is_dm:
-            key = ConversationKey("slack", team, channel, thread_ts or "")
-            reply_thread = thread_ts
-        else:
-            key = ConversationKey("slack", team, channel, thread_ts or ts)
-            reply_thread = thread_ts or ts
-
-        followed: bool | None = None
-        if not mentioned and not is_dm:
-            # A plain channel message: only a follow-up in a thread Parley has answered in.
-            if not in_thread or ws.settings.parley_require_mention:
-                ws.stats.ignored += 1
-                return
-            followed = ws.service.answering(key) or await ws.store.has_assistant_reply(key)
-            if not followed:
-                ws.stats.ignored += 1
-                return
-
-        event_id = dedupe_key(channel, ts)
-        if event_id in self._preparing:
+        if msg.event_id in self._preparing:
             ws.stats.duplicates += 1
             return
-        self._preparing.add(event_id)
+        self._preparing.add(msg.event_id)
         try:
-            context: list[ContextMessage] = []
-            if in_thread and thread_ts is not None:
-                if followed is None:
-                    followed = ws.service.answering(key) or await ws.store.has_assistant_reply(key)
-                # An unseen thread is read whole. In a followed thread the store has the turns
-                # Parley took part in, but not the messages it was not asked about when mentions
-                # are required; Parley's own messages are stored already either way.
-                if not followed or ws.settings.parley_require_mention:
-                    context = await read_thread(
-                        ws, identity, channel, thread_ts, before_ts=ts, include_own=not followed
-                    )
-            msg = await self._message(
-                identity,
-                event,
-                key=key,
-                event_id=event_id,
-                author_id=author_id,
-                is_bot=is_bot,
-                reply_thread=reply_thread,
-                context=context,
-            )
+            incoming = await self._incoming(identity, msg, route)
         finally:
-            self._preparing.discard(event_id)
-        await answer(ws, msg)
+            self._preparing.discard(msg.event_id)
+        await answer(ws, incoming)
 
-    async def _message(
-        self,
-        identity: Identity,
-        event: Mapping[str, Any],
-        *,
-        key: ConversationKey,
-        event_id: str,
-        author_id: str,
-        is_bot: bool,
-        reply_thread: str | None,
-        context: list[ContextMessage],
-    ) -> IncomingMessage:
+    async def _incoming(self, identity: Identity, msg: SlackMessage, route: Route) -> IncomingMessage:
         ws = self.ws
-        raw = strip_mention(str(event.get("text") or ""), identity.user_id)
+        context: list[ContextMessage] = []
+        if route.read_back and msg.thread_ts is not None:
+            context = await read_thread(
+                ws, identity, msg.channel, msg.thread_ts, before_ts=msg.ts, include_own=route.include_own
+            )
+        raw = strip_mention(msg.text, identity.user_id)
         names = await ws.directory.names(u for u in mentioned_users(raw) if u != identity.user_id)
-        if is_bot:
-            profile = event.get("bot_profile") or {}
-            author = Author(author_id, str(profile.get("name") or event.get("username") or author_id), True)
+        if msg.is_bot:
+            author = Author(msg.author_id, msg.bot_name or msg.author_id, True)
         else:
-            author = Author(author_id, (await ws.directory.user(author_id)).name)
+            author = Author(msg.author_id, (await ws.directory.user(msg.author_id)).name)
         # Files earlier in the thread travel on the context messages; the file pipeline reads both.
         return IncomingMessage(
-            key=key,
-            event_id=event_id,
+            key=msg.key,
+            event_id=msg.event_id,
             author=author,
             text=to_plain(raw, names),
             surface=ws.surface(
-                team_id=key.workspace, channel=key.channel, thread_ts=reply_thread, user_id=author_id
+                team_id=msg.key.workspace,
+                channel=msg.channel,
+                thread_ts=msg.reply_thread,
+                user_id=msg.author_id,
             ),
-            attachments=ws.files.attachments(event.get("files") or []),
+            attachments=ws.files.attachments(msg.files),
             context=context,
-            platform_message_id=str(event.get("ts") or ""),
+            platform_message_id=msg.ts,
         )
 
 
@@ -215,11 +261,10 @@ def sane_event(event: Mapping[str, Any]) -> dict[str, Any]:
 
 
 async def answer(ws: Workspace, msg: IncomingMessage) -> None:
-    result = await ws.service.handle(msg)
-    if result is None:
-        ws.stats.duplicates += 1
-    else:
+    if await ws.ctx.handle(msg):
         ws.stats.answered += 1
+    else:
+        ws.stats.duplicates += 1
 
 
 def _bot_ident(user: str, bot_id: str, allowed: frozenset[str]) -> str:

@@ -18,6 +18,7 @@ _SUBTEAM = re.compile(r"<!subteam\^([A-Z0-9]+)(?:\|([^>]*))?>")
 _DATE = re.compile(r"<!date\^[^|>]*\|([^>]*)>")
 _LINK = re.compile(r"<((?:https?|mailto|tel):[^|>]+)(?:\|([^>]*))?>")
 _SPACES = re.compile(r"[ \t]{2,}")
+_BOLD = re.compile(r"\*\*(?=\S)(.+?)(?<=\S)\*\*")
 
 
 def mentioned_users(text: str) -> list[str]:
@@ -55,6 +56,12 @@ def to_plain(text: str, names: Mapping[str, str]) -> str:
     out = _LINK.sub(link, out)
     # Unescape last, so an escaped "&lt;@U1&gt;" typed by a user never turns into a mention.
     return out.replace("&lt;", "<").replace("&gt;", ">").replace("&amp;", "&")
+
+
+def to_mrkdwn(markdown: str) -> str:
+    """The Markdown of Parley's own short sentences (bot.controls) as Slack mrkdwn, for answers
+    that go out as ``text``: ``**bold**`` is ``*bold*`` there; code, quotes and mentions are alike."""
+    return _BOLD.sub(r"*\1*", markdown)
 
 
 def message_markdown(message: Mapping[str, Any]) -> str:

@@ -43,49 +43,69 @@ async def read_thread(
     limit = ws.settings.parley_context_messages
     if limit <= 0:
         return []
-    raw: list[Mapping[str, Any]] = []
-    cursor: str | None = None
     try:
-        for _ in range(_MAX_PAGES):
-            response = await ws.client.conversations_replies(
-                channel=channel, ts=thread_ts, limit=_PAGE, cursor=cursor, latest=before_ts, inclusive=False
-            )
-            raw.extend(m for m in response.get("messages") or [] if isinstance(m, Mapping))
-            cursor = (response.get("response_metadata") or {}).get("next_cursor") or None
-            if not response.get("has_more") or not cursor:
-                break
+        raw = await _replies(ws, channel, thread_ts, before_ts)
     except Exception as exc:
         log.warning("could not read thread %s in %s: %s", thread_ts, channel, exc)
         return []
+    kept = _newest(_spoken(raw, identity, before_ts, include_own), thread_ts, limit)
+    # Bots are named by their bot_profile; people need a users.info look-up (cached).
+    users = [str(m["user"]) for m in kept if m.get("user") and not m.get("bot_id")]
+    for m in kept:
+        users.extend(mentioned_users(message_markdown(m)))
+    names = await ws.directory.names(u for u in users if u != identity.user_id)
+    return [_context(ws, m, identity, names) for m in kept]
+
+
+async def _replies(
+    ws: Workspace, channel: str, thread_ts: str, before_ts: str | None
+) -> list[Mapping[str, Any]]:
+    """``conversations.replies``, page after page (at most ``_MAX_PAGES``), oldest first."""
+    raw: list[Mapping[str, Any]] = []
+    cursor: str | None = None
+    for _ in range(_MAX_PAGES):
+        response = await ws.client.conversations_replies(
+            channel=channel, ts=thread_ts, limit=_PAGE, cursor=cursor, latest=before_ts, inclusive=False
+        )
+        raw.extend(m for m in response.get("messages") or [] if isinstance(m, Mapping))
+        cursor = (response.get("response_metadata") or {}).get("next_cursor") or None
+        if not response.get("has_more") or not cursor:
+            break
+    return raw
+
+
+def _spoken(
+    raw: Sequence[Mapping[str, Any]], identity: Identity, before_ts: str | None, include_own: bool
+) -> list[Mapping[str, Any]]:
+    """What people and bots said before ``before_ts`` (Parley's own only if ``include_own``)."""
     if before_ts is not None:
         raw = [m for m in raw if float(m.get("ts") or 0) < float(before_ts)]
-    raw = [
+    return [
         m
         for m in raw
         if m.get("subtype") in SPOKEN_SUBTYPES and _said_by(m) and (include_own or not _own(m, identity))
     ]
-    if len(raw) > limit:
-        # The first message says what the thread is about; the newest say where it stands.
-        first = [raw[0]] if raw[0].get("ts") == thread_ts else []
-        raw = first + raw[len(raw) - (limit - len(first)) :]
-    # Bots are named by their bot_profile; people need a users.info look-up (cached).
-    users = [str(m["user"]) for m in raw if m.get("user") and not m.get("bot_id")]
-    for m in raw:
-        users.extend(mentioned_users(message_markdown(m)))
-    names = await ws.directory.names(u for u in users if u != identity.user_id)
-    messages: list[ContextMessage] = []
-    for m in raw:
-        files = ws.files.attachments(m.get("files") or [])
-        messages.append(
-            ContextMessage(
-                author=_author(m, identity, names),
-                text=_text(m, identity, names, files),
-                from_assistant=_own(m, identity),
-                attachments=files,
-                platform_id=str(m.get("ts") or ""),
-            )
-        )
-    return messages
+
+
+def _newest(raw: list[Mapping[str, Any]], thread_ts: str, limit: int) -> list[Mapping[str, Any]]:
+    """At most ``limit`` messages: the first says what the thread is about, the newest where it stands."""
+    if len(raw) <= limit:
+        return raw
+    first = [raw[0]] if raw[0].get("ts") == thread_ts else []
+    return first + raw[len(raw) - (limit - len(first)) :]
+
+
+def _context(
+    ws: Workspace, m: Mapping[str, Any], identity: Identity, names: Mapping[str, str]
+) -> ContextMessage:
+    files = ws.files.attachments(m.get("files") or [])
+    return ContextMessage(
+        author=_author(m, identity, names),
+        text=_text(m, identity, names, files),
+        from_assistant=_own(m, identity),
+        attachments=files,
+        platform_id=str(m.get("ts") or ""),
+    )
 
 
 def _said_by(m: Mapping[str, Any]) -> bool:

@@ -20,9 +20,8 @@ from adapters.slack.directory import Directory
 from adapters.slack.files import FileFetcher
 from adapters.slack.surface import NativeStreaming, SlackBudgets, SlackSurface, StatusSwitch
 from bot.access import admitted
-from bot.commands import UserFacingError
-from bot.runtime import Runtime
-from bot.store import StreamingReply
+from bot.context import AdapterContext, OrphanedReply
+from bot.errors import UserFacingError
 from bot.tasks import TaskSet
 
 log = logging.getLogger("parley.slack")
@@ -59,17 +58,15 @@ class SlackStats:
 class Workspace:
     def __init__(
         self,
-        runtime: Runtime,
+        ctx: AdapterContext,
         client: AsyncWebClient,
         *,
         budgets: SlackBudgets | None = None,
         stream_max_age: float | None = None,
     ) -> None:
-        settings = runtime.settings
-        self.runtime = runtime
+        settings = ctx.settings
+        self.ctx = ctx
         self.settings = settings
-        self.store = runtime.store
-        self.service = runtime.service
         self.client = client
         self.budgets = budgets or SlackBudgets()
         self.streaming = NativeStreaming(settings.parley_slack_native_streaming)
@@ -163,10 +160,10 @@ class Workspace:
             status=self.status,
             spawn=self.spawn,
             # Slack's own stop control on a native stream: same effect as our Stop button.
-            on_user_stop=self.service.stop,
+            on_user_stop=self.ctx.stop,
         )
 
-    def surface_for(self, reply: StreamingReply) -> SlackSurface | None:
+    def surface_for(self, reply: OrphanedReply) -> SlackSurface | None:
         """A surface for a reply a crashed process left open (see ConversationService.recover)."""
         described = (reply.surface or {}).get("surface")
         info: Mapping[str, Any] = described if isinstance(described, Mapping) else {}
