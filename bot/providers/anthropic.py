@@ -1,41 +1,18 @@
-"""Anthropic messages format (``POST /v1/messages``), which the gateway passes through for Claude."""
+"""Anthropic messages format (``POST /v1/messages``), which the gateway passes through for Claude:
+the request body. The stream is read by :mod:`bot.providers.anthropic_decode`."""
 
 from __future__ import annotations
 
 from typing import Any
 
-from bot.providers.base import (
-    ChatRequest,
-    DocumentPart,
-    Finish,
-    ImagePart,
-    StreamEvent,
-    TextDelta,
-    TextPart,
-    ThinkingDelta,
-    Turn,
-    Usage,
-    UsageReport,
-)
+from bot.providers.anthropic_decode import AnthropicDecoder
+from bot.providers.base import ChatRequest, DocumentPart, ImagePart, TextPart, Turn
 from bot.providers.body import Base64Data, materialize
-from bot.providers.classify import error_from_stream
-from bot.providers.errors import ProviderError
-from bot.providers.sse import BareLine, SSEEvent
-from bot.providers.streaming import StreamingProvider, WireDecoder, loads
-from bot.types import Outcome
+from bot.providers.streaming import StreamingProvider, WireDecoder
+
+__all__ = ["AnthropicDecoder", "AnthropicProvider", "build_anthropic_body", "lazy_anthropic_body"]
 
 ANTHROPIC_VERSION = "2023-06-01"
-
-_OUTCOMES = {
-    "end_turn": Outcome.COMPLETE,
-    "stop_sequence": Outcome.COMPLETE,
-    "tool_use": Outcome.COMPLETE,
-    "pause_turn": Outcome.COMPLETE,
-    "max_tokens": Outcome.LENGTH,
-    "model_context_window_exceeded": Outcome.LENGTH,
-    "refusal": Outcome.FILTERED,
-}
-
 
 _CACHE = {"type": "ephemeral"}
 MAX_CACHE_BREAKPOINTS = 4  # the API rejects a request with more cache_control blocks
@@ -109,106 +86,6 @@ def lazy_anthropic_body(request: ChatRequest) -> dict[str, Any]:
     body.update(request.extra)
     body["stream"] = True
     return body
-
-
-def _int(value: object) -> int | None:
-    return value if isinstance(value, int) else None
-
-
-class AnthropicDecoder:
-    __slots__ = ("_counts", "_done", "_secret", "stop_reason", "usage")
-
-    def __init__(self, secret: str | None = None) -> None:
-        self.usage = Usage()
-        self.stop_reason: str | None = None
-        self._done = False
-        self._secret = secret
-        self._counts: dict[str, int] = {}
-
-    @property
-    def done(self) -> bool:
-        return self._done
-
-    @property
-    def complete(self) -> bool:
-        # An upstream error may not be forwarded, so only message_stop proves the end.
-        return self._done
-
-    def feed(self, item: SSEEvent | BareLine) -> list[StreamEvent]:
-        payload = loads(item.text if isinstance(item, BareLine) else item.data)
-        if not isinstance(payload, dict):
-            return []
-        kind = payload.get("type") or (item.event if isinstance(item, SSEEvent) else None)
-        if kind == "content_block_delta":
-            delta = payload.get("delta")
-            if isinstance(delta, dict):
-                kind = delta.get("type")
-                if kind == "text_delta":
-                    return self._text(TextDelta, delta.get("text"))
-                if kind == "thinking_delta":
-                    return self._text(ThinkingDelta, delta.get("thinking"))
-            return []  # signature_delta, input_json_delta, and whatever comes next
-        if kind == "message_start":
-            message = payload.get("message")
-            if isinstance(message, dict):
-                self._count(message.get("usage"))
-            return []
-        if kind == "content_block_start":
-            block = payload.get("content_block")
-            if isinstance(block, dict):
-                if block.get("type") == "text":
-                    return self._text(TextDelta, block.get("text"))
-                if block.get("type") == "thinking":
-                    return self._text(ThinkingDelta, block.get("thinking"))
-            return []
-        if kind == "message_delta":
-            delta = payload.get("delta")
-            if isinstance(delta, dict) and isinstance(delta.get("stop_reason"), str):
-                self.stop_reason = delta["stop_reason"]
-            if self._count(payload.get("usage")):
-                return [UsageReport(self.usage)]
-            return []
-        if kind == "message_stop":
-            self._done = True
-        elif kind == "error" or (kind is None and "error" in payload):
-            raise error_from_stream(payload, secret=self._secret)
-        return []
-
-    @staticmethod
-    def _text(cls: type[TextDelta] | type[ThinkingDelta], value: object) -> list[StreamEvent]:
-        return [cls(value)] if isinstance(value, str) and value else []
-
-    def _count(self, raw: object) -> bool:
-        """Merge a usage object (message_start's, then message_delta's cumulative ones)."""
-        if not isinstance(raw, dict):
-            return False
-        counts = self._counts
-        for wire, name in (
-            ("input_tokens", "input"),
-            ("output_tokens", "output"),
-            ("cache_read_input_tokens", "cache_read"),
-            ("cache_creation_input_tokens", "cache_write"),
-        ):
-            value = _int(raw.get(wire))
-            if value is not None:
-                counts[name] = value
-        details = raw.get("output_tokens_details")
-        if isinstance(details, dict) and (thinking := _int(details.get("thinking_tokens"))) is not None:
-            counts["thinking"] = thinking
-        self.usage = Usage(
-            input_tokens=counts.get("input", 0),
-            output_tokens=counts.get("output", 0),  # thinking included, as Anthropic bills it
-            thinking_tokens=counts.get("thinking", 0),
-            cache_read_tokens=counts.get("cache_read", 0),
-            cache_write_tokens=counts.get("cache_write", 0),
-        )
-        return True
-
-    def finish(self, error: ProviderError | None) -> Finish:
-        if not self._done:
-            return Finish(Outcome.TRUNCATED, self.stop_reason, self.usage, error)
-        outcome = _OUTCOMES.get(self.stop_reason or "", Outcome.COMPLETE)
-        return Finish(outcome, self.stop_reason, self.usage)
 
 
 class AnthropicProvider(StreamingProvider):

@@ -39,7 +39,16 @@ from typing import Any, Literal, Self
 from aiohttp import web
 from multidict import CIMultiDict
 
-from bot.providers.base import Finish, StreamEvent, TextDelta, ThinkingDelta, Usage, UsageReport
+from bot.providers.base import (
+    Finish,
+    StreamEvent,
+    TextDelta,
+    ThinkingDelta,
+    ToolCall,
+    ToolCallStarted,
+    Usage,
+    UsageReport,
+)
 
 from .loopback import LoopbackServer
 
@@ -205,6 +214,11 @@ class Collected:
     finish: Finish | None = None
     usage_reports: list[Usage] = field(default_factory=list)
     kinds: list[str] = field(default_factory=list)  # event class names, in order
+    tool_starts: list[ToolCallStarted] = field(default_factory=list)
+
+    @property
+    def tool_calls(self) -> tuple[ToolCall, ...]:
+        return self.finish.tool_calls if self.finish is not None else ()
 
 
 async def collect(events: AsyncIterator[StreamEvent]) -> Collected:
@@ -218,6 +232,8 @@ async def collect(events: AsyncIterator[StreamEvent]) -> Collected:
             out.thinking += event.text
         elif isinstance(event, UsageReport):
             out.usage_reports.append(event.usage)
+        elif isinstance(event, ToolCallStarted):
+            out.tool_starts.append(event)
         else:
             assert out.finish is None, "a second Finish"
             out.finish = event
@@ -756,6 +772,22 @@ def _peer(request: web.Request) -> tuple[str, int] | None:
     return (str(address[0]), int(address[1])) if address else None
 
 
+def _flat(value: Any, thinking: bool) -> tuple[str, str]:
+    """(text, thinking) in an OpenAI-format content value: a string or a list of typed parts."""
+    if isinstance(value, str):
+        return ("", value) if thinking else (value, "")
+    text = think = ""
+    for part in value if isinstance(value, list) else [value] if isinstance(value, dict) else []:
+        if isinstance(part, dict):
+            kind = part.get("type")
+            inner = part.get(kind) if kind in ("thinking", "reasoning") else part.get("text")
+            more = _flat(inner, thinking or kind in ("thinking", "reasoning"))
+        else:
+            more = _flat(part, thinking)
+        text, think = text + more[0], think + more[1]
+    return text, think
+
+
 def _content_of(payload: Any) -> tuple[str, str]:
     """Text and thinking carried by one captured payload of either format."""
     if not isinstance(payload, dict):
@@ -766,5 +798,7 @@ def _content_of(payload: Any) -> tuple[str, str]:
     choices = payload.get("choices")
     if choices and isinstance(choices[0], dict) and isinstance(choices[0].get("delta"), dict):
         d = choices[0]["delta"]
-        return str(d.get("content") or ""), str(d.get("reasoning_content") or "")
+        text, thinking = _flat(d.get("content") or "", False)
+        reasoning = d.get("reasoning_content") or d.get("reasoning") or ""
+        return text, _flat(reasoning, True)[1] + thinking
     return "", ""
