@@ -88,8 +88,9 @@ class Reply:
     Failures, counted in content deltas (text or thinking) sent before they strike:
     ``status`` ≥ 400 answers ``body`` (dict → JSON; see :meth:`http_error`) before any stream;
     ``drop_after`` closes the connection; ``stall_after`` stops sending but keeps it open;
-    ``error_after`` sends ``error`` (a bare JSON line in OpenAI format, an ``error`` event in
-    Anthropic format) and ends the body; ``garbage_after`` sends ``garbage`` bytes and goes on.
+    ``error_after`` sends ``error`` (a bare JSON line in OpenAI format, or a ``data:`` line with
+    ``error_as_data``; an ``error`` event in Anthropic format) and ends the body;
+    ``garbage_after`` sends ``garbage`` bytes and goes on.
 
     Wire shape: ``line_ending`` ("\\n", "\\r\\n", "\\r"); ``split_bytes`` writes every frame in
     pieces of that many bytes, ``split_delay`` apart (to split UTF-8 characters on the wire);
@@ -113,6 +114,7 @@ class Reply:
     stall_after: int | None = None
     error_after: int | None = None
     error: dict[str, Any] | None = None
+    error_as_data: bool = False
     garbage_after: int | None = None
     garbage: bytes = DEFAULT_GARBAGE
     line_ending: str = "\n"
@@ -586,6 +588,8 @@ class _Sender:
                 "code": "bad_response_body",
             }
         }
+        if self.reply.error_as_data:
+            return f"data: {_sse_json(payload)}\n\n".encode()
         return f"{_sse_json(payload)}\n".encode()
 
     # Writing and waiting.
