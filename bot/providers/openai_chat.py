@@ -4,12 +4,23 @@ Gemini and every other non-Claude model: the request body. The stream is read by
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
-from bot.providers.base import ChatRequest, DocumentPart, ImagePart, TextPart, Turn
+from bot.providers.base import (
+    ChatRequest,
+    DocumentPart,
+    ImagePart,
+    Part,
+    TextPart,
+    ToolCallPart,
+    ToolResultPart,
+    Turn,
+)
 from bot.providers.body import Base64Data, materialize
 from bot.providers.openai_decode import OpenAIChatDecoder, parse_openai_usage
 from bot.providers.streaming import StreamingProvider, WireDecoder
+from bot.providers.tools import object_schema, openai_arguments, result_text, wire_id
 
 __all__ = [
     "OpenAIChatDecoder",
@@ -24,26 +35,96 @@ def _data_uri(media_type: str, data: bytes) -> Base64Data:
     return Base64Data(data, f"data:{media_type};base64,")
 
 
-def _content(turn: Turn) -> str | list[dict[str, Any]]:
+def _file_part(part: Part) -> dict[str, Any] | None:
+    if isinstance(part, TextPart):
+        return {"type": "text", "text": part.text}
+    if isinstance(part, ImagePart):
+        return {"type": "image_url", "image_url": {"url": _data_uri(part.media_type, part.data)}}
+    if isinstance(part, DocumentPart):
+        # The gateway does not fetch URLs in file_data: the bytes travel inline.
+        return {
+            "type": "file",
+            "file": {"filename": part.name, "file_data": _data_uri(part.media_type, part.data)},
+        }
+    return None  # tool parts travel as messages of their own
+
+
+def _content(parts: Sequence[Part]) -> str | list[dict[str, Any]]:
     # Plain strings where possible: some upstreams reject list content on assistant turns.
-    if all(isinstance(part, TextPart) for part in turn.parts):
+    if all(isinstance(part, TextPart) for part in parts):
         # Separate blocks stay separate: a file's text must not run into the question.
-        return "\n\n".join(part.text for part in turn.parts if isinstance(part, TextPart))
-    out: list[dict[str, Any]] = []
-    for part in turn.parts:
-        if isinstance(part, TextPart):
-            out.append({"type": "text", "text": part.text})
-        elif isinstance(part, ImagePart):
-            out.append({"type": "image_url", "image_url": {"url": _data_uri(part.media_type, part.data)}})
-        elif isinstance(part, DocumentPart):
-            # The gateway does not fetch URLs in file_data: the bytes travel inline.
-            out.append(
-                {
-                    "type": "file",
-                    "file": {"filename": part.name, "file_data": _data_uri(part.media_type, part.data)},
-                }
-            )
-    return out
+        return "\n\n".join(part.text for part in parts if isinstance(part, TextPart))
+    return [block for part in parts if (block := _file_part(part)) is not None]
+
+
+def _assistant(turn: Turn) -> dict[str, Any]:
+    calls = [part.call for part in turn.parts if isinstance(part, ToolCallPart)]
+    if not calls:
+        return {"role": "assistant", "content": _content(turn.parts)}
+    text = "\n\n".join(part.text for part in turn.parts if isinstance(part, TextPart) and part.text)
+    return {
+        "role": "assistant",
+        "content": text or None,
+        "tool_calls": [
+            {
+                "id": wire_id(call.id),
+                "type": "function",
+                "function": {"name": call.name, "arguments": openai_arguments(call)},
+            }
+            for call in calls
+        ],
+    }
+
+
+def _user(turn: Turn) -> list[dict[str, Any]]:
+    """One ``tool`` message per result (they must follow the assistant's calls directly), then
+    a user message for anything else the turn holds."""
+    messages: list[dict[str, Any]] = [
+        {"role": "tool", "tool_call_id": wire_id(part.call_id), "content": result_text(part)}
+        for part in turn.parts
+        if isinstance(part, ToolResultPart)
+    ]
+    rest = [part for part in turn.parts if not isinstance(part, ToolResultPart)]
+    if rest:
+        messages.append({"role": turn.role, "content": _content(rest)})
+    return messages
+
+
+def _messages(request: ChatRequest) -> list[dict[str, Any]]:
+    messages: list[dict[str, Any]] = []
+    if request.system:
+        messages.append({"role": "system", "content": request.system})
+    for turn in request.turns:
+        if not turn.parts:
+            continue
+        if turn.role == "assistant":
+            messages.append(_assistant(turn))
+        else:
+            messages.extend(_user(turn))
+    return messages
+
+
+def _tools(request: ChatRequest) -> dict[str, Any]:
+    """``tools`` and ``tool_choice``. With nothing offered nothing is declared: this format
+    takes tool history without declarations."""
+    if not request.tools:
+        return {}
+    fields: dict[str, Any] = {
+        "tools": [
+            {
+                "type": "function",
+                "function": {
+                    "name": spec.name,
+                    "description": spec.description,
+                    "parameters": object_schema(spec.parameters),
+                },
+            }
+            for spec in request.tools
+        ]
+    }
+    if request.tool_choice == "none":
+        fields["tool_choice"] = "none"
+    return fields
 
 
 def build_openai_body(request: ChatRequest) -> dict[str, Any]:
@@ -57,17 +138,14 @@ def lazy_openai_body(request: ChatRequest) -> dict[str, Any]:
 
     ``thinking_budget`` has no portable field in this format (Gemini thinks through ``-thinking``
     model names or gateway-specific fields): set those through ``extra``."""
-    messages: list[dict[str, Any]] = []
-    if request.system:
-        messages.append({"role": "system", "content": request.system})
-    messages.extend({"role": turn.role, "content": _content(turn)} for turn in request.turns if turn.parts)
     body: dict[str, Any] = {
         "model": request.model,
-        "messages": messages,
+        "messages": _messages(request),
         "max_tokens": request.max_tokens,
     }
     if request.temperature is not None:
         body["temperature"] = request.temperature
+    body.update(_tools(request))
     body.update(request.extra)
     body["stream"] = True
     body["stream_options"] = {"include_usage": True}

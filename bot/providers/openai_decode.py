@@ -23,7 +23,7 @@ from bot.providers.base import (
     Usage,
     UsageReport,
 )
-from bot.providers.calls import CallBook
+from bot.providers.calls import CallBook, PendingCall
 from bot.providers.classify import error_from_stream
 from bot.providers.errors import ProviderError
 from bot.providers.sse import BareLine, SSEEvent
@@ -188,17 +188,26 @@ class OpenAIChatDecoder:
         for position, fragment in enumerate(fragments):
             if not isinstance(fragment, dict):
                 continue
-            index = fragment.get("index")
-            key = index if isinstance(index, int) else position
             function = fragment.get("function")
             function = function if isinstance(function, dict) else {}
-            ident = fragment.get("id")
-            call = self._calls.get(key)
-            if call is None or call.is_another(ident):
-                call = self._calls.open(key)
-            call.adopt(ident, function.get("name"))
+            ident, name = fragment.get("id"), function.get("name")
+            call = self._slot(fragment.get("index"), position, ident, name)
+            call.adopt(ident, name)
             call.add_arguments(function.get("arguments"))
             call.announce(out)
+
+    def _slot(self, index: object, position: int, ident: object, name: object) -> PendingCall:
+        """The call a fragment continues, or a new one."""
+        positional = not isinstance(index, int)
+        key = position if not isinstance(index, int) else index
+        call = self._calls.get(key)
+        if call is None or call.is_another(ident):
+            return self._calls.open(key)
+        if positional and name and call.parts:
+            # No index: a fragment naming a tool after this position's call has its arguments
+            # is the next call (providers that send each call whole).
+            return self._calls.open(key)
+        return call
 
     def finish(self, error: ProviderError | None) -> Finish:
         if self.stop_reason is None:

@@ -12,6 +12,10 @@ Two ways to run it::
     with FakeGateway.in_thread() as gw:       # its own loop in a thread: sync code, subprocesses
         subprocess.run([...], env={..., "APICORE_BASE_URL": gw.url})
 
+Tool calls: ``Reply(tool_calls=[FakeToolCall("read_url", {"url": …}), …])`` streams them as real
+providers do (see :mod:`tests.fakes.gateway_tools`); ``gw.last.tool_results`` reads the results a
+client sent back, in either format.
+
 Replies: ``gw.script(Reply(...), ...)`` queues replies for the streaming routes (first in, first
 out); when the queue is empty ``gw.default`` answers (a :class:`Reply` or a function of the
 :class:`RecordedRequest`). A Reply without ``text`` echoes ``"You said: <last user text>"``.
@@ -50,6 +54,15 @@ from bot.providers.base import (
     UsageReport,
 )
 
+from .gateway_tools import (
+    FakeToolCall,
+    SentResult,
+    anthropic_tool_events,
+    declared_tools,
+    openai_tool_chunks,
+    replayed_calls,
+    tool_results,
+)
 from .loopback import LoopbackServer
 
 STREAM_PATHS = ("/v1/chat/completions", "/v1/messages")
@@ -76,7 +89,9 @@ class FakeUsage:
 class Reply:
     """One answer. Every field has a realistic default; set only what a test is about.
 
-    Content: ``text`` (None → echo the last user text), ``thinking`` (None → a short thought
+    Content: ``text`` (None → echo the last user text, or nothing when there are ``tool_calls``),
+    ``tool_calls`` (after the text; arguments in ``fragment_chars``-sized pieces, interleaved by
+    index in OpenAI format unless ``interleave`` is off), ``thinking`` (None → a short thought
     when an Anthropic request asks for thinking, else none), split into word-sized deltas or
     ``chunk_chars``-sized ones. ``finish``: "complete"/"length"/"filtered" (mapped per format)
     or a literal wire value, None to end without one. ``usage``: None → counted from the
@@ -122,6 +137,9 @@ class Reply:
     split_delay: float = 0.0
     events: list[str] | None = None
     raw: list[bytes] | None = None
+    tool_calls: list[FakeToolCall] | None = None
+    fragment_chars: int = 4
+    interleave: bool = True
 
     @classmethod
     def http_error(
@@ -182,6 +200,21 @@ class RecordedRequest:
 
     def header(self, name: str) -> str | None:
         return self.headers.get(name)
+
+    @property
+    def tool_results(self) -> list[SentResult]:
+        """The tool results this request sent back (OpenAI tool messages, Anthropic blocks)."""
+        return tool_results(self.json)
+
+    @property
+    def replayed_calls(self) -> list[tuple[str, str, Any]]:
+        """The calls this request's history replays: (id, name, arguments or input)."""
+        return replayed_calls(self.json)
+
+    @property
+    def tools(self) -> list[str]:
+        """The names of the tools this request declares."""
+        return declared_tools(self.json)
 
     @property
     def text_sent(self) -> str:
@@ -646,6 +679,8 @@ class _Sender:
         reply, record = self.reply, self.record
         body = record.json if isinstance(record.json, dict) else {}
         text = reply.text if reply.text is not None else f"You said: {record.last_user_text}"
+        if reply.text is None and reply.tool_calls:
+            text = ""
         thinking = reply.thinking
         if thinking is None:
             wants = self.fmt == "anthropic" and isinstance(body.get("thinking"), dict)
@@ -658,6 +693,8 @@ class _Sender:
             thinking_tokens=len(thinking_pieces),
         )
         finish = NEUTRAL_FINISH[self.fmt].get(reply.finish or "", reply.finish)
+        if reply.tool_calls and reply.finish == "complete":
+            finish = "tool_use" if self.fmt == "anthropic" else "tool_calls"
         model = record.model or "unknown"
         build = self.anthropic_frames if self.fmt == "anthropic" else self.openai_frames
         return build(model, text_pieces, thinking_pieces, finish, usage)
@@ -686,6 +723,11 @@ class _Sender:
         frames = [_Frame(chunk(choice({"role": "assistant", "content": ""})), "pre")]
         frames += [_Frame(chunk(choice({"reasoning_content": t})), "content", thinking=t) for t in thinking]
         frames += [_Frame(chunk(choice({"content": t})), "content", text=t) for t in text]
+        if self.reply.tool_calls:
+            calls = openai_tool_chunks(
+                self.reply.tool_calls, self.reply.fragment_chars, self.reply.interleave
+            )
+            frames += [_Frame(chunk(choices), "content") for choices in calls]
         if finish is not None:
             frames.append(_Frame(chunk(choice({}, finish)), "tail"))
         if self.reply.send_usage:
@@ -747,10 +789,19 @@ class _Sender:
             frames.append(_Frame(delta(0, "signature_delta", "signature", "ZmFrZS1zaWduYXR1cmU="), "tail"))
             frames.append(_Frame(event({"type": "content_block_stop", "index": 0}), "tail"))
             index = 1
-        start = {"type": "content_block_start", "index": index, "content_block": {"type": "text", "text": ""}}
-        frames.append(_Frame(event(start), "pre" if not thinking else "tail"))
-        frames += [_Frame(delta(index, "text_delta", "text", t), "content", text=t) for t in text]
-        frames.append(_Frame(event({"type": "content_block_stop", "index": index}), "tail"))
+        calls = self.reply.tool_calls or []
+        if text or not calls:
+            start = {
+                "type": "content_block_start",
+                "index": index,
+                "content_block": {"type": "text", "text": ""},
+            }
+            frames.append(_Frame(event(start), "pre" if not thinking else "tail"))
+            frames += [_Frame(delta(index, "text_delta", "text", t), "content", text=t) for t in text]
+            frames.append(_Frame(event({"type": "content_block_stop", "index": index}), "tail"))
+            index += 1
+        for payload in anthropic_tool_events(calls, self.reply.fragment_chars, index):
+            frames.append(_Frame(event(payload), "content"))
         if finish is None:
             return frames
         final_usage: dict[str, Any] = {
