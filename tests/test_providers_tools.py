@@ -514,3 +514,11 @@ def test_ids_fit_both_formats_and_map_the_same_way_every_time() -> None:
         assert ANTHROPIC_ID.match(mapped) and len(mapped) <= 40
         assert mapped == wire_id(odd)
     assert wire_id("a.b") != wire_id("a:b")
+
+
+@BOTH
+async def test_the_fake_echoes_the_question_not_the_tool_results(
+    gw: FakeGateway, gateway: Gateway, model: str
+) -> None:
+    out = await collect(gateway.stream(ask(model, *history(("toolu_1", "toolu_2")))))
+    assert out.text == "You said: Read both pages."

@@ -226,17 +226,17 @@ class RecordedRequest:
 
     @property
     def last_user_text(self) -> str:
+        """The text of the last user message that has any (one of only tool results has none)."""
         messages = self.json.get("messages") if isinstance(self.json, dict) else None
         for message in reversed(messages or []):
             if isinstance(message, dict) and message.get("role") == "user":
                 content = message.get("content")
                 if isinstance(content, str):
                     return content
-                return "".join(
-                    part.get("text", "")
-                    for part in content or []
-                    if isinstance(part, dict) and part.get("type") == "text"
-                )
+                parts = [part for part in content or [] if isinstance(part, dict)]
+                if all(part.get("type") == "tool_result" for part in parts) and parts:
+                    continue
+                return "".join(part.get("text", "") for part in parts if part.get("type") == "text")
         return ""
 
 
