@@ -26,7 +26,7 @@ import asyncio
 import json
 import logging
 import random
-from collections.abc import AsyncGenerator, AsyncIterator, Iterator, Sequence
+from collections.abc import AsyncGenerator, AsyncIterator, Sequence
 from contextlib import AsyncExitStack
 from typing import Any, Protocol
 
@@ -148,7 +148,7 @@ class _ReadDeadline:
             self._handle = None
         if self._handle is None:
             self._handle = self._loop.call_at(self.deadline, self._fire)
-        task = self._task = asyncio.current_task()
+        task = self._task = asyncio.current_task(self._loop)
         assert task is not None
         cancelling = task.cancelling()
         self._reading = True
@@ -193,25 +193,36 @@ def _body_chunks(response: httpx.Response) -> AsyncIterator[bytes]:
 
 
 class _Run:
-    """One response being read: the body's chunks through SSE into the wire format's decoder,
-    with the timing and failure rules of the module notes.
+    """One attempt: send the request, then read the body's chunks through SSE into the wire
+    format's decoder, with the timing and failure rules of the module notes.
 
     ``committed`` turns true with the first text, thinking or tool-call event: from then on
     nothing is raised (so nothing is retried) and a failure ends the stream with a Finish.
+    :meth:`events` is the only generator between the socket and the caller's loop (one layer per
+    event less than a wrapper around it: this runs once per token).
     """
 
-    __slots__ = ("_chunks", "_policy", "_progressed", "_reads", "_received", "_sse", "committed", "decoder")
+    __slots__ = (
+        "_chunks",
+        "_ended",
+        "_progressed",
+        "_provider",
+        "_reads",
+        "_received",
+        "_sse",
+        "committed",
+        "decoder",
+    )
 
-    def __init__(
-        self, decoder: WireDecoder, policy: GatewayPolicy, reads: _ReadDeadline, chunks: AsyncIterator[bytes]
-    ) -> None:
-        self.decoder = decoder
-        self._policy = policy
-        self._reads = reads
-        self._chunks = chunks
+    def __init__(self, provider: StreamingProvider) -> None:
+        self._provider = provider
+        self.decoder = provider.new_decoder()
         self._sse = SSEDecoder()
+        self._reads: _ReadDeadline
+        self._chunks: AsyncIterator[bytes]
         self._received = 0
         self._progressed = False
+        self._ended = False
         self.committed = False
 
     @property
@@ -219,27 +230,36 @@ class _Run:
         """Past the point of retrying: content went out, or the answer is already whole."""
         return self.committed or self.decoder.complete
 
-    async def events(self) -> AsyncGenerator[StreamEvent, None]:
-        while True:
-            chunk = await self._read()
-            if isinstance(chunk, Finish):
-                yield chunk
-                return
-            for event in self._decode(chunk):
-                yield event
-                if isinstance(event, Finish):
+    async def events(
+        self, content: RequestBody, headers: dict[str, str]
+    ) -> AsyncGenerator[StreamEvent, None]:
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self._provider.policy.first_token_timeout
+        async with AsyncExitStack() as stack:
+            response = await self._provider._open(stack, content, headers, deadline)
+            self._reads = _ReadDeadline(loop, deadline)
+            stack.callback(self._reads.close)
+            self._chunks = _body_chunks(response)
+            while True:
+                chunk = await self._read()
+                if isinstance(chunk, Finish):
+                    yield chunk
                     return
-            if chunk is None:
-                break
-            self._extend_deadline()
-        if not self._started:
-            raise StreamBroken("the stream ended before the first token")
-        yield self.decoder.finish(None)
+                for event in self._decode(chunk):
+                    yield event
+                if self._ended:
+                    return  # the stream reported an error after the answer began
+                if chunk is None:
+                    break
+                self._extend_deadline()
+            if not self._started:
+                raise StreamBroken("the stream ended before the first token")
+            yield self.decoder.finish(None)
 
     async def _read(self) -> bytes | Finish | None:
         """The next chunk; None at the end of the body; a Finish when a failure ends a started
         stream. Raises ProviderError for a failure before it started."""
-        policy = self._policy
+        policy = self._provider.policy
         try:
             chunk = await self._reads.read(self._chunks)
             self._received += len(chunk or b"")
@@ -262,37 +282,49 @@ class _Run:
             raise error
         return self.decoder.finish(error)
 
-    def _decode(self, chunk: bytes | None) -> Iterator[StreamEvent]:
+    def _decode(self, chunk: bytes | None) -> list[StreamEvent]:
+        """The events one chunk completes (a list: no generator per chunk); a Finish last when
+        the stream reported an error after the answer began (``_ended``)."""
         decoder = self.decoder
         items = self._sse.feed(chunk) if chunk is not None else self._sse.close()
         self._progressed = False
+        out: list[StreamEvent] = []
         for item in items:
-            if _is_keepalive(item):
-                continue
-            assert not isinstance(item, Comment)
+            if type(item) is not SSEEvent or item.event == "ping":  # most items are data events
+                if _is_keepalive(item):
+                    continue
+                assert not isinstance(item, Comment)
             self._progressed = True
             try:
                 events = decoder.feed(item)
             except ProviderError as exc:
                 if not self.committed:
                     raise
-                yield Finish(Outcome.ERROR, decoder.stop_reason, decoder.usage, exc)
-                return
-            for event in events:
-                if not self.committed:
-                    if isinstance(event, UsageReport):
-                        continue  # held until the answer starts; Finish carries it anyway
-                    self.committed = isinstance(event, _CONTENT)
-                yield event
+                self._ended = True
+                out.append(Finish(Outcome.ERROR, decoder.stop_reason, decoder.usage, exc))
+                return out
+            if self.committed:
+                out += events
+            else:
+                self._hold_usage(events, out)
+        return out
+
+    def _hold_usage(self, events: Sequence[StreamEvent], out: list[StreamEvent]) -> None:
+        for event in events:
+            if not self.committed:
+                if isinstance(event, UsageReport):
+                    continue  # held until the answer starts; Finish carries it anyway
+                self.committed = isinstance(event, _CONTENT)
+            out.append(event)
 
     def _extend_deadline(self) -> None:
         # Called after the yields, so time the consumer spends on an event is not counted as
         # upstream silence.
-        reads = self._reads
+        reads, policy = self._reads, self._provider.policy
         if self.decoder.done:
-            reads.deadline = reads.now() + self._policy.drain_grace
+            reads.deadline = reads.now() + policy.drain_grace
         elif self.committed and self._progressed:
-            reads.deadline = reads.now() + self._policy.idle_timeout
+            reads.deadline = reads.now() + policy.idle_timeout
 
 
 class StreamingProvider:
@@ -371,18 +403,8 @@ class StreamingProvider:
                 await attempt_stream.aclose()
             await asyncio.sleep(delay)
 
-    async def _attempt(
-        self, content: RequestBody, headers: dict[str, str]
-    ) -> AsyncGenerator[StreamEvent, None]:
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + self.policy.first_token_timeout
-        async with AsyncExitStack() as stack:
-            response = await self._open(stack, content, headers, deadline)
-            reads = _ReadDeadline(loop, deadline)
-            stack.callback(reads.close)
-            run = _Run(self.new_decoder(), self.policy, reads, _body_chunks(response))
-            async for event in run.events():
-                yield event
+    def _attempt(self, content: RequestBody, headers: dict[str, str]) -> AsyncGenerator[StreamEvent, None]:
+        return _Run(self).events(content, headers)
 
     async def _open(
         self, stack: AsyncExitStack, content: RequestBody, headers: dict[str, str], deadline: float
