@@ -67,7 +67,7 @@ from tests.slack_harness import is_live as slack_live
 log = logging.getLogger("soak")
 
 CUT = "_(The answer was cut off: the model's stream ended early.)_"
-BROKE = "_(The answer broke off: The model reported an error while answering.)_"
+BROKE = "_(The answer broke off: The model reported an error while answering: upstream stream failed.)_"
 EDIT = "PATCH /channels/{channel_id}/messages/{message_id}"
 # Gateway faults, and what the user must see in the end: the whole answer, or part and a note.
 GATEWAY_FAULTS = {

@@ -21,6 +21,31 @@ TEAM = "T0FAKE0001"
 TEXT = "w0 w1 w2 w3 w4 w5 w6 w7 w8 w9"
 FIVE = "w0 w1 w2 w3 w4"
 CUT = "_(The answer was cut off: the model's stream ended early.)_"
+BROKE = "_(The answer broke off:"
+# Error events in the shapes providers send them mid-stream.
+TOOL_USE_FAILED = {
+    "error": {
+        "message": "Tool choice is required, but model did not call a tool",
+        "type": "invalid_request_error",
+        "code": "tool_use_failed",
+        "failed_generation": "",
+    }
+}
+RATE_LIMITED = {
+    "error": {
+        "message": "Rate limit reached for model `llama-3.3-70b-versatile` in organization `org_01` "
+        "on tokens per minute (TPM): Limit 6000, Used 5876, Requested 412. Please try again in 2.88s.",
+        "type": "tokens",
+        "code": "rate_limit_exceeded",
+    }
+}
+TOO_LONG = {
+    "type": "error",
+    "error": {
+        "type": "invalid_request_error",
+        "message": "prompt is too long: 210644 tokens > 200000 maximum",
+    },
+}
 
 
 @dataclass
@@ -110,11 +135,48 @@ CASES = {
     ),
     "an error event mid-answer": Case(
         [Reply(text=TEXT, error_after=5)],
-        f"{FIVE}\n\n_(The answer broke off: The model reported an error while answering.)_",
+        f"{FIVE}\n\n{BROKE} The model reported an error while answering: upstream stream failed.)_",
         Outcome.ERROR,
         f"{FIVE} ",
         1,
-        "UpstreamError",
+        "UpstreamError: stream error (upstream_error/bad_response_body): upstream stream failed",
+    ),
+    # The gateway's own reason, where no sentence of ours fits (a Groq-style error, sent as a
+    # data: line this time).
+    "a rejected tool choice mid-answer": Case(
+        [Reply(text=TEXT, error_after=5, error=TOOL_USE_FAILED, error_as_data=True)],
+        f"{FIVE}\n\n{BROKE} The gateway rejected the request: "
+        "Tool choice is required, but model did not call a tool.)_",
+        Outcome.ERROR,
+        f"{FIVE} ",
+        1,
+        "(invalid_request_error/tool_use_failed): Tool choice is required, but model did not call a tool",
+    ),
+    "overloaded mid-answer (Anthropic format)": Case(
+        [Reply(text=TEXT, error_after=5)],
+        f"{FIVE}\n\n{BROKE} The model is overloaded or failing upstream; try again shortly.)_",
+        Outcome.ERROR,
+        f"{FIVE} ",
+        1,
+        "OverloadedError: stream error (overloaded_error): Overloaded",
+        env={"PARLEY_MODEL": "claude-sonnet-4-5"},
+    ),
+    "rate limited mid-answer": Case(
+        [Reply(text=TEXT, error_after=5, error=RATE_LIMITED)],
+        f"{FIVE}\n\n{BROKE} The model is rate limited right now; try again shortly.)_",
+        Outcome.ERROR,
+        f"{FIVE} ",
+        1,
+        "(tokens/rate_limit_exceeded): Rate limit reached",
+    ),
+    "context too long mid-answer (Anthropic format)": Case(
+        [Reply(text=TEXT, error_after=5, error=TOO_LONG)],
+        f"{FIVE}\n\n{BROKE} The request is too large for the model (try fewer or smaller files).)_",
+        Outcome.ERROR,
+        f"{FIVE} ",
+        1,
+        "RequestTooLarge: stream error (invalid_request_error): prompt is too long",
+        env={"PARLEY_MODEL": "claude-sonnet-4-5"},
     ),
     "garbage mid-answer is skipped": Case(
         [Reply(text=TEXT, garbage_after=3)], TEXT, Outcome.COMPLETE, TEXT, 1

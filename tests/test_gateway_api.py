@@ -13,6 +13,7 @@ from pydantic import SecretStr
 
 from bot.providers import ChatRequest, Gateway, GatewayPolicy, Turn, build_request, errors
 from bot.providers.anthropic import AnthropicProvider
+from bot.providers.base import ToolSpec
 from bot.providers.gateway import billing, list_models
 from bot.providers.openai_chat import OpenAIChatProvider
 from bot.settings import ModelOptions, Settings, load_settings
@@ -70,6 +71,10 @@ def test_build_request_applies_per_model_options() -> None:
     gemini = build_request(settings, "gemini-2.5-pro", "sys", turns)
     assert (gemini.max_tokens, gemini.temperature, gemini.thinking_budget) == (2000, 0.4, None)
     assert gemini.system == "sys" and tuple(gemini.turns) == tuple(turns)
+    assert (gemini.tools, gemini.tool_choice) == ((), "auto")
+    spec = ToolSpec("read_url", "Read a page.", {"type": "object", "properties": {}})
+    last_step = build_request(settings, "gemini-2.5-pro", "sys", turns, tools=[spec], tool_choice="none")
+    assert (last_step.tools, last_step.tool_choice, last_step.temperature) == ((spec,), "none", 0.4)
 
 
 async def test_list_models(gw: FakeGateway) -> None:

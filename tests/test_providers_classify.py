@@ -14,6 +14,7 @@ from bot.providers.classify import (
     error_from_response,
     error_from_stream,
     parse_error_body,
+    parse_error_payload,
     parse_retry_after,
 )
 from bot.providers.policy import GatewayPolicy
@@ -195,3 +196,94 @@ def test_policy_from_settings() -> None:
     assert (policy.connect_timeout, policy.first_token_timeout, policy.idle_timeout) == (2, 30, 15)
     assert (policy.max_retries, policy.retry_deadline) == (5, 45)
     assert policy.httpx_timeout().connect == 2
+
+
+# The gateway's own reason, for errors no sentence of ours fits.
+
+
+@pytest.mark.parametrize(
+    ("payload", "expected", "sentence"),
+    [
+        (
+            {
+                "error": {
+                    "message": "Tool choice is required, but model did not call a tool",
+                    "type": "invalid_request_error",
+                    "code": "tool_use_failed",
+                    "failed_generation": "",
+                }
+            },
+            errors.BadRequest,
+            "The gateway rejected the request: Tool choice is required, but model did not call a tool.",
+        ),
+        (
+            {"type": "error", "error": {"type": "overloaded_error", "message": "Overloaded"}},
+            errors.OverloadedError,
+            errors.OverloadedError.user_message,
+        ),
+        (
+            {"error": {"message": "Rate limit reached for requests", "type": "requests", "code": "x"}},
+            errors.RateLimitedError,
+            errors.RateLimitedError.user_message,
+        ),
+        (
+            {
+                "type": "error",
+                "error": {"type": "invalid_request_error", "message": "prompt is too long: 9 > 8"},
+            },
+            errors.RequestTooLarge,
+            errors.RequestTooLarge.user_message,
+        ),
+        (
+            {"error": {"message": "upstream said no\n\n  twice", "type": "upstream_error"}},
+            errors.UpstreamError,
+            "The model reported an error while answering: upstream said no twice.",
+        ),
+        (
+            {"error": {"message": "", "type": "upstream_error"}},
+            errors.UpstreamError,
+            errors.UpstreamError.user_message,
+        ),
+    ],
+)
+def test_stream_errors_say_what_happened(
+    payload: object, expected: type[errors.ProviderError], sentence: str
+) -> None:
+    error = error_from_stream(payload)
+    assert type(error) is expected
+    assert error.user_message == sentence
+    info = parse_error_payload(payload)
+    # The log detail keeps the gateway's type, code and message as they were.
+    assert info.message.split("\n")[0] in error.detail
+    assert (info.code or info.type) in error.detail
+
+
+def test_the_reason_is_scrubbed_trimmed_and_one_line() -> None:
+    message = (
+        "bad key sk-live-ABCDEFGH12345678 and Bearer abc.def-123456 for parley-key-9999 "
+        "(request id: 20251207123456789)\n" + "x" * 400
+    )
+    error = error_from_stream(
+        {"error": {"message": message, "type": "new_api_error"}}, secret="parley-key-9999"
+    )
+    shown = error.user_message
+    for secret in ("sk-live-ABCDEFGH12345678", "abc.def-123456", "parley-key-9999"):
+        assert secret not in shown
+        assert secret not in error.detail
+        assert secret not in str(error)
+    assert "request id" not in shown and "request id" in error.detail  # kept for the log
+    assert "\n" not in shown
+    assert shown.endswith("…") and len(shown) < 300
+
+
+def test_a_proxy_page_is_no_reason() -> None:
+    error = error_from_response(400, b"<html><body><h1>400 Bad Request</h1></body></html>", {})
+    assert error.user_message == errors.BadRequest.user_message
+
+
+def test_http_errors_keep_their_own_sentences() -> None:
+    # Only the generic sentences take the gateway's words: the others already say what to do.
+    error = error_from_response(401, openai_body("无效的令牌 (request id: 1)"), {})
+    assert error.user_message == errors.AuthError.user_message
+    error = error_from_response(400, openai_body("messages.0.content: Field required"), {})
+    assert error.user_message == "The gateway rejected the request: messages.0.content: Field required."

@@ -274,7 +274,12 @@ async def test_errors_before_the_stream_are_typed_and_not_retried(
     with pytest.raises(errors.ProviderError) as caught:
         await collect(gateway.stream(ask(model)))
     assert type(caught.value) is expected
-    assert caught.value.user_message == expected.user_message
+    if expected is errors.BadRequest:
+        # No sentence of ours fits, so the gateway's own reason completes the generic one.
+        said = "The gateway rejected the request: messages: roles must alternate."
+        assert caught.value.user_message == said
+    else:
+        assert caught.value.user_message == expected.user_message
     assert caught.value.status == reply.status
     assert len(gw.stream_requests) == 1
 
@@ -442,6 +447,7 @@ async def test_bare_json_error_line_mid_stream_is_an_error(gw: FakeGateway, gate
     assert out.finish.outcome is Outcome.ERROR
     assert isinstance(out.finish.error, errors.UpstreamError)
     assert "upstream stream failed" in str(out.finish.error)
+    assert out.finish.error.user_message.endswith("while answering: upstream stream failed.")
     assert len(gw.stream_requests) == 1
 
 
@@ -462,6 +468,43 @@ async def test_anthropic_error_event_after_the_first_token_is_an_error(
     assert out.finish.outcome is Outcome.ERROR
     assert isinstance(out.finish.error, errors.OverloadedError)
     assert len(gw.stream_requests) == 1
+
+
+@pytest.mark.parametrize("as_data", [False, True], ids=["bare-line", "data-line"])
+async def test_an_error_mid_stream_carries_the_gateways_reason(
+    gw: FakeGateway, gateway: Gateway, as_data: bool
+) -> None:
+    error = {
+        "error": {
+            "message": "Tool choice is required, but model did not call a tool",
+            "type": "invalid_request_error",
+            "code": "tool_use_failed",
+        }
+    }
+    gw.script(Reply(text="one two three", error_after=2, error=error, error_as_data=as_data))
+    out = await collect(gateway.stream(ask(OPENAI)))
+    assert out.text == "one two "
+    assert out.finish is not None and out.finish.outcome is Outcome.ERROR
+    failure = out.finish.error
+    assert isinstance(failure, errors.BadRequest)
+    assert failure.user_message == (
+        "The gateway rejected the request: Tool choice is required, but model did not call a tool."
+    )
+    assert "tool_use_failed" in failure.detail and "did not call a tool" in failure.detail
+    assert len(gw.stream_requests) == 1
+
+
+async def test_an_anthropic_overloaded_event_mid_stream_gets_the_busy_sentence(
+    gw: FakeGateway, gateway: Gateway
+) -> None:
+    gw.script(Reply(text="one two three", error_after=1))  # the fake's default: overloaded_error
+    out = await collect(gateway.stream(ask(ANTHROPIC)))
+    assert out.text == "one "
+    assert out.finish is not None and out.finish.outcome is Outcome.ERROR
+    failure = out.finish.error
+    assert isinstance(failure, errors.OverloadedError)
+    assert failure.user_message == errors.OverloadedError.user_message
+    assert failure.detail == "stream error (overloaded_error): Overloaded"
 
 
 async def test_anthropic_overloaded_event_before_the_first_token_is_retried(

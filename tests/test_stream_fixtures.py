@@ -15,11 +15,24 @@ import pytest
 from pydantic import SecretStr
 
 from bot.providers import ChatRequest, Gateway, GatewayPolicy, Turn, Usage
+from bot.providers.base import ToolCall
 from bot.settings import Settings
 from bot.types import Outcome
 from tests.fakes.gateway import Collected, FakeGateway, Reply, collect
 
-SHARED = Path(__file__).resolve().parents[2] / "shared" / "fixtures" / "streams"
+
+def _shared_captures() -> Path:
+    """``shared/fixtures/streams`` beside the checkout: /work/shared for /work/main, and for a
+    worktree further down (/work/wt/NAME) the first ancestor that has one."""
+    here = Path(__file__).resolve()
+    for parent in here.parents[1:]:
+        candidate = parent / "shared" / "fixtures" / "streams"
+        if candidate.is_dir():
+            return candidate
+    return here.parents[2] / "shared" / "fixtures" / "streams"
+
+
+SHARED = _shared_captures()
 OWN = Path(__file__).resolve().parent / "fixtures" / "streams"
 POLICY = GatewayPolicy(first_token_timeout=2.0, idle_timeout=1.0, max_retries=0)
 
@@ -116,6 +129,13 @@ async def test_own_fixtures(gw: FakeGateway, gateway: Gateway, name: str, split_
     assert out.finish.stop_reason == expected["stop_reason"]
     assert out.finish.usage == Usage(**expected["usage"])  # type: ignore[arg-type]
     assert out.finish.error is None
+    calls = [ToolCall(**call) for call in expected.get("tool_calls", [])]  # type: ignore[attr-defined]
+    assert list(out.tool_calls) == calls
+    # Each call was announced once, in order, by name, before the stream finished.
+    announced = [(start.index, start.id, start.name) for start in out.tool_starts]
+    assert announced == [(i, call.id, call.name) for i, call in enumerate(calls)]
+    if calls:
+        assert out.kinds.index("ToolCallStarted") < out.kinds.index("Finish")
 
 
 def test_every_own_fixture_has_expectations() -> None:

@@ -6,13 +6,16 @@ How the core uses it::
     request = gateway.request(model, system, turns)  # per-model options applied
     try:
         async for event in gateway.stream(request):  # == gateway.provider_for(model).stream(request)
-            ...  # TextDelta / ThinkingDelta / UsageReport, then exactly one Finish
+            ...  # TextDelta / ThinkingDelta / ToolCallStarted / UsageReport, then exactly one Finish
     except ProviderError as exc:                     # only before the first token, after retries
         show(exc.user_message)
 
 After the first token nothing is raised: a broken stream ends with ``Finish(outcome=TRUNCATED or
-ERROR, error=…)``. Cancelling the consuming task, or ``aclose()`` on the iterator, closes the
-upstream response at once.
+ERROR, error=…)``. A model that stops to call tools ends with ``Finish(COMPLETE,
+tool_calls=(…))``; offer tools with ``gateway.request(…, tools=specs)`` and send results back as
+``ToolResultPart``s in the next user turn (after the assistant turn's ``ToolCallPart``s).
+Cancelling the consuming task, or ``aclose()`` on the iterator, closes the upstream response at
+once.
 """
 
 from bot.providers.anthropic import AnthropicProvider
@@ -27,6 +30,11 @@ from bot.providers.base import (
     TextDelta,
     TextPart,
     ThinkingDelta,
+    ToolCall,
+    ToolCallPart,
+    ToolCallStarted,
+    ToolResultPart,
+    ToolSpec,
     Turn,
     Usage,
     UsageReport,
@@ -52,6 +60,11 @@ __all__ = [
     "TextDelta",
     "TextPart",
     "ThinkingDelta",
+    "ToolCall",
+    "ToolCallPart",
+    "ToolCallStarted",
+    "ToolResultPart",
+    "ToolSpec",
     "Turn",
     "Usage",
     "UsageReport",

@@ -12,7 +12,7 @@ import email.utils
 import json
 import re
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -39,6 +39,7 @@ _MODEL_MISSING = re.compile(
     re.IGNORECASE,
 )
 _OVERLOADED = re.compile(r"overload|过载|繁忙|busy|capacity", re.IGNORECASE)
+_RATE_LIMITED = re.compile(r"rate.?limit|too many requests|请求过于频繁|频率", re.IGNORECASE)
 _TOO_LONG = re.compile(
     r"too long|too large|context length|context window|maximum context|too many tokens", re.IGNORECASE
 )
@@ -63,6 +64,7 @@ _BY_KIND: dict[str, type[ProviderError]] = {
 }
 
 _MESSAGE_LIMIT = 300
+_GENERIC = (BadRequest, UpstreamError)
 
 
 @dataclass(frozen=True, slots=True)
@@ -124,9 +126,32 @@ def parse_retry_after(headers: Mapping[str, str], now: float | None = None) -> f
     return max(0.0, when.timestamp() - (time.time() if now is None else now))
 
 
+# Key-shaped strings a gateway might echo back (its own sk- keys, a bearer header, a chat token):
+# masked even when they are not Parley's own key.
+_KEYLIKE = re.compile(
+    r"\b(?:sk|xox[abpre])-[A-Za-z0-9_-]{8,}|\bBearer\s+[A-Za-z0-9._~+/=-]{8,}", re.IGNORECASE
+)
+# new-api appends "(request id: …)" to its messages: useful in the log, noise in chat.
+_REQUEST_ID = re.compile(r"\s*[(（]request id[:：][^)）]*[)）]", re.IGNORECASE)
+_REASON_LIMIT = 200
+
+
 def redact(text: str, secret: str | None) -> str:
+    """``text`` with the key (and anything shaped like a key or bearer token) masked."""
     if secret and len(secret) >= 4:
-        return text.replace(secret, "***")
+        text = text.replace(secret, "***")
+    return _KEYLIKE.sub("***", text)
+
+
+def reason(info: ErrorInfo, secret: str | None = None) -> str:
+    """The gateway's own words, fit to show a user: secrets masked, one line, at most
+    ``_REASON_LIMIT`` characters; empty when it said nothing readable (no message, or an HTML page)."""
+    text = _REQUEST_ID.sub("", redact(info.message, secret))
+    text = " ".join("".join(ch if ch.isprintable() else " " for ch in text).split())
+    if text.startswith("<"):
+        return ""  # a proxy's HTML page says nothing a user can act on
+    if len(text) > _REASON_LIMIT:
+        text = text[: _REASON_LIMIT - 1].rstrip() + "…"
     return text
 
 
@@ -138,30 +163,65 @@ def _detail(status: int | None, info: ErrorInfo) -> str:
     return f"{head}: {info.message[:_MESSAGE_LIMIT] or '(no message)'}"
 
 
+def _model_missing(text: str) -> bool:
+    # "The model is overloaded" names the model too, so overload wins.
+    return bool(_MODEL_MISSING.search(text)) and not _OVERLOADED.search(text)
+
+
+# Per status: the error class, given the error's text (message, type and code together).
+_BY_STATUS: dict[int, Callable[[str], type[ProviderError]]] = {
+    400: lambda text: RequestTooLarge if _TOO_LONG.search(text) else BadRequest,
+    401: lambda text: QuotaError if _QUOTA.search(text) else AuthError,
+    402: lambda text: QuotaError,
+    403: lambda text: QuotaError if _QUOTA.search(text) else ModelNotAvailable,
+    404: lambda text: ModelNotAvailable if "model" in text.lower() or "模型" in text else BadRequest,
+    408: lambda text: GatewayTimeout,
+    413: lambda text: RequestTooLarge,
+    # OpenAI-style upstreams say "insufficient_quota" with a 429: waiting will not help.
+    429: lambda text: QuotaError if "insufficient_quota" in text or "额度" in text else RateLimitedError,
+    503: lambda text: ModelNotAvailable if _model_missing(text) else OverloadedError,
+    504: lambda text: GatewayTimeout,
+    524: lambda text: GatewayTimeout,
+}
+
+# When no status or error type says more, the words may still fit a sentence users know.
+_BY_WORDS: tuple[tuple[re.Pattern[str], type[ProviderError]], ...] = (
+    (_OVERLOADED, OverloadedError),
+    (_RATE_LIMITED, RateLimitedError),
+    (_TOO_LONG, RequestTooLarge),
+)
+
+
 def _class_for_status(status: int, info: ErrorInfo) -> type[ProviderError]:
-    text = info.text()
-    if status == 401:
-        return QuotaError if _QUOTA.search(text) else AuthError
-    if status == 402:
-        return QuotaError
-    if status == 403:
-        return QuotaError if _QUOTA.search(text) else ModelNotAvailable
-    if status == 404:
-        return ModelNotAvailable if "model" in text.lower() or "模型" in text else BadRequest
-    if status == 413:
-        return RequestTooLarge
-    if status == 429:
-        # OpenAI-style upstreams say "insufficient_quota" with a 429: waiting will not help.
-        return QuotaError if "insufficient_quota" in text or "额度" in text else RateLimitedError
-    if status in (408, 504, 524):
-        return GatewayTimeout
-    if status == 503 and _MODEL_MISSING.search(text) and not _OVERLOADED.search(text):
-        return ModelNotAvailable
-    if status >= 500:
-        return OverloadedError
-    if status == 400 and _TOO_LONG.search(text):
-        return RequestTooLarge
-    return BadRequest
+    rule = _BY_STATUS.get(status)
+    if rule is not None:
+        return rule(info.text())
+    return OverloadedError if status >= 500 else BadRequest
+
+
+def _class_for_stream(info: ErrorInfo, status: int | None) -> type[ProviderError]:
+    if status is not None:
+        return _class_for_status(status, info)
+    cls = _BY_KIND.get(info.code) or _BY_KIND.get(info.type)
+    if cls is None or cls is BadRequest:
+        # A generic kind: the message may still say it is busy, rate limited or too long.
+        worded = next((known for pattern, known in _BY_WORDS if pattern.search(info.message)), None)
+        cls = worded or cls
+    return cls or UpstreamError
+
+
+def _error(
+    cls: type[ProviderError],
+    status: int | None,
+    info: ErrorInfo,
+    *,
+    retry_after: float | None = None,
+    secret: str | None = None,
+) -> ProviderError:
+    # Only the generic sentences are completed with the gateway's reason: the others already
+    # say what happened and what to do.
+    said = reason(info, secret) if cls in _GENERIC else ""
+    return cls(redact(_detail(status, info), secret), status=status, retry_after=retry_after, reason=said)
 
 
 def error_from_status(
@@ -171,8 +231,7 @@ def error_from_status(
     retry_after: float | None = None,
     secret: str | None = None,
 ) -> ProviderError:
-    cls = _class_for_status(status, info)
-    return cls(redact(_detail(status, info), secret), status=status, retry_after=retry_after)
+    return _error(_class_for_status(status, info), status, info, retry_after=retry_after, secret=secret)
 
 
 def error_from_response(
@@ -188,10 +247,4 @@ def error_from_stream(payload: object, *, secret: str | None = None) -> Provider
     """The error for an ``error`` event or bare JSON error line inside a started response."""
     info = parse_error_payload(payload)
     status = int(info.code) if info.code.isdigit() and 400 <= int(info.code) < 600 else None
-    if status is not None:
-        cls = _class_for_status(status, info)
-    else:
-        cls = _BY_KIND.get(info.code) or _BY_KIND.get(info.type) or UpstreamError
-        if cls is UpstreamError and _OVERLOADED.search(info.message):
-            cls = OverloadedError
-    return cls(redact(_detail(status, info), secret), status=status)
+    return _error(_class_for_stream(info, status), status, info, secret=secret)

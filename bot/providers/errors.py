@@ -4,16 +4,32 @@ from __future__ import annotations
 
 
 class ProviderError(Exception):
-    """A gateway failure. ``user_message`` is safe to show in chat; ``detail`` goes to the log."""
+    """A gateway failure. ``user_message`` is safe to show in chat; ``detail`` goes to the log.
+
+    ``reason`` is the gateway's own explanation (already scrubbed and trimmed): when given, the
+    class's sentence is completed with it, e.g. "The gateway rejected the request: Tool choice is
+    required, but model did not call a tool."
+    """
 
     user_message = "The model gateway failed to answer."
     retryable = False
 
-    def __init__(self, detail: str = "", *, status: int | None = None, retry_after: float | None = None):
+    def __init__(
+        self,
+        detail: str = "",
+        *,
+        status: int | None = None,
+        retry_after: float | None = None,
+        reason: str = "",
+    ):
         super().__init__(detail or self.user_message)
         self.detail = detail
         self.status = status
         self.retry_after = retry_after
+        self.reason = reason
+        if reason:
+            ending = "" if reason[-1] in ".!?…。" else "."
+            self.user_message = f"{type(self).user_message.rstrip('.')}: {reason}{ending}"
 
 
 class AuthError(ProviderError):

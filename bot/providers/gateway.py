@@ -7,12 +7,12 @@ import asyncio
 import json
 from collections.abc import AsyncIterator, Sequence
 from types import TracebackType
-from typing import Any
+from typing import Any, Literal
 
 import httpx
 
 from bot.providers.anthropic import AnthropicProvider
-from bot.providers.base import ChatRequest, Provider, StreamEvent, Turn
+from bot.providers.base import ChatRequest, Provider, StreamEvent, ToolSpec, Turn
 from bot.providers.classify import error_from_response
 from bot.providers.errors import BadRequest, MissingApiKey
 from bot.providers.images import GeneratedImage, generate_image
@@ -24,8 +24,17 @@ from bot.settings import Settings, WireFormat
 USER_AGENT = "parley/0.1"
 
 
-def build_request(settings: Settings, model: str, system: str, turns: Sequence[Turn]) -> ChatRequest:
-    """A request with the per-model options from ``[models."NAME"]`` applied."""
+def build_request(
+    settings: Settings,
+    model: str,
+    system: str,
+    turns: Sequence[Turn],
+    *,
+    tools: Sequence[ToolSpec] = (),
+    tool_choice: Literal["auto", "none"] = "auto",
+) -> ChatRequest:
+    """A request with the per-model options from ``[models."NAME"]`` applied, offering ``tools``
+    (``tool_choice="none"``: declared, but none may be called)."""
     options = settings.options_for(model)
     return ChatRequest(
         model=model,
@@ -35,6 +44,8 @@ def build_request(settings: Settings, model: str, system: str, turns: Sequence[T
         temperature=options.temperature,
         thinking_budget=options.thinking_budget,
         extra=dict(options.extra),
+        tools=tuple(tools),
+        tool_choice=tool_choice,
     )
 
 
@@ -85,8 +96,16 @@ class Gateway:
     def provider_for(self, model: str) -> Provider:
         return self._providers[self.settings.wire_format(model)]
 
-    def request(self, model: str, system: str, turns: Sequence[Turn]) -> ChatRequest:
-        return build_request(self.settings, model, system, turns)
+    def request(
+        self,
+        model: str,
+        system: str,
+        turns: Sequence[Turn],
+        *,
+        tools: Sequence[ToolSpec] = (),
+        tool_choice: Literal["auto", "none"] = "auto",
+    ) -> ChatRequest:
+        return build_request(self.settings, model, system, turns, tools=tools, tool_choice=tool_choice)
 
     def stream(self, request: ChatRequest) -> AsyncIterator[StreamEvent]:
         """Shorthand for ``provider_for(request.model).stream(request)``."""

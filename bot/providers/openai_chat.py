@@ -1,70 +1,130 @@
 """OpenAI chat-completions format (``POST /v1/chat/completions``), as the gateway serves it for
-Gemini and every other non-Claude model."""
+Gemini and every other non-Claude model: the request body. The stream is read by
+:mod:`bot.providers.openai_decode`."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 from bot.providers.base import (
     ChatRequest,
     DocumentPart,
-    Finish,
     ImagePart,
-    StreamEvent,
-    TextDelta,
+    Part,
     TextPart,
-    ThinkingDelta,
+    ToolCallPart,
+    ToolResultPart,
     Turn,
-    Usage,
-    UsageReport,
 )
 from bot.providers.body import Base64Data, materialize
-from bot.providers.classify import error_from_stream
-from bot.providers.errors import ProviderError
-from bot.providers.sse import BareLine, SSEEvent
-from bot.providers.streaming import StreamingProvider, WireDecoder, loads
-from bot.types import Outcome
+from bot.providers.openai_decode import OpenAIChatDecoder, parse_openai_usage
+from bot.providers.streaming import StreamingProvider, WireDecoder
+from bot.providers.tools import object_schema, openai_arguments, result_text, wire_id
 
-_OUTCOMES = {
-    "stop": Outcome.COMPLETE,
-    "tool_calls": Outcome.COMPLETE,
-    "function_call": Outcome.COMPLETE,
-    "length": Outcome.LENGTH,
-    "content_filter": Outcome.FILTERED,
-    # Raw Gemini reasons some gateways pass through unmapped.
-    "safety": Outcome.FILTERED,
-    "recitation": Outcome.FILTERED,
-    "blocklist": Outcome.FILTERED,
-    "prohibited_content": Outcome.FILTERED,
-    "spii": Outcome.FILTERED,
-    "max_tokens": Outcome.LENGTH,
-}
+__all__ = [
+    "OpenAIChatDecoder",
+    "OpenAIChatProvider",
+    "build_openai_body",
+    "lazy_openai_body",
+    "parse_openai_usage",
+]
 
 
 def _data_uri(media_type: str, data: bytes) -> Base64Data:
     return Base64Data(data, f"data:{media_type};base64,")
 
 
-def _content(turn: Turn) -> str | list[dict[str, Any]]:
+def _file_part(part: Part) -> dict[str, Any] | None:
+    if isinstance(part, TextPart):
+        return {"type": "text", "text": part.text}
+    if isinstance(part, ImagePart):
+        return {"type": "image_url", "image_url": {"url": _data_uri(part.media_type, part.data)}}
+    if isinstance(part, DocumentPart):
+        # The gateway does not fetch URLs in file_data: the bytes travel inline.
+        return {
+            "type": "file",
+            "file": {"filename": part.name, "file_data": _data_uri(part.media_type, part.data)},
+        }
+    return None  # tool parts travel as messages of their own
+
+
+def _content(parts: Sequence[Part]) -> str | list[dict[str, Any]]:
     # Plain strings where possible: some upstreams reject list content on assistant turns.
-    if all(isinstance(part, TextPart) for part in turn.parts):
+    if all(isinstance(part, TextPart) for part in parts):
         # Separate blocks stay separate: a file's text must not run into the question.
-        return "\n\n".join(part.text for part in turn.parts if isinstance(part, TextPart))
-    out: list[dict[str, Any]] = []
-    for part in turn.parts:
-        if isinstance(part, TextPart):
-            out.append({"type": "text", "text": part.text})
-        elif isinstance(part, ImagePart):
-            out.append({"type": "image_url", "image_url": {"url": _data_uri(part.media_type, part.data)}})
-        elif isinstance(part, DocumentPart):
-            # The gateway does not fetch URLs in file_data: the bytes travel inline.
-            out.append(
-                {
-                    "type": "file",
-                    "file": {"filename": part.name, "file_data": _data_uri(part.media_type, part.data)},
-                }
-            )
-    return out
+        return "\n\n".join(part.text for part in parts if isinstance(part, TextPart))
+    return [block for part in parts if (block := _file_part(part)) is not None]
+
+
+def _assistant(turn: Turn) -> dict[str, Any]:
+    calls = [part.call for part in turn.parts if isinstance(part, ToolCallPart)]
+    if not calls:
+        return {"role": "assistant", "content": _content(turn.parts)}
+    text = "\n\n".join(part.text for part in turn.parts if isinstance(part, TextPart) and part.text)
+    return {
+        "role": "assistant",
+        "content": text or None,
+        "tool_calls": [
+            {
+                "id": wire_id(call.id),
+                "type": "function",
+                "function": {"name": call.name, "arguments": openai_arguments(call)},
+            }
+            for call in calls
+        ],
+    }
+
+
+def _user(turn: Turn) -> list[dict[str, Any]]:
+    """One ``tool`` message per result (they must follow the assistant's calls directly), then
+    a user message for anything else the turn holds."""
+    messages: list[dict[str, Any]] = [
+        {"role": "tool", "tool_call_id": wire_id(part.call_id), "content": result_text(part)}
+        for part in turn.parts
+        if isinstance(part, ToolResultPart)
+    ]
+    rest = [part for part in turn.parts if not isinstance(part, ToolResultPart)]
+    if rest:
+        messages.append({"role": turn.role, "content": _content(rest)})
+    return messages
+
+
+def _messages(request: ChatRequest) -> list[dict[str, Any]]:
+    messages: list[dict[str, Any]] = []
+    if request.system:
+        messages.append({"role": "system", "content": request.system})
+    for turn in request.turns:
+        if not turn.parts:
+            continue
+        if turn.role == "assistant":
+            messages.append(_assistant(turn))
+        else:
+            messages.extend(_user(turn))
+    return messages
+
+
+def _tools(request: ChatRequest) -> dict[str, Any]:
+    """``tools`` and ``tool_choice``. With nothing offered nothing is declared: this format
+    takes tool history without declarations."""
+    if not request.tools:
+        return {}
+    fields: dict[str, Any] = {
+        "tools": [
+            {
+                "type": "function",
+                "function": {
+                    "name": spec.name,
+                    "description": spec.description,
+                    "parameters": object_schema(spec.parameters),
+                },
+            }
+            for spec in request.tools
+        ]
+    }
+    if request.tool_choice == "none":
+        fields["tool_choice"] = "none"
+    return fields
 
 
 def build_openai_body(request: ChatRequest) -> dict[str, Any]:
@@ -78,95 +138,18 @@ def lazy_openai_body(request: ChatRequest) -> dict[str, Any]:
 
     ``thinking_budget`` has no portable field in this format (Gemini thinks through ``-thinking``
     model names or gateway-specific fields): set those through ``extra``."""
-    messages: list[dict[str, Any]] = []
-    if request.system:
-        messages.append({"role": "system", "content": request.system})
-    messages.extend({"role": turn.role, "content": _content(turn)} for turn in request.turns if turn.parts)
     body: dict[str, Any] = {
         "model": request.model,
-        "messages": messages,
+        "messages": _messages(request),
         "max_tokens": request.max_tokens,
     }
     if request.temperature is not None:
         body["temperature"] = request.temperature
+    body.update(_tools(request))
     body.update(request.extra)
     body["stream"] = True
     body["stream_options"] = {"include_usage": True}
     return body
-
-
-def _int(value: object) -> int:
-    return value if isinstance(value, int) else 0
-
-
-def _nested(raw: dict[str, Any], outer: str, inner: str) -> int:
-    details = raw.get(outer)
-    return _int(details.get(inner)) if isinstance(details, dict) else 0
-
-
-def parse_openai_usage(raw: dict[str, Any]) -> Usage:
-    return Usage(
-        input_tokens=_int(raw.get("prompt_tokens")),
-        output_tokens=_int(raw.get("completion_tokens")),  # reasoning included, as OpenAI counts
-        thinking_tokens=_nested(raw, "completion_tokens_details", "reasoning_tokens"),
-        cache_read_tokens=_nested(raw, "prompt_tokens_details", "cached_tokens"),
-    )
-
-
-class OpenAIChatDecoder:
-    __slots__ = ("_done", "_secret", "stop_reason", "usage")
-
-    def __init__(self, secret: str | None = None) -> None:
-        self.usage = Usage()
-        self.stop_reason: str | None = None
-        self._done = False
-        self._secret = secret
-
-    @property
-    def done(self) -> bool:
-        return self._done
-
-    @property
-    def complete(self) -> bool:
-        # A stalled upstream can still send usage and [DONE]; only finish_reason means finished.
-        return self.stop_reason is not None
-
-    def feed(self, item: SSEEvent | BareLine) -> list[StreamEvent]:
-        if isinstance(item, SSEEvent) and item.data == "[DONE]":
-            self._done = True
-            return []
-        payload = loads(item.text if isinstance(item, BareLine) else item.data)
-        if not isinstance(payload, dict):
-            return []
-        if payload.get("error"):
-            raise error_from_stream(payload, secret=self._secret)
-        out: list[StreamEvent] = []
-        choices = payload.get("choices")
-        if choices and isinstance(choices, list) and isinstance(choices[0], dict):
-            choice = choices[0]
-            delta = choice.get("delta")
-            if isinstance(delta, dict):
-                thinking = delta.get("reasoning_content") or delta.get("reasoning")
-                if thinking and isinstance(thinking, str):
-                    out.append(ThinkingDelta(thinking))
-                text = delta.get("content")
-                if text and isinstance(text, str):
-                    out.append(TextDelta(text))
-            reason = choice.get("finish_reason")
-            if reason and isinstance(reason, str):
-                self.stop_reason = reason
-        usage = payload.get("usage")
-        if usage and isinstance(usage, dict):
-            self.usage = parse_openai_usage(usage)
-            out.append(UsageReport(self.usage))
-        return out
-
-    def finish(self, error: ProviderError | None) -> Finish:
-        if self.stop_reason is None:
-            return Finish(Outcome.TRUNCATED, None, self.usage, error)
-        # finish_reason arrived, so the text is whole even if the connection broke afterwards.
-        outcome = _OUTCOMES.get(self.stop_reason.lower(), Outcome.COMPLETE)
-        return Finish(outcome, self.stop_reason, self.usage)
 
 
 class OpenAIChatProvider(StreamingProvider):

@@ -80,8 +80,27 @@ class SSEDecoder:
         self._buf = lines.pop()
         out: list[SSEItem] = []
         for line in lines:
-            self._line(line, out)
+            # The two lines of nearly every event, ``data: {…}`` and the blank line after it, are
+            # handled here without a call; anything else goes through _line.
+            if not line:
+                self._dispatch(out)
+            elif line.startswith(b"data: "):
+                value = line[6:].decode("utf-8", "replace")
+                if self._data is None:
+                    self._data = [value]
+                else:
+                    self._data.append(value)
+            else:
+                self._line(line, out)
         return out
+
+    def _dispatch(self, out: list[SSEItem]) -> None:
+        """A blank line: the event gathered so far, if it had data, is complete."""
+        data = self._data
+        if data is not None:
+            out.append(SSEEvent(self._event or "message", data[0] if len(data) == 1 else "\n".join(data)))
+            self._data = None
+        self._event = ""
 
     def close(self) -> list[SSEItem]:
         """End of stream: a last line without its newline and an event without its blank line still
@@ -95,10 +114,7 @@ class SSEDecoder:
 
     def _line(self, line: bytes, out: list[SSEItem]) -> None:
         if not line:
-            if self._data is not None:
-                out.append(SSEEvent(self._event or "message", "\n".join(self._data)))
-            self._event = ""
-            self._data = None
+            self._dispatch(out)
             return
         first = line[0]
         if first == _COLON:

@@ -6,7 +6,7 @@ the same way.
 
 Failure rules (see :mod:`bot.providers.base`):
 
-- Before the first text or thinking token, a failure raises a
+- Before the first text, thinking or tool-call event, a failure raises a
   :class:`~bot.providers.errors.ProviderError`, after as many retries as the policy allows for the
   retryable ones. Nothing has been yielded yet, so a retry can never repeat text.
 - After it, nothing is retried and nothing is raised: the stream ends with a :class:`Finish`.
@@ -26,13 +26,22 @@ import asyncio
 import json
 import logging
 import random
-from collections.abc import AsyncGenerator, AsyncIterator
+from collections.abc import AsyncGenerator, AsyncIterator, Sequence
 from contextlib import AsyncExitStack
 from typing import Any, Protocol
 
 import httpx
 
-from bot.providers.base import ChatRequest, Finish, StreamEvent, TextDelta, ThinkingDelta, Usage, UsageReport
+from bot.providers.base import (
+    ChatRequest,
+    Finish,
+    StreamEvent,
+    TextDelta,
+    ThinkingDelta,
+    ToolCallStarted,
+    Usage,
+    UsageReport,
+)
 from bot.providers.body import RequestBody, encode_body
 from bot.providers.classify import error_from_response
 from bot.providers.errors import (
@@ -51,6 +60,8 @@ from bot.types import Outcome
 log = logging.getLogger("bot.providers")
 
 _ERROR_BODY_LIMIT = 64 * 1024
+# Events that start an answer: after one, a failure ends the stream instead of being retried.
+_CONTENT = (TextDelta, ThinkingDelta, ToolCallStarted)
 
 
 class WireDecoder(Protocol):
@@ -69,7 +80,7 @@ class WireDecoder(Protocol):
         """Enough arrived to call the answer finished, even if nothing more does."""
         ...
 
-    def feed(self, item: SSEEvent | BareLine) -> list[StreamEvent]:
+    def feed(self, item: SSEEvent | BareLine) -> Sequence[StreamEvent]:
         """Events for one SSE item; raises ProviderError for an error the stream reports."""
         ...
 
@@ -137,7 +148,7 @@ class _ReadDeadline:
             self._handle = None
         if self._handle is None:
             self._handle = self._loop.call_at(self.deadline, self._fire)
-        task = self._task = asyncio.current_task()
+        task = self._task = asyncio.current_task(self._loop)
         assert task is not None
         cancelling = task.cancelling()
         self._reading = True
@@ -161,6 +172,9 @@ class _ReadDeadline:
             self._task.cancel()
         # Otherwise the generator is parked at a yield: read() checks the deadline on entry.
 
+    def now(self) -> float:
+        return self._loop.time()
+
     def close(self) -> None:
         if self._handle is not None:
             self._handle.cancel()
@@ -169,6 +183,148 @@ class _ReadDeadline:
 
 def _is_keepalive(item: SSEEvent | Comment | BareLine) -> bool:
     return isinstance(item, Comment) or (isinstance(item, SSEEvent) and item.event == "ping")
+
+
+def _body_chunks(response: httpx.Response) -> AsyncIterator[bytes]:
+    # An uncompressed body (what the request asks for) is read raw: aiter_bytes adds a decoder,
+    # a re-chunker and one more generator per network chunk, all no-ops here.
+    encoding = response.headers.get("content-encoding", "identity").strip().lower()
+    return response.aiter_raw() if encoding in ("", "identity") else response.aiter_bytes()
+
+
+class _Run:
+    """One attempt: send the request, then read the body's chunks through SSE into the wire
+    format's decoder, with the timing and failure rules of the module notes.
+
+    ``committed`` turns true with the first text, thinking or tool-call event: from then on
+    nothing is raised (so nothing is retried) and a failure ends the stream with a Finish.
+    :meth:`events` is the only generator between the socket and the caller's loop (one layer per
+    event less than a wrapper around it: this runs once per token).
+    """
+
+    __slots__ = (
+        "_chunks",
+        "_ended",
+        "_progressed",
+        "_provider",
+        "_reads",
+        "_received",
+        "_sse",
+        "committed",
+        "decoder",
+    )
+
+    def __init__(self, provider: StreamingProvider) -> None:
+        self._provider = provider
+        self.decoder = provider.new_decoder()
+        self._sse = SSEDecoder()
+        self._reads: _ReadDeadline
+        self._chunks: AsyncIterator[bytes]
+        self._received = 0
+        self._progressed = False
+        self._ended = False
+        self.committed = False
+
+    @property
+    def _started(self) -> bool:
+        """Past the point of retrying: content went out, or the answer is already whole."""
+        return self.committed or self.decoder.complete
+
+    async def events(
+        self, content: RequestBody, headers: dict[str, str]
+    ) -> AsyncGenerator[StreamEvent, None]:
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self._provider.policy.first_token_timeout
+        async with AsyncExitStack() as stack:
+            response = await self._provider._open(stack, content, headers, deadline)
+            self._reads = _ReadDeadline(loop, deadline)
+            stack.callback(self._reads.close)
+            self._chunks = _body_chunks(response)
+            while True:
+                chunk = await self._read()
+                if isinstance(chunk, Finish):
+                    yield chunk
+                    return
+                for event in self._decode(chunk):
+                    yield event
+                if self._ended:
+                    return  # the stream reported an error after the answer began
+                if chunk is None:
+                    break
+                self._extend_deadline()
+            if not self._started:
+                raise StreamBroken("the stream ended before the first token")
+            yield self.decoder.finish(None)
+
+    async def _read(self) -> bytes | Finish | None:
+        """The next chunk; None at the end of the body; a Finish when a failure ends a started
+        stream. Raises ProviderError for a failure before it started."""
+        policy = self._provider.policy
+        try:
+            chunk = await self._reads.read(self._chunks)
+            self._received += len(chunk or b"")
+            if self._received > policy.max_stream_bytes:
+                raise StreamBroken(f"the response passed {policy.max_stream_bytes} bytes")
+        except TimeoutError:
+            if self.decoder.done:
+                return None  # the answer is whole; the server just did not end the body
+            if not self._started:
+                raise GatewayTimeout(f"no token within {policy.first_token_timeout:g}s") from None
+            return self.decoder.finish(GatewayTimeout(f"no data for {policy.idle_timeout:g}s mid-answer"))
+        except httpx.TransportError as exc:
+            return self._broken(StreamBroken(f"{type(exc).__name__}: {exc}"))
+        except StreamBroken as exc:
+            return self._broken(exc)
+        return chunk
+
+    def _broken(self, error: StreamBroken) -> Finish:
+        if not self._started:
+            raise error
+        return self.decoder.finish(error)
+
+    def _decode(self, chunk: bytes | None) -> list[StreamEvent]:
+        """The events one chunk completes (a list: no generator per chunk); a Finish last when
+        the stream reported an error after the answer began (``_ended``)."""
+        decoder = self.decoder
+        items = self._sse.feed(chunk) if chunk is not None else self._sse.close()
+        self._progressed = False
+        out: list[StreamEvent] = []
+        for item in items:
+            if type(item) is not SSEEvent or item.event == "ping":  # most items are data events
+                if _is_keepalive(item):
+                    continue
+                assert not isinstance(item, Comment)
+            self._progressed = True
+            try:
+                events = decoder.feed(item)
+            except ProviderError as exc:
+                if not self.committed:
+                    raise
+                self._ended = True
+                out.append(Finish(Outcome.ERROR, decoder.stop_reason, decoder.usage, exc))
+                return out
+            if self.committed:
+                out += events
+            else:
+                self._hold_usage(events, out)
+        return out
+
+    def _hold_usage(self, events: Sequence[StreamEvent], out: list[StreamEvent]) -> None:
+        for event in events:
+            if not self.committed:
+                if isinstance(event, UsageReport):
+                    continue  # held until the answer starts; Finish carries it anyway
+                self.committed = isinstance(event, _CONTENT)
+            out.append(event)
+
+    def _extend_deadline(self) -> None:
+        # Called after the yields, so time the consumer spends on an event is not counted as
+        # upstream silence.
+        reads, policy = self._reads, self._provider.policy
+        if self.decoder.done:
+            reads.deadline = reads.now() + policy.drain_grace
+        elif self.committed and self._progressed:
+            reads.deadline = reads.now() + policy.idle_timeout
 
 
 class StreamingProvider:
@@ -247,93 +403,25 @@ class StreamingProvider:
                 await attempt_stream.aclose()
             await asyncio.sleep(delay)
 
-    async def _attempt(
-        self, content: RequestBody, headers: dict[str, str]
-    ) -> AsyncGenerator[StreamEvent, None]:
-        loop = asyncio.get_running_loop()
-        policy = self.policy
-        deadline = loop.time() + policy.first_token_timeout
-        async with AsyncExitStack() as stack:
-            try:
-                async with asyncio.timeout_at(deadline):
-                    response = await stack.enter_async_context(
-                        self._client.stream("POST", self.path, content=content.content, headers=headers)
-                    )
-                    if response.status_code >= 300:
-                        raise await self._status_error(response)
-            except TimeoutError:
-                raise GatewayTimeout(f"no answer within {policy.first_token_timeout:g}s") from None
-            except httpx.TransportError as exc:
-                raise transport_error(exc) from None
+    def _attempt(self, content: RequestBody, headers: dict[str, str]) -> AsyncGenerator[StreamEvent, None]:
+        return _Run(self).events(content, headers)
 
-            decoder = self.new_decoder()
-            sse = SSEDecoder()
-            # An uncompressed body (what the request asks for) is read raw: aiter_bytes adds a
-            # decoder, a re-chunker and one more generator per network chunk, all no-ops here.
-            encoding = response.headers.get("content-encoding", "identity").strip().lower()
-            chunks = response.aiter_raw() if encoding in ("", "identity") else response.aiter_bytes()
-            reads = _ReadDeadline(loop, deadline)
-            stack.callback(reads.close)
-            committed = False  # a text or thinking token went out: from here on, never raise
-            received = 0
-            while True:
-                try:
-                    chunk = await reads.read(chunks)
-                    received += len(chunk or b"")
-                    if received > policy.max_stream_bytes:
-                        raise StreamBroken(f"the response passed {policy.max_stream_bytes} bytes")
-                except TimeoutError:
-                    if decoder.done:
-                        break  # the answer is whole; the server just did not end the body
-                    if committed or decoder.complete:
-                        silence = GatewayTimeout(f"no data for {policy.idle_timeout:g}s mid-answer")
-                        yield decoder.finish(silence)
-                        return
-                    raise GatewayTimeout(f"no token within {policy.first_token_timeout:g}s") from None
-                except httpx.TransportError as exc:
-                    broken = StreamBroken(f"{type(exc).__name__}: {exc}")
-                    if committed or decoder.complete:
-                        yield decoder.finish(broken)
-                        return
-                    raise broken from None
-                except StreamBroken as exc:
-                    if committed or decoder.complete:
-                        yield decoder.finish(exc)
-                        return
-                    raise
-
-                items = sse.feed(chunk) if chunk is not None else sse.close()
-                progressed = False
-                for item in items:
-                    if _is_keepalive(item):
-                        continue
-                    assert not isinstance(item, Comment)
-                    progressed = True
-                    try:
-                        events = decoder.feed(item)
-                    except ProviderError as exc:
-                        if not committed:
-                            raise
-                        yield Finish(Outcome.ERROR, decoder.stop_reason, decoder.usage, exc)
-                        return
-                    for event in events:
-                        if not committed:
-                            if isinstance(event, UsageReport):
-                                continue  # held until the answer starts; Finish carries it anyway
-                            committed = isinstance(event, TextDelta | ThinkingDelta)
-                        yield event
-                if chunk is None:
-                    break
-                # Set after the yields, so time the consumer spends on an event is not counted
-                # as upstream silence.
-                if decoder.done:
-                    reads.deadline = loop.time() + policy.drain_grace
-                elif committed and progressed:
-                    reads.deadline = loop.time() + policy.idle_timeout
-
-            if not committed and not decoder.complete:
-                raise StreamBroken("the stream ended before the first token")
-            yield decoder.finish(None)
+    async def _open(
+        self, stack: AsyncExitStack, content: RequestBody, headers: dict[str, str], deadline: float
+    ) -> httpx.Response:
+        """Send the request; the response once its status says a stream follows."""
+        try:
+            async with asyncio.timeout_at(deadline):
+                response = await stack.enter_async_context(
+                    self._client.stream("POST", self.path, content=content.content, headers=headers)
+                )
+                if response.status_code >= 300:
+                    raise await self._status_error(response)
+        except TimeoutError:
+            raise GatewayTimeout(f"no answer within {self.policy.first_token_timeout:g}s") from None
+        except httpx.TransportError as exc:
+            raise transport_error(exc) from None
+        return response
 
     async def _status_error(self, response: httpx.Response) -> ProviderError:
         if response.status_code < 400:

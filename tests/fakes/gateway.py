@@ -12,6 +12,10 @@ Two ways to run it::
     with FakeGateway.in_thread() as gw:       # its own loop in a thread: sync code, subprocesses
         subprocess.run([...], env={..., "APICORE_BASE_URL": gw.url})
 
+Tool calls: ``Reply(tool_calls=[FakeToolCall("read_url", {"url": …}), …])`` streams them as real
+providers do (see :mod:`tests.fakes.gateway_tools`); ``gw.last.tool_results`` reads the results a
+client sent back, in either format.
+
 Replies: ``gw.script(Reply(...), ...)`` queues replies for the streaming routes (first in, first
 out); when the queue is empty ``gw.default`` answers (a :class:`Reply` or a function of the
 :class:`RecordedRequest`). A Reply without ``text`` echoes ``"You said: <last user text>"``.
@@ -44,8 +48,26 @@ from typing import Any, Literal, Self
 from aiohttp import web
 from multidict import CIMultiDict
 
-from bot.providers.base import Finish, StreamEvent, TextDelta, ThinkingDelta, Usage, UsageReport
+from bot.providers.base import (
+    Finish,
+    StreamEvent,
+    TextDelta,
+    ThinkingDelta,
+    ToolCall,
+    ToolCallStarted,
+    Usage,
+    UsageReport,
+)
 
+from .gateway_tools import (
+    FakeToolCall,
+    SentResult,
+    anthropic_tool_events,
+    declared_tools,
+    openai_tool_chunks,
+    replayed_calls,
+    tool_results,
+)
 from .loopback import LoopbackServer
 
 STREAM_PATHS = ("/v1/chat/completions", "/v1/messages")
@@ -77,7 +99,9 @@ class FakeUsage:
 class Reply:
     """One answer. Every field has a realistic default; set only what a test is about.
 
-    Content: ``text`` (None → echo the last user text), ``thinking`` (None → a short thought
+    Content: ``text`` (None → echo the last user text, or nothing when there are ``tool_calls``),
+    ``tool_calls`` (after the text; arguments in ``fragment_chars``-sized pieces, interleaved by
+    index in OpenAI format unless ``interleave`` is off), ``thinking`` (None → a short thought
     when an Anthropic request asks for thinking, else none), split into word-sized deltas or
     ``chunk_chars``-sized ones. ``finish``: "complete"/"length"/"filtered" (mapped per format)
     or a literal wire value, None to end without one. ``usage``: None → counted from the
@@ -89,8 +113,9 @@ class Reply:
     Failures, counted in content deltas (text or thinking) sent before they strike:
     ``status`` ≥ 400 answers ``body`` (dict → JSON; see :meth:`http_error`) before any stream;
     ``drop_after`` closes the connection; ``stall_after`` stops sending but keeps it open;
-    ``error_after`` sends ``error`` (a bare JSON line in OpenAI format, an ``error`` event in
-    Anthropic format) and ends the body; ``garbage_after`` sends ``garbage`` bytes and goes on.
+    ``error_after`` sends ``error`` (a bare JSON line in OpenAI format, or a ``data:`` line with
+    ``error_as_data``; an ``error`` event in Anthropic format) and ends the body;
+    ``garbage_after`` sends ``garbage`` bytes and goes on.
 
     Wire shape: ``line_ending`` ("\\n", "\\r\\n", "\\r"); ``split_bytes`` writes every frame in
     pieces of that many bytes, ``split_delay`` apart (to split UTF-8 characters on the wire);
@@ -114,6 +139,7 @@ class Reply:
     stall_after: int | None = None
     error_after: int | None = None
     error: dict[str, Any] | None = None
+    error_as_data: bool = False
     garbage_after: int | None = None
     garbage: bytes = DEFAULT_GARBAGE
     line_ending: str = "\n"
@@ -121,6 +147,9 @@ class Reply:
     split_delay: float = 0.0
     events: list[str] | None = None
     raw: list[bytes] | None = None
+    tool_calls: list[FakeToolCall] | None = None
+    fragment_chars: int = 4
+    interleave: bool = True
 
     @classmethod
     def http_error(
@@ -183,6 +212,21 @@ class RecordedRequest:
         return self.headers.get(name)
 
     @property
+    def tool_results(self) -> list[SentResult]:
+        """The tool results this request sent back (OpenAI tool messages, Anthropic blocks)."""
+        return tool_results(self.json)
+
+    @property
+    def replayed_calls(self) -> list[tuple[str, str, Any]]:
+        """The calls this request's history replays: (id, name, arguments or input)."""
+        return replayed_calls(self.json)
+
+    @property
+    def tools(self) -> list[str]:
+        """The names of the tools this request declares."""
+        return declared_tools(self.json)
+
+    @property
     def text_sent(self) -> str:
         return self.timeline[-1][1] if self.timeline else ""
 
@@ -192,17 +236,17 @@ class RecordedRequest:
 
     @property
     def last_user_text(self) -> str:
+        """The text of the last user message that has any (one of only tool results has none)."""
         messages = self.json.get("messages") if isinstance(self.json, dict) else None
         for message in reversed(messages or []):
             if isinstance(message, dict) and message.get("role") == "user":
                 content = message.get("content")
                 if isinstance(content, str):
                     return content
-                return "".join(
-                    part.get("text", "")
-                    for part in content or []
-                    if isinstance(part, dict) and part.get("type") == "text"
-                )
+                parts = [part for part in content or [] if isinstance(part, dict)]
+                if all(part.get("type") == "tool_result" for part in parts) and parts:
+                    continue
+                return "".join(part.get("text", "") for part in parts if part.get("type") == "text")
         return ""
 
 
@@ -215,6 +259,11 @@ class Collected:
     finish: Finish | None = None
     usage_reports: list[Usage] = field(default_factory=list)
     kinds: list[str] = field(default_factory=list)  # event class names, in order
+    tool_starts: list[ToolCallStarted] = field(default_factory=list)
+
+    @property
+    def tool_calls(self) -> tuple[ToolCall, ...]:
+        return self.finish.tool_calls if self.finish is not None else ()
 
 
 async def collect(events: AsyncIterator[StreamEvent]) -> Collected:
@@ -228,6 +277,8 @@ async def collect(events: AsyncIterator[StreamEvent]) -> Collected:
             out.thinking += event.text
         elif isinstance(event, UsageReport):
             out.usage_reports.append(event.usage)
+        elif isinstance(event, ToolCallStarted):
+            out.tool_starts.append(event)
         else:
             assert out.finish is None, "a second Finish"
             out.finish = event
@@ -597,6 +648,8 @@ class _Sender:
                 "code": "bad_response_body",
             }
         }
+        if self.reply.error_as_data:
+            return f"data: {_sse_json(payload)}\n\n".encode()
         return f"{_sse_json(payload)}\n".encode()
 
     # Writing and waiting.
@@ -653,6 +706,8 @@ class _Sender:
         reply, record = self.reply, self.record
         body = record.json if isinstance(record.json, dict) else {}
         text = reply.text if reply.text is not None else f"You said: {record.last_user_text}"
+        if reply.text is None and reply.tool_calls:
+            text = ""
         thinking = reply.thinking
         if thinking is None:
             wants = self.fmt == "anthropic" and isinstance(body.get("thinking"), dict)
@@ -665,6 +720,8 @@ class _Sender:
             thinking_tokens=len(thinking_pieces),
         )
         finish = NEUTRAL_FINISH[self.fmt].get(reply.finish or "", reply.finish)
+        if reply.tool_calls and reply.finish == "complete":
+            finish = "tool_use" if self.fmt == "anthropic" else "tool_calls"
         model = record.model or "unknown"
         build = self.anthropic_frames if self.fmt == "anthropic" else self.openai_frames
         return build(model, text_pieces, thinking_pieces, finish, usage)
@@ -693,6 +750,11 @@ class _Sender:
         frames = [_Frame(chunk(choice({"role": "assistant", "content": ""})), "pre")]
         frames += [_Frame(chunk(choice({"reasoning_content": t})), "content", thinking=t) for t in thinking]
         frames += [_Frame(chunk(choice({"content": t})), "content", text=t) for t in text]
+        if self.reply.tool_calls:
+            calls = openai_tool_chunks(
+                self.reply.tool_calls, self.reply.fragment_chars, self.reply.interleave
+            )
+            frames += [_Frame(chunk(choices), "content") for choices in calls]
         if finish is not None:
             frames.append(_Frame(chunk(choice({}, finish)), "tail"))
         if self.reply.send_usage:
@@ -754,10 +816,19 @@ class _Sender:
             frames.append(_Frame(delta(0, "signature_delta", "signature", "ZmFrZS1zaWduYXR1cmU="), "tail"))
             frames.append(_Frame(event({"type": "content_block_stop", "index": 0}), "tail"))
             index = 1
-        start = {"type": "content_block_start", "index": index, "content_block": {"type": "text", "text": ""}}
-        frames.append(_Frame(event(start), "pre" if not thinking else "tail"))
-        frames += [_Frame(delta(index, "text_delta", "text", t), "content", text=t) for t in text]
-        frames.append(_Frame(event({"type": "content_block_stop", "index": index}), "tail"))
+        calls = self.reply.tool_calls or []
+        if text or not calls:
+            start = {
+                "type": "content_block_start",
+                "index": index,
+                "content_block": {"type": "text", "text": ""},
+            }
+            frames.append(_Frame(event(start), "pre" if not thinking else "tail"))
+            frames += [_Frame(delta(index, "text_delta", "text", t), "content", text=t) for t in text]
+            frames.append(_Frame(event({"type": "content_block_stop", "index": index}), "tail"))
+            index += 1
+        for payload in anthropic_tool_events(calls, self.reply.fragment_chars, index):
+            frames.append(_Frame(event(payload), "content"))
         if finish is None:
             return frames
         final_usage: dict[str, Any] = {
@@ -783,6 +854,22 @@ def _peer(request: web.Request) -> tuple[str, int] | None:
     return (str(address[0]), int(address[1])) if address else None
 
 
+def _flat(value: Any, thinking: bool) -> tuple[str, str]:
+    """(text, thinking) in an OpenAI-format content value: a string or a list of typed parts."""
+    if isinstance(value, str):
+        return ("", value) if thinking else (value, "")
+    text = think = ""
+    for part in value if isinstance(value, list) else [value] if isinstance(value, dict) else []:
+        if isinstance(part, dict):
+            kind = part.get("type")
+            inner = part.get(kind) if kind in ("thinking", "reasoning") else part.get("text")
+            more = _flat(inner, thinking or kind in ("thinking", "reasoning"))
+        else:
+            more = _flat(part, thinking)
+        text, think = text + more[0], think + more[1]
+    return text, think
+
+
 def _content_of(payload: Any) -> tuple[str, str]:
     """Text and thinking carried by one captured payload of either format."""
     if not isinstance(payload, dict):
@@ -793,5 +880,7 @@ def _content_of(payload: Any) -> tuple[str, str]:
     choices = payload.get("choices")
     if choices and isinstance(choices[0], dict) and isinstance(choices[0].get("delta"), dict):
         d = choices[0]["delta"]
-        return str(d.get("content") or ""), str(d.get("reasoning_content") or "")
+        text, thinking = _flat(d.get("content") or "", False)
+        reasoning = d.get("reasoning_content") or d.get("reasoning") or ""
+        return text, _flat(reasoning, True)[1] + thinking
     return "", ""
