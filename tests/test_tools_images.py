@@ -126,7 +126,7 @@ async def test_a_url_answer_pointing_inside_is_refused(
         (Reply.http_error(403, "额度不足 quota insufficient"), "The gateway quota is used up; ask an admin"),
         (
             Reply.http_error(400, "Your prompt was rejected by the safety system"),
-            "The gateway rejected the request.",
+            "The gateway rejected the request: Your prompt was rejected by the safety system.",
         ),
     ],
 )
