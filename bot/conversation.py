@@ -32,7 +32,6 @@ from bot.providers.base import (
     Provider,
     TextDelta,
     ThinkingDelta,
-    Usage,
     UsageReport,
 )
 from bot.providers.errors import ProviderError
@@ -41,7 +40,7 @@ from bot.render.surface import PLACEHOLDER, THINKING_PLACEHOLDER, Deletable, Rec
 from bot.settings import Settings
 from bot.store import Store, StoreError, StreamingReply
 from bot.store.models import utcnow
-from bot.types import Attachment, Author, ContextMessage, ConversationKey, IncomingMessage, Outcome
+from bot.types import Attachment, Author, ContextMessage, ConversationKey, IncomingMessage, Outcome, Usage
 
 log = logging.getLogger("parley.conversation")
 

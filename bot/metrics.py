@@ -16,8 +16,7 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metri
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 from prometheus_client.registry import Collector
 
-from bot.providers.base import Usage
-from bot.types import Outcome
+from bot.types import Outcome, Usage
 
 if TYPE_CHECKING:
     from bot.runtime import Runtime

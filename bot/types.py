@@ -61,6 +61,17 @@ class ContextMessage:
     platform_id: str = ""
 
 
+@dataclass(frozen=True, slots=True)
+class Usage:
+    """Tokens one model request used, as the gateway reported them."""
+
+    input_tokens: int = 0
+    output_tokens: int = 0  # includes thinking tokens where the format counts them together
+    thinking_tokens: int = 0
+    cache_read_tokens: int = 0
+    cache_write_tokens: int = 0
+
+
 class Outcome(enum.StrEnum):
     """How a reply ended; stored on the message and shown to the user when not COMPLETE."""
 

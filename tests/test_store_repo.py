@@ -7,10 +7,9 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from bot.providers.base import Usage
 from bot.store import AttachmentRecord, ModelTotals, Store, StoreError, Totals
 from bot.store.repo import clean_error
-from bot.types import Author, ConversationKey, Outcome
+from bot.types import Author, ConversationKey, Outcome, Usage
 
 # Fixtures shared by the store tests (pytest finds them as module attributes).
 

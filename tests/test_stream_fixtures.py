@@ -14,9 +14,9 @@ from pathlib import Path
 import pytest
 from pydantic import SecretStr
 
-from bot.providers import ChatRequest, Gateway, GatewayPolicy, Turn, Usage
+from bot.providers import ChatRequest, Gateway, GatewayPolicy, Turn
 from bot.settings import Settings
-from bot.types import Outcome
+from bot.types import Outcome, Usage
 from tests.fakes.gateway import Collected, FakeGateway, Reply, collect
 
 SHARED = Path(__file__).resolve().parents[2] / "shared" / "fixtures" / "streams"

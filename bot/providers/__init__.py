@@ -28,7 +28,6 @@ from bot.providers.base import (
     TextPart,
     ThinkingDelta,
     Turn,
-    Usage,
     UsageReport,
 )
 from bot.providers.errors import ProviderError
@@ -53,7 +52,6 @@ __all__ = [
     "TextPart",
     "ThinkingDelta",
     "Turn",
-    "Usage",
     "UsageReport",
     "build_request",
 ]

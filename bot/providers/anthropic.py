@@ -14,7 +14,6 @@ from bot.providers.base import (
     TextPart,
     ThinkingDelta,
     Turn,
-    Usage,
     UsageReport,
 )
 from bot.providers.body import Base64Data, materialize
@@ -22,7 +21,7 @@ from bot.providers.classify import error_from_stream
 from bot.providers.errors import ProviderError
 from bot.providers.sse import BareLine, SSEEvent
 from bot.providers.streaming import StreamingProvider, WireDecoder, loads
-from bot.types import Outcome
+from bot.types import Outcome, Usage
 
 ANTHROPIC_VERSION = "2023-06-01"
 

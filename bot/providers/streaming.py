@@ -32,7 +32,7 @@ from typing import Any, Protocol
 
 import httpx
 
-from bot.providers.base import ChatRequest, Finish, StreamEvent, TextDelta, ThinkingDelta, Usage, UsageReport
+from bot.providers.base import ChatRequest, Finish, StreamEvent, TextDelta, ThinkingDelta, UsageReport
 from bot.providers.body import RequestBody, encode_body
 from bot.providers.classify import error_from_response
 from bot.providers.errors import (
@@ -46,7 +46,7 @@ from bot.providers.errors import (
 from bot.providers.policy import GatewayPolicy
 from bot.providers.retry import retry_delay
 from bot.providers.sse import BareLine, Comment, SSEDecoder, SSEEvent
-from bot.types import Outcome
+from bot.types import Outcome, Usage
 
 log = logging.getLogger("bot.providers")
 

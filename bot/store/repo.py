@@ -39,7 +39,6 @@ from sqlalchemy.exc import IntegrityError, OperationalError, SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from sqlalchemy.pool import StaticPool
 
-from bot.providers.base import Usage
 from bot.store import db
 from bot.store.db import StoreError
 from bot.store.models import (
@@ -54,7 +53,7 @@ from bot.store.models import (
     UsageRow,
     utcnow,
 )
-from bot.types import Attachment, Author, ConversationKey, Outcome
+from bot.types import Attachment, Author, ConversationKey, Outcome, Usage
 
 T = TypeVar("T")
 Role = Literal["user", "assistant"]

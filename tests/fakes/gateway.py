@@ -39,7 +39,8 @@ from typing import Any, Literal, Self
 from aiohttp import web
 from multidict import CIMultiDict
 
-from bot.providers.base import Finish, StreamEvent, TextDelta, ThinkingDelta, Usage, UsageReport
+from bot.providers.base import Finish, StreamEvent, TextDelta, ThinkingDelta, UsageReport
+from bot.types import Usage
 
 from .loopback import LoopbackServer
 
