@@ -34,8 +34,14 @@ class Runtime:
                 from bot.files import FileService
 
                 files = FileService(settings, store)
-            metrics = Metrics()
-            service = ConversationService(settings, store, gateway, pacer, files=files, observer=metrics)
+            service = ConversationService(settings, store, gateway, pacer, files=files)
+            # Live figures are read from the service and the renderer at each scrape.
+            metrics = Metrics(
+                in_flight=lambda: service.in_flight,
+                waiting=lambda: service.waiting,
+                by_platform=lambda: pacer.stats.by_platform,
+            )
+            service.observer = metrics
         except BaseException:
             await store.close()
             raise
