@@ -245,7 +245,7 @@ async def long_thread_scenario(cfg: Config, tmp: Path, name: str, n: int) -> Res
         runtime = await Runtime.create(settings_for(tmp, gw.url))
         store = runtime.store
         timings: dict[str, list[float]] = {"load": [], "build": []}
-        original_load = store.load_context
+        original_load = store.history.load
         original_build = conversation_module.build_turns
 
         async def timed_load(conversation_id: int, limit: int) -> Any:
@@ -262,7 +262,7 @@ async def long_thread_scenario(cfg: Config, tmp: Path, name: str, n: int) -> Res
             finally:
                 timings["build"].append(time.perf_counter() - t)
 
-        store.load_context = timed_load  # type: ignore[method-assign]
+        store.history.load = timed_load  # type: ignore[method-assign]
         conversation_module.build_turns = timed_build
         per_size: dict[str, Result] = {}
         try:
@@ -271,7 +271,7 @@ async def long_thread_scenario(cfg: Config, tmp: Path, name: str, n: int) -> Res
             )
             for size in sizes:
                 key = ConversationKey("bench", "", "long", f"t{size}")
-                conv = await store.get_or_create_conversation(key)
+                conv = await store.conversations.find_or_create(key)
                 await _fill(store, conv.id, size)
                 timings["load"].clear()
                 timings["build"].clear()

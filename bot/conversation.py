@@ -191,7 +191,7 @@ class ConversationService:
             try:
                 # Only the claim comes before the placeholder: in a burst of questions every claim
                 # waits for the ones before it, so it is kept to one statement.
-                claimed = await self.store.claim_event(msg.key.platform, msg.event_id, self.instance_id)
+                claimed = await self.store.events.claim(msg.key.platform, msg.event_id, self.instance_id)
             except StoreError as exc:
                 # Without the store there is no exactly-once and no history: say so, don't guess.
                 log.error("cannot take %s on %s: %s", msg.event_id, msg.key.platform, exc)
@@ -301,7 +301,7 @@ class ConversationService:
         if surface_for is None:
             return 0
         try:
-            replies = await self.store.streaming_replies(platform=platform, limit=100)
+            replies = await self.store.replies.streaming(platform=platform, limit=100)
         except StoreError as exc:
             log.warning("recovery: cannot read the store: %s", exc)
             return 0
@@ -343,7 +343,7 @@ class ConversationService:
                     return False
         elif refs:
             log.warning("recovery: reply %s on %s cannot be edited (no surface)", reply.id, reply.key)
-        await self.store.mark_interrupted(reply.id, text="".join(texts) if texts else None)
+        await self.store.replies.mark_interrupted(reply.id, text="".join(texts) if texts else None)
         return True
 
     async def _sweep(self) -> None:
@@ -379,15 +379,15 @@ class ConversationService:
         platform = msg.key.platform
         if refusal is Refusal.BOT_LOOP:
             log.warning("not answering bot %s in %s again this minute (loop breaker)", msg.author.id, msg.key)
-            await self.store.mark_event_done(platform, msg.event_id)
+            await self.store.events.done(platform, msg.event_id)
             return None
         text = say.BUSY[refusal.value]
         log.info("turn in %s from %s refused: %s", msg.key, msg.author.id, refusal.value)
         question, _ = _trimmed(_clean(msg.text), self.settings.parley_max_input_chars)
         # "process" keeps this process's recovery sweep off the row while the note is posted.
         info = {"refs": [], "busy": refusal.value, "process": self.instance_id}
-        conversation = await self.store.get_or_create_conversation(msg.key)
-        reply_id = await self.store.begin_reply(
+        conversation = await self.store.conversations.find_or_create(msg.key)
+        reply_id = await self.store.replies.begin(
             conversation.id,
             _clean_author(msg.author),
             question,
@@ -397,7 +397,9 @@ class ConversationService:
             event=(platform, msg.event_id),
         )
         shown = await self._say(msg.surface, text, msg.key.platform)
-        await self.store.finish_reply(reply_id, text=text, outcome=Outcome.COMPLETE, author_id=msg.author.id)
+        await self.store.replies.finish(
+            reply_id, text=text, outcome=Outcome.COMPLETE, author_id=msg.author.id
+        )
         return ReplyResult(Outcome.COMPLETE, text, shown, "")
 
     # -- the turn ------------------------------------------------------------------------------
@@ -437,8 +439,9 @@ class ConversationService:
         placeholder = asyncio.create_task(stream.start())
         model = msg.model or self.settings.parley_model
         try:
-            conversation = await self.store.get_or_create_conversation(msg.key)
-            model_override, system_override = await self.store.effective_model_and_system(conversation)
+            conversation = await self.store.conversations.find_or_create(msg.key)
+            overrides = await self.store.conversations.overrides(msg.key)
+            model_override, system_override = overrides.model, overrides.system
             model = msg.model or model_override or self.settings.parley_model
             await self._backfill(conversation.id, msg)
 
@@ -454,7 +457,7 @@ class ConversationService:
                 notes.insert(0, say.trimmed(length, limit))
             # The question is stored with the reply row (begin_reply below), so this is all history
             # before it: the question's own slot of PARLEY_HISTORY_TURNS stays unused, as before.
-            history = await self.store.load_context(conversation.id, self.settings.parley_history_turns - 1)
+            history = await self.store.history.load(conversation.id, self.settings.parley_history_turns - 1)
             entries = [HistoryEntry(m.role, m.author_name, m.text, m.status) for m in history]
             turns = build_turns(
                 entries,
@@ -511,7 +514,7 @@ class ConversationService:
                 )
             try:
                 info = self._surface_info(stream, msg.surface)
-                reply_id = await self.store.begin_reply(
+                reply_id = await self.store.replies.begin(
                     conversation.id,
                     msg.author,
                     question,
@@ -535,7 +538,7 @@ class ConversationService:
             except Exception as exc:
                 log.error("could not post a placeholder for %s: %s", msg.key, exc)
                 await _cancelled(active.task)
-                await self.store.finish_reply(
+                await self.store.replies.finish(
                     reply_id, text="", outcome=Outcome.ERROR, error=_log_detail(exc), author_id=msg.author.id
                 )
                 return ReplyResult(Outcome.ERROR, "", "", model, error=str(exc))
@@ -579,7 +582,7 @@ class ConversationService:
             await stream.finish(shown)
             await self._drop_abandoned(stream, msg.surface)
             refs = list(stream.refs)
-            await self.store.finish_reply(
+            await self.store.replies.finish(
                 reply_id,
                 text=generation.answer,
                 outcome=generation.outcome,
@@ -657,7 +660,7 @@ class ConversationService:
         if not shown:
             # Nothing was shown: give the claim back, so a redelivery can answer.
             with contextlib.suppress(Exception):
-                await self.store.release_event(msg.key.platform, msg.event_id, self.instance_id)
+                await self.store.events.release(msg.key.platform, msg.event_id, self.instance_id)
         return ReplyResult(Outcome.ERROR, "", shown, model, error=text)
 
     async def _drop_abandoned(self, stream: ReplyStream, surface: ReplySurface) -> None:
@@ -731,13 +734,13 @@ class ConversationService:
         if not msg.context:
             return
         ids = [c.platform_id for c in msg.context if c.platform_id]
-        known = await self.store.known_platform_ids(conversation_id, ids)
+        known = await self.store.history.known(conversation_id, ids)
         for item in msg.context:
             if item.platform_id and item.platform_id in known:
                 continue
             if item.platform_id and item.platform_id == msg.platform_message_id:
                 continue
-            await self.store.add_context_message(
+            await self.store.history.add(
                 conversation_id,
                 item.author,
                 item.text,
@@ -773,7 +776,7 @@ class _RefSaver:
         refs = list(self._stream.refs)
         self.saved = len(refs)  # before the write, so a concurrent caller does not write it again
         try:
-            await self._store.set_reply_refs(self._reply_id, refs, {**self._info, "refs": refs})
+            await self._store.replies.set_refs(self._reply_id, refs, {**self._info, "refs": refs})
         except StoreError as exc:
             log.warning("could not store the reply's new message: %s", exc)
 

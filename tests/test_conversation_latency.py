@@ -245,21 +245,21 @@ async def test_a_redelivered_event_is_answered_once(turns: Turns) -> None:
 
 
 async def test_an_expired_claim_is_taken_over_once(store: Store) -> None:
-    assert await store.claim_event("test", "E1", "crashed")
+    assert await store.events.claim("test", "E1", "crashed")
     async with store.engine.begin() as conn:  # its owner died ten minutes ago
         await conn.execute(
             update(ProcessedEvent).values(claimed_at=datetime.now(UTC) - timedelta(minutes=10))
         )
-    results = await asyncio.gather(*(store.claim_event("test", "E1", f"o{n}") for n in range(10)))
+    results = await asyncio.gather(*(store.events.claim("test", "E1", f"o{n}") for n in range(10)))
     assert results.count(True) == 1
-    await store.mark_event_done("test", "E1")
-    assert not await store.claim_event("test", "E1", "late", lease_seconds=0)
+    await store.events.done("test", "E1")
+    assert not await store.events.claim("test", "E1", "late", lease_seconds=0)
 
 
 async def test_concurrent_turns_share_one_conversation(db_url: str) -> None:
     stores = [await Store.open(db_url) for _ in range(2)]
     try:
-        results = await asyncio.gather(*(stores[n % 2].get_or_create_conversation(KEY) for n in range(20)))
+        results = await asyncio.gather(*(stores[n % 2].conversations.find_or_create(KEY) for n in range(20)))
         assert len({r.id for r in results}) == 1
     finally:
         for opened in stores:
@@ -267,10 +267,10 @@ async def test_concurrent_turns_share_one_conversation(db_url: str) -> None:
 
 
 async def test_begin_reply_stores_question_reply_and_done_together(store: Store) -> None:
-    assert await store.claim_event("test", "E1", "a")
-    conversation = await store.get_or_create_conversation(KEY)
+    assert await store.events.claim("test", "E1", "a")
+    conversation = await store.conversations.find_or_create(KEY)
     before = store.statements
-    reply_id = await store.begin_reply(
+    reply_id = await store.replies.begin(
         conversation.id,
         ANN,
         "the question",
@@ -280,17 +280,17 @@ async def test_begin_reply_stores_question_reply_and_done_together(store: Store)
         event=("test", "E1"),
     )
     assert store.statements - before == 4  # question, conversation's updated_at, reply, event
-    (question, reply) = await store.load_context(conversation.id, 10)
+    (question, reply) = await store.history.load(conversation.id, 10)
     assert (question.role, question.text, question.platform_message_id) == ("user", "the question", "p1")
     assert (reply.id, reply.role, reply.status) == (reply_id, "assistant", Outcome.STREAMING)
-    (streaming,) = await store.streaming_replies()
+    (streaming,) = await store.replies.streaming(platform="test")
     assert streaming.id == reply_id and streaming.reply_refs == ()
     assert streaming.surface == {"refs": ["r1"]}
-    assert not await store.claim_event("test", "E1", "b", lease_seconds=0)  # done
-    await store.finish_reply(
+    assert not await store.events.claim("test", "E1", "b", lease_seconds=0)  # done
+    await store.replies.finish(
         reply_id, "answer", Outcome.COMPLETE, refs=["r1", "r2"], surface_info={"refs": ["r1", "r2"]}
     )
-    assert await store.streaming_replies() == []
+    assert await store.replies.streaming(platform="test") == []
     async with store.engine.connect() as conn:
         row = (
             await conn.execute(select(Message.reply_refs, Message.surface).where(Message.id == reply_id))

@@ -561,6 +561,6 @@ async def test_files_on_thread_context_are_fetched_once_and_remembered(
 async def test_files_past_retention_are_no_longer_sent(runtime: Runtime, gateway: FakeGateway) -> None:
     file, _ = attachment("report.pdf", pdf())
     await ask(runtime, "", [file])
-    assert await runtime.store.prune_blobs(utcnow() + timedelta(seconds=1)) == 1
+    assert await runtime.store.blobs.prune(utcnow() + timedelta(seconds=1)) == 1
     await ask(runtime, "still there?")
     assert documents(sent(gateway)) == []

@@ -19,7 +19,7 @@ from bot.render.surface import Recoverable, Shown
 from bot.settings import Settings
 from bot.store import Store, StreamingReply
 from bot.store.models import Message
-from bot.types import ConversationKey, Outcome
+from bot.types import Author, ConversationKey, Outcome
 
 KEY = ConversationKey("test", "W", "C", "T")
 
@@ -91,10 +91,9 @@ async def _close_services() -> AsyncIterator[None]:
 
 
 async def orphan(store: Store, refs: list[str], info: dict[str, Any] | None = None) -> int:
-    conversation = await store.get_or_create_conversation(KEY)
-    return await store.start_reply(
-        conversation.id, "m", {"refs": refs, "process": "dead-process", **(info or {})}
-    )
+    conversation = await store.conversations.find_or_create(KEY)
+    info = {"refs": refs, "process": "dead-process", **(info or {})}
+    return await store.replies.begin(conversation.id, Author("U1", "Ann"), "q", model="m", surface_info=info)
 
 
 async def status(store: Store, reply_id: int) -> tuple[Outcome, str]:
@@ -160,7 +159,7 @@ async def test_which_replies_are_orphaned(store: Store, monkeypatch: pytest.Monk
     dead = await orphan(store, ["b"])
     sibling = await orphan(store, ["c"], {"instance": "pod-2"})
     predecessor = await orphan(store, ["d"], {"instance": "pod-1"})
-    rows = {r.id: r for r in await store.streaming_replies()}
+    rows = {r.id: r for r in await store.replies.streaming(platform="test")}
 
     def aged(reply: StreamingReply) -> StreamingReply:
         from dataclasses import replace

@@ -278,5 +278,5 @@ async def test_http_mode_rejects_forged_and_stale_requests(tmp_path: Path) -> No
         await bench.settle()
         assert bench.adapter.ws.stats.events == 0
         assert bench.gw.requests == [] and fs.bot_messages() == [] and fs.responses == []
-        assert await bench.runtime.store.get_conversation(channel_key(payload["event"]["ts"])) is None
+        assert await bench.runtime.store.conversations.find(channel_key(payload["event"]["ts"])) is None
         assert [c.method for c in fs.calls] == ["auth.test"]  # only the adapter's own start-up

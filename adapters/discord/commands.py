@@ -211,43 +211,40 @@ class Commands:
         if not (place.is_thread or place.is_dm):
             return "Each thread is its own conversation with Parley: use /reset inside the thread."
         store = self.hub.store
-        conversation = await store.get_conversation(place.key)
+        conversation = await store.conversations.find(place.key)
         if conversation is None:
             return "There is nothing to forget here yet."
-        await store.reset(conversation.id)
+        await store.conversations.reset(conversation.id)
         return "Done: Parley starts this conversation afresh."
 
     async def usage(self, interaction: discord.Interaction) -> str:
         store = self.hub.store
-        mine = await store.usage_totals(user_id=str(interaction.user.id), platform="discord")
+        mine = await store.usage.totals(user_id=str(interaction.user.id), platform="discord")
         lines = [f"**You:** {_totals(mine)}"]
         if interaction.guild_id is not None:
-            server = await store.usage_totals(workspace=str(interaction.guild_id), platform="discord")
+            server = await store.usage.totals(workspace=str(interaction.guild_id), platform="discord")
             lines.append(f"**This server:** {_totals(server)}")
         return "\n".join(lines)
 
     # -- settings storage -----------------------------------------------------------------------------
 
     async def _overrides(self, key: ConversationKey) -> tuple[str | None, str | None]:
-        # The store reads channel settings through a conversation; a channel's own key (thread "")
-        # is never a real conversation on Discord (they live in threads), so it can serve.
-        store = self.hub.store
-        conversation = await store.get_or_create_conversation(key)
-        return await store.effective_model_and_system(conversation)
+        overrides = await self.hub.store.conversations.overrides(key)  # creates no row
+        return overrides.model, overrides.system
 
     async def _set(self, place: Place, **change: str | None) -> None:
         store = self.hub.store
         if place.is_thread:
-            conversation = await store.get_or_create_conversation(place.key)
+            conversation = await store.conversations.find_or_create(place.key)
             if "model" in change:
-                await store.set_conversation_model(conversation.id, change["model"])
+                await store.conversations.set_model(conversation.id, change["model"])
             if "system" in change:
-                await store.set_conversation_system(conversation.id, change["system"])
+                await store.conversations.set_system(conversation.id, change["system"])
             return
         if "model" in change:
-            await store.set_channel_model(place.key, change["model"])
+            await store.conversations.set_channel_model(place.key, change["model"])
         if "system" in change:
-            await store.set_channel_system(place.key, change["system"])
+            await store.conversations.set_channel_system(place.key, change["system"])
 
     # -- the Stop button --------------------------------------------------------------------------------
 

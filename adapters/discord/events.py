@@ -90,7 +90,7 @@ class MessageEvents:
         cached = self._followed.get(thread_id)
         if cached is not None and (cached[0] or cached[1] > now):
             return cached[0]
-        followed = await self.hub.store.has_assistant_reply(key)
+        followed = await self.hub.store.conversations.has_reply(key)
         self._remember(thread_id, followed, now)
         return followed
 

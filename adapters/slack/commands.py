@@ -124,24 +124,20 @@ class Interactions:
         if not await self._may_change_settings(user):
             return "Only workspace admins can change Parley's model."
         if name.lower() in _CLEAR:
-            await store.set_channel_model(key, None)
+            await store.conversations.set_channel_model(key, None)
             return f"This channel is back to the default model, *{self.ws.settings.parley_model}*."
         known = await self._known_models()
         if known is not None and name not in known:
             close = [m for m in known if name.lower() in m.lower()][:10] or known[:10]
             return f"The gateway has no model `{name}`. Some it offers: " + ", ".join(f"`{m}`" for m in close)
-        await store.set_channel_model(key, name)
+        await store.conversations.set_channel_model(key, name)
         note = "" if known is not None else " (the gateway's model list could not be read to check the name)"
         return f"Parley now answers with *{name}* in this channel{note}."
 
     async def _channel_overrides(self, key: ConversationKey) -> tuple[str | None, str | None]:
-        """This channel's (model, system prompt) overrides.
-
-        The store reads channel settings only through a conversation; the channel-level key
-        (thread "") serves, an empty row in a channel (threads there have their own keys).
-        """
-        conversation = await self.ws.store.get_or_create_conversation(key)
-        return await self.ws.store.effective_model_and_system(conversation)
+        """This channel's (model, system prompt) overrides (the channel-level key, thread "")."""
+        overrides = await self.ws.store.conversations.overrides(key)  # creates no row
+        return overrides.model, overrides.system
 
     async def _known_models(self) -> list[str] | None:
         """The gateway's models (cached for five minutes), or None if they cannot be listed."""
@@ -167,9 +163,9 @@ class Interactions:
         if not await self._may_change_settings(user):
             return "Only workspace admins can change Parley's system prompt."
         if prompt.lower() in _CLEAR:
-            await self.ws.store.set_channel_system(key, None)
+            await self.ws.store.conversations.set_channel_system(key, None)
             return "This channel is back to the default system prompt."
-        await self.ws.store.set_channel_system(key, prompt)
+        await self.ws.store.conversations.set_channel_system(key, prompt)
         return "Parley will follow this system prompt in this channel."
 
     async def _reset_dm(self, channel_key: ConversationKey, thread_ts: str) -> str:
@@ -184,14 +180,14 @@ class Interactions:
         return "There is nothing to forget here yet."
 
     async def _reset(self, key: ConversationKey) -> bool:
-        conversation = await self.ws.store.get_conversation(key)
+        conversation = await self.ws.store.conversations.find(key)
         if conversation is None:
             return False
-        await self.ws.store.reset(conversation.id)
+        await self.ws.store.conversations.reset(conversation.id)
         return True
 
     async def _usage(self, user: str, team: str) -> str:
-        totals = await self.ws.store.usage_totals(user_id=user, platform="slack", workspace=team)
+        totals = await self.ws.store.usage.totals(user_id=user, platform="slack", workspace=team)
         replies = f"{totals.requests} repl{'y' if totals.requests == 1 else 'ies'}"
         thinking = f" ({totals.thinking_tokens:,} of them thinking)" if totals.thinking_tokens else ""
         return (
@@ -232,7 +228,7 @@ class Interactions:
             return
         thread_ts = str(message.get("thread_ts") or message.get("ts") or "")
         key = ConversationKey("slack", team, channel, thread_ts)
-        followed = await ws.store.has_assistant_reply(key)
+        followed = await ws.store.conversations.has_reply(key)
         context = await read_thread(
             ws, identity, channel, thread_ts, before_ts=None, include_own=not followed
         )

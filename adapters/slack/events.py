@@ -110,7 +110,7 @@ class MessageEvents:
             if not in_thread or ws.settings.parley_require_mention:
                 ws.stats.ignored += 1
                 return
-            followed = ws.service.answering(key) or await ws.store.has_assistant_reply(key)
+            followed = ws.service.answering(key) or await ws.store.conversations.has_reply(key)
             if not followed:
                 ws.stats.ignored += 1
                 return
@@ -124,7 +124,7 @@ class MessageEvents:
             context: list[ContextMessage] = []
             if in_thread and thread_ts is not None:
                 if followed is None:
-                    followed = ws.service.answering(key) or await ws.store.has_assistant_reply(key)
+                    followed = ws.service.answering(key) or await ws.store.conversations.has_reply(key)
                 # An unseen thread is read whole. In a followed thread the store has the turns
                 # Parley took part in, but not the messages it was not asked about when mentions
                 # are required; Parley's own messages are stored already either way.
