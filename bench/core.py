@@ -15,7 +15,7 @@ from typing import Any
 
 from sqlalchemy import insert
 
-import bot.conversation as conversation_module
+import bot.request as request_module
 from bench.config import Config, Result, rounded
 from bench.gateway_proc import gateway_process
 from bench.metrics import dist
@@ -246,7 +246,7 @@ async def long_thread_scenario(cfg: Config, tmp: Path, name: str, n: int) -> Res
         store = runtime.store
         timings: dict[str, list[float]] = {"load": [], "build": []}
         original_load = store.history.load
-        original_build = conversation_module.build_turns
+        original_build = request_module.build_turns
 
         async def timed_load(conversation_id: int, limit: int) -> Any:
             t = time.perf_counter()
@@ -263,7 +263,7 @@ async def long_thread_scenario(cfg: Config, tmp: Path, name: str, n: int) -> Res
                 timings["build"].append(time.perf_counter() - t)
 
         store.history.load = timed_load  # type: ignore[method-assign]
-        conversation_module.build_turns = timed_build
+        request_module.build_turns = timed_build
         per_size: dict[str, Result] = {}
         try:
             await runtime.service.handle(
@@ -296,7 +296,7 @@ async def long_thread_scenario(cfg: Config, tmp: Path, name: str, n: int) -> Res
                     "db_statements_per_reply": round((store.statements - stmts) / turns, 1),
                 }
         finally:
-            conversation_module.build_turns = original_build
+            request_module.build_turns = original_build
             await runtime.aclose()
     biggest = per_size[str(max(sizes))]
     small = per_size[str(min(sizes))]

@@ -5,12 +5,13 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from bot.conversation import ConversationService, FilePipeline
 from bot.metrics import Metrics
 from bot.providers import Gateway
 from bot.render import Pacer
+from bot.service import ConversationService
 from bot.settings import Settings
 from bot.store import Store
+from bot.turn import FilePipeline
 
 
 @dataclass

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import enum
 from collections.abc import Awaitable, Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
@@ -96,3 +96,15 @@ class IncomingMessage:
     context: Sequence[ContextMessage] = ()
     platform_message_id: str = ""
     model: str | None = None  # a one-off model choice (console --model); else the conversation's
+
+
+@dataclass(slots=True)
+class ReplyResult:
+    """How a turn ended, as :meth:`ConversationService.handle` returns it."""
+
+    outcome: Outcome
+    text: str  # the model's answer (no notes)
+    shown: str  # what the user finally saw
+    model: str
+    usage: Usage = field(default_factory=Usage)
+    error: str | None = None

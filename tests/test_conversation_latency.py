@@ -21,9 +21,9 @@ import pytest
 from pydantic import SecretStr
 from sqlalchemy import event, select, update
 
-from bot.conversation import ConversationService
 from bot.providers import Gateway
 from bot.render import Budget, Pacer, SurfaceLimits
+from bot.service import ConversationService
 from bot.settings import Settings
 from bot.store import Store
 from bot.store.models import Conversation, Message, ProcessedEvent

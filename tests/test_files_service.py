@@ -15,13 +15,20 @@ from typing import Any
 import pytest
 from pypdf import PdfReader
 
-from bot.conversation import ReplyResult
 from bot.files import DownloadFailed, DownloadRefused
 from bot.render.surface import SurfaceLimits
 from bot.runtime import Runtime
 from bot.settings import ModelOptions, Settings
 from bot.store.models import utcnow
-from bot.types import Attachment, Author, ContextMessage, ConversationKey, IncomingMessage, Outcome
+from bot.types import (
+    Attachment,
+    Author,
+    ContextMessage,
+    ConversationKey,
+    IncomingMessage,
+    Outcome,
+    ReplyResult,
+)
 from tests.fakes.gateway import FakeGateway, RecordedRequest, Reply
 from tests.files_helpers import (
     PAGE_TEXTS,

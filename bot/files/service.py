@@ -87,7 +87,7 @@ def _names(names: Sequence[str]) -> str:
 
 
 class FileService:
-    """The core's attachment pipeline (see :class:`bot.conversation.FilePipeline`)."""
+    """The core's attachment pipeline (see :class:`bot.turn.FilePipeline`)."""
 
     def __init__(self, settings: Settings, store: Store) -> None:
         self.settings = settings
