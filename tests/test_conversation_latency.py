@@ -4,12 +4,14 @@ The gateway request goes out while the placeholder is posted and the reply row w
 held back (by the platform's budget, or a slow platform) no longer holds back the model, and text
 that came first is shown in the first post. A turn writes in three transactions (claim the event
 with its conversation; the question, the reply row and the event done; the finished reply), so a
-burst of questions waits less for SQLite's one write lock.
+burst of questions waits less for SQLite's one write lock. And the claims that make a turn
+exactly-once are forgotten on a schedule once no platform redelivers, so their table stays bounded.
 """
 
 from __future__ import annotations
 
 import asyncio
+import itertools
 import time
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
@@ -19,7 +21,7 @@ from typing import Any
 
 import pytest
 from pydantic import SecretStr
-from sqlalchemy import event, select, update
+from sqlalchemy import event, func, select, update
 
 from bot.providers import Gateway
 from bot.render import Budget, Pacer, SurfaceLimits
@@ -296,6 +298,81 @@ async def test_begin_reply_stores_question_reply_and_done_together(store: Store)
             await conn.execute(select(Message.reply_refs, Message.surface).where(Message.id == reply_id))
         ).one()
     assert (row.reply_refs, row.surface) == (["r1", "r2"], {"refs": ["r1", "r2"]})
+
+
+# --- claims are forgotten once no platform redelivers -----------------------------------------
+
+
+async def claims(store: Store) -> dict[str, str]:
+    async with store.engine.connect() as conn:
+        rows = (await conn.execute(select(ProcessedEvent.event_id, ProcessedEvent.status))).all()
+    return dict(rows)
+
+
+async def age_claim(store: Store, event_id: str, by: timedelta) -> None:
+    async with store.engine.begin() as conn:
+        await conn.execute(
+            update(ProcessedEvent)
+            .where(ProcessedEvent.event_id == event_id)
+            .values(claimed_at=datetime.now(UTC) - by)
+        )
+
+
+def sweeping_service(turns: Turns, **kwargs: Any) -> ConversationService:
+    """A second service on the same store and gateway whose sweep runs every 50 ms."""
+    settings = turns.service.settings.model_copy(update={"parley_recover_interval": 0.05})
+    return ConversationService(settings, turns.store, turns.service.providers, turns.pacer, **kwargs)
+
+
+async def test_the_claims_table_stays_bounded_while_events_keep_arriving(turns: Turns) -> None:
+    # A claim whose turn never finished (its owner died before the reply row) is not forgotten.
+    assert await turns.store.events.claim("test", "held", "another-process")
+    await age_claim(turns.store, "held", timedelta(days=2))
+    service = sweeping_service(turns, instance_id="here", event_retention=timedelta(seconds=0.5))
+    await service.recover("test", lambda reply: None)  # an adapter connected: the sweep runs
+    sizes: list[int] = []
+    try:
+        for n in range(100):
+            result = await service.handle(turns.message(HeldSurface(), f"question {n}"))
+            assert result is not None and result.outcome is Outcome.COMPLETE
+            async with turns.store.engine.connect() as conn:
+                sizes.append(
+                    (await conn.execute(select(func.count()).select_from(ProcessedEvent))).scalar_one()
+                )
+            await asyncio.sleep(0.02)
+        left = await claims(turns.store)
+    finally:
+        await service.aclose()
+    # Every turn added a claim; the sweep kept forgetting the ones past the retention (half a
+    # second here, pruned every half second: about a second of events at most).
+    print(f"\nclaims table over 100 events: {sizes}")
+    assert max(sizes) <= 45
+    assert sum(1 for before, after in itertools.pairwise(sizes) if after < before) >= 2
+    assert left["held"] == "claimed"
+    assert all(status == "done" for event_id, status in left.items() if event_id != "held")
+    assert len(turns.gw.stream_requests) == 100
+
+
+async def test_done_claims_are_forgotten_a_day_after_they_were_taken(turns: Turns) -> None:
+    for event_id in ("yesterday", "this-morning", "still-held"):
+        assert await turns.store.events.claim("test", event_id, "someone")
+    for event_id in ("yesterday", "this-morning"):
+        await turns.store.events.done("test", event_id)
+    await age_claim(turns.store, "yesterday", timedelta(hours=25))
+    await age_claim(turns.store, "this-morning", timedelta(hours=23))
+    await age_claim(turns.store, "still-held", timedelta(hours=25))
+    service = sweeping_service(turns, instance_id="here")
+    try:
+        await service.recover("test", lambda reply: None)
+        deadline = time.monotonic() + 5
+        while "yesterday" in await claims(turns.store):
+            assert time.monotonic() < deadline, "the sweep never pruned"
+            await asyncio.sleep(0.02)
+    finally:
+        await service.aclose()
+    assert await claims(turns.store) == {"this-morning": "done", "still-held": "claimed"}
+    # A redelivery of a remembered event is still ignored.
+    assert not await turns.store.events.claim("test", "this-morning", "late")
 
 
 # --- the gateway's connection cap ----------------------------------------------------------------
