@@ -34,10 +34,10 @@ from bot.types import ConversationKey, IncomingMessage, ReplyResult
 
 log = logging.getLogger("parley.conversation")
 
-# Event claims are kept this long once done. Slack retries an event it got no 200 for three times
-# within minutes; Discord never redelivers a gateway event (a resumed session replays only what
-# it missed, within the session). A day is far past both, and past any turn still running
-# (PARLEY_REPLY_TIMEOUT), so a forgotten claim is one no delivery can ask about again.
+# Event claims are kept this long once done. Slack retries an event it got no 200 for up to three
+# times within about five minutes; Discord does not redeliver (a resumed gateway session replays
+# only the events it missed, minutes at most). A day is far past both, and past any turn still
+# running (PARLEY_REPLY_TIMEOUT), so a forgotten claim is one no delivery can ask about again.
 EVENT_RETENTION = timedelta(days=1)
 # How often the sweep forgets old claims: one indexed DELETE, so an hour is plenty.
 PRUNE_EVERY = timedelta(hours=1)
