@@ -188,7 +188,10 @@ class ConversationService:
         while True:
             await asyncio.sleep(self.settings.parley_recover_interval)
             await self.recovery.sweep()
-            await self._prune_events()
+            try:
+                await self._prune_events()
+            except Exception:
+                log.exception("forgetting old event claims failed")
 
     async def _prune_events(self) -> None:
         """Forget done event claims past :data:`EVENT_RETENTION`, at most every :data:`PRUNE_EVERY`
