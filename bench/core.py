@@ -15,7 +15,7 @@ from typing import Any
 
 from sqlalchemy import insert
 
-import bot.conversation as conversation_module
+import bot.request as request_module
 from bench.config import Config, Result, rounded
 from bench.gateway_proc import gateway_process
 from bench.metrics import dist
@@ -221,8 +221,8 @@ async def long_thread_scenario(cfg: Config, tmp: Path, name: str, n: int) -> Res
         runtime = await Runtime.create(settings_for(tmp, gw.url))
         store = runtime.store
         timings: dict[str, list[float]] = {"load": [], "build": []}
-        original_load = store.load_context
-        original_build = conversation_module.build_turns
+        original_load = store.history.load
+        original_build = request_module.build_turns
 
         async def timed_load(conversation_id: int, limit: int) -> Any:
             t = time.perf_counter()
@@ -238,8 +238,8 @@ async def long_thread_scenario(cfg: Config, tmp: Path, name: str, n: int) -> Res
             finally:
                 timings["build"].append(time.perf_counter() - t)
 
-        store.load_context = timed_load  # type: ignore[method-assign]
-        conversation_module.build_turns = timed_build
+        store.history.load = timed_load  # type: ignore[method-assign]
+        request_module.build_turns = timed_build
         per_size: dict[str, Result] = {}
         try:
             await runtime.service.handle(
@@ -247,7 +247,7 @@ async def long_thread_scenario(cfg: Config, tmp: Path, name: str, n: int) -> Res
             )
             for size in sizes:
                 key = ConversationKey("bench", "", "long", f"t{size}")
-                conv = await store.get_or_create_conversation(key)
+                conv = await store.conversations.find_or_create(key)
                 await _fill(store, conv.id, size)
                 timings["load"].clear()
                 timings["build"].clear()
@@ -272,7 +272,7 @@ async def long_thread_scenario(cfg: Config, tmp: Path, name: str, n: int) -> Res
                     "db_statements_per_reply": round((store.statements - stmts) / turns, 1),
                 }
         finally:
-            conversation_module.build_turns = original_build
+            request_module.build_turns = original_build
             await runtime.aclose()
     biggest = per_size[str(max(sizes))]
     small = per_size[str(min(sizes))]

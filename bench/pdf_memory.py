@@ -123,7 +123,7 @@ async def _measure(
         )
         if case == "prepare-document":
             assert runtime.service.files is not None
-            conversation = await runtime.store.get_or_create_conversation(message.key)
+            conversation = await runtime.store.conversations.find_or_create(message.key)
             prepared = await runtime.service.files.prepare(
                 conversation.id, message.attachments, model, question=""
             )

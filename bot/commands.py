@@ -74,7 +74,7 @@ async def usage(settings: Settings) -> int:
         raise UserFacingError(str(exc)) from None
     try:
         print("Parley's own totals (input / output / thinking tokens):")
-        for row in await store.usage_by_model():
+        for row in await store.usage.by_model():
             print(f"  {row.model}: {row.input_tokens} / {row.output_tokens} / {row.thinking_tokens}")
     finally:
         await store.close()

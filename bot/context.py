@@ -15,11 +15,11 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable, Sequence
 from typing import TYPE_CHECKING, Any, Protocol
 
-from bot.controls import Controls, LiveReplies, ModelList, SettingsStore, Wording
+from bot.controls import Controls, LiveReplies, ModelList, Wording
 from bot.render.surface import Recoverable
 from bot.routing import FollowedThreads, Routing
 from bot.settings import Settings
-from bot.store import StreamingReply
+from bot.store import Store, StreamingReply
 from bot.types import ConversationKey, IncomingMessage
 
 if TYPE_CHECKING:
@@ -32,7 +32,7 @@ RouteHandler = Callable[["web.Request"], Awaitable["web.StreamResponse"]]
 
 
 class Intake(LiveReplies, Protocol):
-    """The conversation service's calls adapters need (bot.conversation.ConversationService)."""
+    """The conversation service's calls adapters need (bot.service.ConversationService)."""
 
     async def handle(self, msg: IncomingMessage) -> object: ...
 
@@ -41,21 +41,12 @@ class Intake(LiveReplies, Protocol):
     async def recover(self, platform: str, surface_for: SurfaceFor) -> int: ...
 
 
-class FollowStore(SettingsStore, Protocol):
-    """The store's calls routing and controls make (bot.store.Store has them)."""
-
-    async def has_assistant_reply(self, key: ConversationKey) -> bool: ...
-
-    @property
-    def shared(self) -> bool: ...
-
-
 class AdapterContext:
     def __init__(
         self,
         settings: Settings,
         service: Intake,
-        store: FollowStore,
+        store: Store,
         list_models: Callable[[], Awaitable[Sequence[str]]],
         routes: list[tuple[str, str, Any]],
     ) -> None:
@@ -67,7 +58,7 @@ class AdapterContext:
             settings,
             FollowedThreads(
                 answering=service.answering,
-                has_reply=store.has_assistant_reply,
+                has_reply=store.conversations.has_reply,
                 remember_misses=not store.shared,
             ),
         )

@@ -23,6 +23,7 @@ from dataclasses import dataclass
 from typing import Protocol
 
 from bot.settings import Settings
+from bot.store import Store, Totals
 from bot.types import ConversationKey
 
 log = logging.getLogger("parley.controls")
@@ -148,53 +149,13 @@ class ModelList:
         return self._cached[1] if self._cached is not None else None
 
 
-class SettingsStore(Protocol):
-    """The store's calls these controls make (bot.store.Store has them)."""
-
-    async def get_conversation(self, key: ConversationKey) -> _Conversation | None: ...
-
-    async def get_or_create_conversation(self, key: ConversationKey) -> _Conversation: ...
-
-    async def effective_model_and_system(self, conversation: int) -> tuple[str | None, str | None]: ...
-
-    async def set_conversation_model(self, conversation_id: int, model: str | None) -> None: ...
-
-    async def set_conversation_system(self, conversation_id: int, system: str | None) -> None: ...
-
-    async def set_channel_model(self, key: ConversationKey, model: str | None) -> None: ...
-
-    async def set_channel_system(self, key: ConversationKey, system: str | None) -> None: ...
-
-    async def reset(self, conversation_id: int) -> None: ...
-
-    async def usage_totals(
-        self, *, user_id: str | None = None, workspace: str | None = None, platform: str | None = None
-    ) -> _Totals: ...
-
-
-class _Conversation(Protocol):
-    @property
-    def id(self) -> int: ...
-
-
-class _Totals(Protocol):
-    @property
-    def requests(self) -> int: ...
-    @property
-    def input_tokens(self) -> int: ...
-    @property
-    def output_tokens(self) -> int: ...
-    @property
-    def thinking_tokens(self) -> int: ...
-
-
 class Controls:
     """One platform's view of the controls: the shared state, that platform's :class:`Wording`."""
 
     def __init__(
         self,
         settings: Settings,
-        store: SettingsStore,
+        store: Store,
         replies: LiveReplies,
         models: ModelList,
         wording: Wording,
@@ -257,18 +218,18 @@ class Controls:
 
     async def reset(self, key: ConversationKey) -> str:
         """Forget the conversation ``key`` so far (its history stays stored)."""
-        conversation = await self._store.get_conversation(key)
+        conversation = await self._store.conversations.find(key)
         if conversation is None:
             return NOTHING_TO_RESET
-        await self._store.reset(conversation.id)
+        await self._store.conversations.reset(conversation.id)
         return RESET_DONE
 
     async def usage(self, user_id: str, place: Place) -> str:
         """The person's tokens on this platform and, in a workspace or server, everybody's there."""
         platform = place.key.platform
-        lines = [f"**You:** {_totals(await self._store.usage_totals(user_id=user_id, platform=platform))}"]
+        lines = [f"**You:** {_totals(await self._store.usage.totals(user_id=user_id, platform=platform))}"]
         if place.key.workspace:
-            everyone = await self._store.usage_totals(workspace=place.key.workspace, platform=platform)
+            everyone = await self._store.usage.totals(workspace=place.key.workspace, platform=platform)
             lines.append(f"**This {self.wording.workspace}:** {_totals(everyone)}")
         return "\n".join(lines)
 
@@ -292,27 +253,26 @@ class Controls:
     # -- storage ------------------------------------------------------------------------------------
 
     async def _overrides(self, place: Place) -> tuple[str | None, str | None]:
-        # The store reads channel settings through a conversation; a channel's own key (thread "")
-        # serves, an empty row (the channel's threads have keys of their own).
-        conversation = await self._store.get_or_create_conversation(place.key)
-        return await self._store.effective_model_and_system(conversation.id)
+        # A read that creates nothing: a channel's settings can be shown before anyone talked there.
+        found = await self._store.conversations.overrides(place.key)
+        return found.model, found.system
 
     async def _set_model(self, place: Place, model: str | None) -> None:
         if place.kind is PlaceKind.THREAD:
-            conversation = await self._store.get_or_create_conversation(place.key)
-            await self._store.set_conversation_model(conversation.id, model)
+            conversation = await self._store.conversations.find_or_create(place.key)
+            await self._store.conversations.set_model(conversation.id, model)
         else:
-            await self._store.set_channel_model(place.key, model)
+            await self._store.conversations.set_channel_model(place.key, model)
 
     async def _set_system(self, place: Place, system: str | None) -> None:
         if place.kind is PlaceKind.THREAD:
-            conversation = await self._store.get_or_create_conversation(place.key)
-            await self._store.set_conversation_system(conversation.id, system)
+            conversation = await self._store.conversations.find_or_create(place.key)
+            await self._store.conversations.set_system(conversation.id, system)
         else:
-            await self._store.set_channel_system(place.key, system)
+            await self._store.conversations.set_channel_system(place.key, system)
 
 
-def _totals(t: _Totals) -> str:
+def _totals(t: Totals) -> str:
     replies = f"{t.requests} repl{'y' if t.requests == 1 else 'ies'}"
     thinking = f" ({t.thinking_tokens:,} of them thinking)" if t.thinking_tokens else ""
     return f"{replies}, {t.input_tokens:,} input and {t.output_tokens:,} output tokens{thinking}"

@@ -74,7 +74,5 @@ class HttpServer:
         return web.json_response(body, status=200 if healthy else 503)
 
     async def _metrics(self, request: web.Request) -> web.Response:
-        metrics = self.runtime.metrics
-        metrics.refresh(self.runtime)
-        body, content_type = metrics.exposition()
+        body, content_type = self.runtime.metrics.exposition()
         return web.Response(body=body, headers={"Content-Type": content_type})

@@ -1,34 +1,59 @@
 """Prometheus metrics, on a registry of Parley's own (so tests can run several runtimes).
 
 Two kinds of figures: what the conversation service reports as replies run (it calls this
-class as its ReplyObserver), and live figures read at scrape time from the runtime that
-:meth:`Metrics.refresh` names: the renderer's action counts per platform, replies in flight,
-turns waiting.
+class as its ReplyObserver), and live figures read at scrape time through the callables it was
+built with: the renderer's action counts per platform, replies in flight, turns waiting. It
+knows nothing of what provides them, so it imports no runtime.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from typing import TYPE_CHECKING
+from collections.abc import Callable, Iterator, Mapping
+from typing import Protocol
 
 from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 from prometheus_client.registry import Collector
 
-from bot.providers.base import Usage
-from bot.types import Outcome
-
-if TYPE_CHECKING:
-    from bot.runtime import Runtime
+from bot.types import Outcome, Usage
 
 # Seconds. A model answers in under a second or, thinking first, in tens of seconds; Prometheus'
 # default buckets end at 10 s and would lump every slow reply together.
 LATENCY_BUCKETS = (0.1, 0.25, 0.5, 1.0, 1.5, 2.0, 3.0, 5.0, 8.0, 13.0, 20.0, 30.0, 60.0, 120.0)
 
 
+class ActionCounts(Protocol):
+    """One platform's renderer figures (bot.render's ActionCounts has them)."""
+
+    @property
+    def posts(self) -> int: ...
+    @property
+    def edits(self) -> int: ...
+    @property
+    def rate_limited(self) -> int: ...
+    @property
+    def failures(self) -> int: ...
+
+
+def _zero() -> int:
+    return 0
+
+
+def _no_platforms() -> Mapping[str, ActionCounts]:
+    return {}
+
+
 class Metrics:
-    def __init__(self) -> None:
+    """``in_flight``, ``waiting`` and ``by_platform`` are read at every scrape (see :class:`_Live`)."""
+
+    def __init__(
+        self,
+        *,
+        in_flight: Callable[[], int] = _zero,
+        waiting: Callable[[], int] = _zero,
+        by_platform: Callable[[], Mapping[str, ActionCounts]] = _no_platforms,
+    ) -> None:
         self.registry = CollectorRegistry()
         r = self.registry
         self.replies_started = Counter(
@@ -54,8 +79,7 @@ class Metrics:
         self.tokens = Counter(
             "parley_tokens", "Tokens used (direction: in, out, thinking)", ["direction", "model"], registry=r
         )
-        self._live = _Live()
-        r.register(self._live)
+        r.register(_Live(in_flight, waiting, by_platform))
 
     # The conversation service's ReplyObserver.
     def reply_started(self, platform: str, model: str) -> None:
@@ -80,10 +104,6 @@ class Metrics:
         self.tokens.labels("out", model).inc(usage.output_tokens)
         self.tokens.labels("thinking", model).inc(usage.thinking_tokens)
 
-    def refresh(self, runtime: Runtime) -> None:
-        """Take the live figures from ``runtime`` (read again at every scrape)."""
-        self._live.runtime = runtime
-
     def exposition(self) -> tuple[bytes, str]:
         return generate_latest(self.registry), CONTENT_TYPE_LATEST
 
@@ -92,8 +112,15 @@ class _Live(Collector):
     """Figures that already exist elsewhere (the renderer's stats, the service's queues): read
     at scrape time rather than copied on every change."""
 
-    def __init__(self) -> None:
-        self.runtime: Runtime | None = None
+    def __init__(
+        self,
+        in_flight: Callable[[], int],
+        waiting: Callable[[], int],
+        by_platform: Callable[[], Mapping[str, ActionCounts]],
+    ) -> None:
+        self._in_flight = in_flight
+        self._waiting = waiting
+        self._by_platform = by_platform
 
     def describe(self) -> list[Metric]:
         # Without describe() the registry would call collect() at registration, before a runtime.
@@ -120,14 +147,12 @@ class _Live(Collector):
         waiting = GaugeMetricFamily(
             "parley_turns_waiting", "Turns waiting behind another in their conversation"
         )
-        runtime = self.runtime
-        if runtime is not None:
-            for platform, counts in sorted(runtime.pacer.stats.by_platform.items()):
-                label = [platform or "unknown"]
-                posts.add_metric(label, counts.posts)
-                edits.add_metric(label, counts.edits)
-                limited.add_metric(label, counts.rate_limited)
-                failed.add_metric(label, counts.failures)
-            in_flight.add_metric([], runtime.service.in_flight)
-            waiting.add_metric([], runtime.service.waiting)
+        for platform, counts in sorted(self._by_platform().items()):
+            label = [platform or "unknown"]
+            posts.add_metric(label, counts.posts)
+            edits.add_metric(label, counts.edits)
+            limited.add_metric(label, counts.rate_limited)
+            failed.add_metric(label, counts.failures)
+        in_flight.add_metric([], self._in_flight())
+        waiting.add_metric([], self._waiting())
         yield from (posts, edits, limited, failed, in_flight, waiting)

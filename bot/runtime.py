@@ -6,13 +6,14 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from bot.context import AdapterContext
-from bot.conversation import ConversationService, FilePipeline
 from bot.metrics import Metrics
 from bot.providers import Gateway
 from bot.render import Pacer
+from bot.service import ConversationService
 from bot.settings import Settings
 from bot.store import Store
 from bot.tools import ToolBox, build_toolbox
+from bot.turn import FilePipeline
 
 _TOOLS_START_WAIT = 10.0  # seconds start-up waits for MCP servers, at most
 
@@ -40,8 +41,14 @@ class Runtime:
                 from bot.files import FileService
 
                 files = FileService(settings, store)
-            metrics = Metrics()
-            service = ConversationService(settings, store, gateway, pacer, files=files, observer=metrics)
+            service = ConversationService(settings, store, gateway, pacer, files=files)
+            # Live figures are read from the service and the renderer at each scrape.
+            metrics = Metrics(
+                in_flight=lambda: service.in_flight,
+                waiting=lambda: service.waiting,
+                by_platform=lambda: pacer.stats.by_platform,
+            )
+            service.observer = metrics
             tools = build_toolbox(settings, gateway)
         except BaseException:
             await store.close()

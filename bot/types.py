@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import enum
 from collections.abc import Awaitable, Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
@@ -61,6 +61,17 @@ class ContextMessage:
     platform_id: str = ""
 
 
+@dataclass(frozen=True, slots=True)
+class Usage:
+    """Tokens one model request used, as the gateway reported them."""
+
+    input_tokens: int = 0
+    output_tokens: int = 0  # includes thinking tokens where the format counts them together
+    thinking_tokens: int = 0
+    cache_read_tokens: int = 0
+    cache_write_tokens: int = 0
+
+
 class Outcome(enum.StrEnum):
     """How a reply ended; stored on the message and shown to the user when not COMPLETE."""
 
@@ -85,3 +96,15 @@ class IncomingMessage:
     context: Sequence[ContextMessage] = ()
     platform_message_id: str = ""
     model: str | None = None  # a one-off model choice (console --model); else the conversation's
+
+
+@dataclass(slots=True)
+class ReplyResult:
+    """How a turn ended, as :meth:`ConversationService.handle` returns it."""
+
+    outcome: Outcome
+    text: str  # the model's answer (no notes)
+    shown: str  # what the user finally saw
+    model: str
+    usage: Usage = field(default_factory=Usage)
+    error: str | None = None

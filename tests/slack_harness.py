@@ -107,9 +107,9 @@ class SlackBench:
             await self.server.start("127.0.0.1", self._port)
 
     async def stored(self, key: ConversationKey) -> list[StoredMessage]:
-        conversation = await self.runtime.store.get_conversation(key)
+        conversation = await self.runtime.store.conversations.find(key)
         assert conversation is not None, f"no conversation {key}"
-        return await self.runtime.store.load_context(conversation.id, 100)
+        return await self.runtime.store.history.load(conversation.id, 100)
 
     # -- driving -------------------------------------------------------------------------------
 

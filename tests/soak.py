@@ -480,10 +480,10 @@ class Soak:
             question = self.fd.messages[first.where.id]
             thread = question.thread_id
             key = ConversationKey("discord", str(question.guild_id), str(question.channel_id), str(thread))
-        conversation = await store.get_conversation(key)
+        conversation = await store.conversations.find(key)
         if conversation is None:
             return None
-        rows = await store.load_context(conversation.id, 50)
+        rows = await store.history.load(conversation.id, 50)
         for index, row in enumerate(rows):
             if row.role == "user" and f"turn-{turn.id}" in row.text:
                 after = rows[index + 1 : index + 2]

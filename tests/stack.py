@@ -17,10 +17,10 @@ from discord.gateway import DiscordWebSocket
 from discord.http import Ratelimit, Route
 
 from adapters.slack.app import SlackAdapter
-from bot.conversation import FilePipeline
 from bot.files import FileError, PreparedFiles
 from bot.runtime import Runtime
 from bot.settings import load_settings
+from bot.turn import FilePipeline
 from bot.types import Attachment, ContextMessage
 from tests.fakes.discord import FakeDiscord
 from tests.fakes.gateway import FakeGateway, RecordedRequest, Reply

@@ -9,15 +9,16 @@ from __future__ import annotations
 
 import os
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterable
 from pathlib import Path
 
 import pytest
-from sqlalchemy import text
+from sqlalchemy import select, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import create_async_engine
 
-from bot.store import Store
+from bot.store import Store, StoredAttachment
+from bot.store.models import AttachmentRow
 
 POSTGRES_URL = os.environ.get("PARLEY_TEST_POSTGRES_URL", "")
 BACKENDS = ["sqlite", *(["postgres"] if POSTGRES_URL else [])]
@@ -53,3 +54,23 @@ async def store(db_url: str) -> AsyncIterator[Store]:
         yield opened
     finally:
         await opened.close()
+
+
+async def stored_attachments(store: Store, message_ids: Iterable[int]) -> dict[int, list[StoredAttachment]]:
+    """The attachment rows of these messages, by message id, in the order they were stored.
+
+    Parley itself only reads the attachments whose bytes it kept (``store.blobs.files``); tests
+    look at every row.
+    """
+    query = (
+        select(AttachmentRow)
+        .where(AttachmentRow.message_id.in_(sorted(set(message_ids))))
+        .order_by(AttachmentRow.id)
+    )
+    found: dict[int, list[StoredAttachment]] = {}
+    async with store.engine.connect() as conn:
+        for row in (await conn.execute(query)).all():
+            found.setdefault(row.message_id, []).append(
+                StoredAttachment(row.id, row.message_id, row.name, row.media_type, row.size, row.sha256)
+            )
+    return found

@@ -18,8 +18,7 @@ from rich.text import Text
 from adapters.console import app
 from adapters.console.surface import PipedSurface, TerminalSurface, save_upload
 from adapters.console.view import AppendView, Mode, Tail, choose_mode, settled
-from bot.conversation import ReplyResult
-from bot.types import Author, ConversationKey, IncomingMessage, Outcome
+from bot.types import Author, ConversationKey, IncomingMessage, Outcome, ReplyResult
 
 
 @pytest.mark.parametrize(

@@ -27,6 +27,7 @@ from bot.controls import (
 )
 from bot.settings import load_settings
 from bot.store import Store, Totals
+from bot.store.rows import Overrides
 from bot.types import Author, ConversationKey
 
 CHANNEL = Place(ConversationKey("discord", "G1", "C1", ""), "#general", PlaceKind.CHANNEL)
@@ -94,8 +95,7 @@ async def test_model_is_shown_set_and_cleared_where_it_is_used(store: Store, tmp
     )
     assert "**gemini-2.5-flash**" in await controls.model(OTHER_THREAD, "", is_admin=NOBODY)
     # The store agrees: the next turn in the thread is asked with its own model.
-    conversation = await store.get_or_create_conversation(THREAD.key)
-    assert await store.effective_model_and_system(conversation) == ("claude-sonnet-4-5", None)
+    assert await store.conversations.overrides(THREAD.key) == Overrides("claude-sonnet-4-5", None)
 
 
 async def test_an_unknown_model_is_refused_with_names_the_gateway_offers(
@@ -177,33 +177,40 @@ async def test_system_prompt_is_set_shown_quoted_and_cleared(store: Store, tmp_p
 async def test_reset_forgets_a_conversation_that_exists(store: Store, tmp_path: Path) -> None:
     controls = make(store, tmp_path)
     assert await controls.reset(THREAD.key) == NOTHING_TO_RESET
-    assert await store.get_conversation(THREAD.key) is None  # asking created nothing
-    conversation = await store.get_or_create_conversation(THREAD.key)
-    await store.add_user_message(conversation.id, Author("U1", "Alice"), "the secret is mango")
+    assert await store.conversations.find(THREAD.key) is None  # asking created nothing
+    conversation = await store.conversations.find_or_create(THREAD.key)
+    await store.history.add(conversation.id, Author("U1", "Alice"), "the secret is mango")
     assert await controls.reset(THREAD.key) == RESET_DONE
-    assert await store.load_context(conversation.id, 10) == []
+    assert await store.history.load(conversation.id, 10) == []
+
+
+@dataclass
+class UsageLedger:
+    """The store's usage totals, by (user, workspace) filter."""
+
+    by_filter: dict[tuple[str | None, str | None], Totals]
+    asked: list[tuple[str | None, str | None, str | None]] = field(default_factory=list)
+
+    async def totals(
+        self, *, user_id: str | None = None, workspace: str | None = None, platform: str | None = None
+    ) -> Totals:
+        self.asked.append((user_id, workspace, platform))
+        return self.by_filter[(user_id, workspace)]
 
 
 @dataclass
 class UsageStore:
-    """The store's usage totals, by (user, workspace) filter."""
+    """A store with only its usage ledger."""
 
-    totals: dict[tuple[str | None, str | None], Totals]
-    asked: list[tuple[str | None, str | None, str | None]] = field(default_factory=list)
-
-    async def usage_totals(
-        self, *, user_id: str | None = None, workspace: str | None = None, platform: str | None = None
-    ) -> Totals:
-        self.asked.append((user_id, workspace, platform))
-        return self.totals[(user_id, workspace)]
+    usage: UsageLedger
 
 
 async def test_usage_names_the_person_and_the_workspace(tmp_path: Path) -> None:
-    usage = UsageStore(
+    usage = UsageLedger(
         {("U1", None): Totals(1, 1200, 34), (None, "G1"): Totals(5, 10_000, 2_000, thinking_tokens=1_500)}
     )
     settings = load_settings({}, cwd=tmp_path)
-    controls = Controls(settings, usage, Replies(), ModelList(Gateway().list_models), WORDS)  # type: ignore[arg-type]
+    controls = Controls(settings, UsageStore(usage), Replies(), ModelList(Gateway().list_models), WORDS)  # type: ignore[arg-type]
     assert await controls.usage("U1", CHANNEL) == (
         "**You:** 1 reply, 1,200 input and 34 output tokens\n"
         "**This server:** 5 replies, 10,000 input and 2,000 output tokens (1,500 of them thinking)"

@@ -4,12 +4,14 @@ The gateway request goes out while the placeholder is posted and the reply row w
 held back (by the platform's budget, or a slow platform) no longer holds back the model, and text
 that came first is shown in the first post. A turn writes in three transactions (claim the event
 with its conversation; the question, the reply row and the event done; the finished reply), so a
-burst of questions waits less for SQLite's one write lock.
+burst of questions waits less for SQLite's one write lock. And the claims that make a turn
+exactly-once are forgotten on a schedule once no platform redelivers, so their table stays bounded.
 """
 
 from __future__ import annotations
 
 import asyncio
+import itertools
 import time
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
@@ -19,11 +21,11 @@ from typing import Any
 
 import pytest
 from pydantic import SecretStr
-from sqlalchemy import event, select, update
+from sqlalchemy import event, func, select, update
 
-from bot.conversation import ConversationService
 from bot.providers import Gateway
 from bot.render import Budget, Pacer, SurfaceLimits
+from bot.service import ConversationService
 from bot.settings import Settings
 from bot.store import Store
 from bot.store.models import Conversation, Message, ProcessedEvent
@@ -245,21 +247,21 @@ async def test_a_redelivered_event_is_answered_once(turns: Turns) -> None:
 
 
 async def test_an_expired_claim_is_taken_over_once(store: Store) -> None:
-    assert await store.claim_event("test", "E1", "crashed")
+    assert await store.events.claim("test", "E1", "crashed")
     async with store.engine.begin() as conn:  # its owner died ten minutes ago
         await conn.execute(
             update(ProcessedEvent).values(claimed_at=datetime.now(UTC) - timedelta(minutes=10))
         )
-    results = await asyncio.gather(*(store.claim_event("test", "E1", f"o{n}") for n in range(10)))
+    results = await asyncio.gather(*(store.events.claim("test", "E1", f"o{n}") for n in range(10)))
     assert results.count(True) == 1
-    await store.mark_event_done("test", "E1")
-    assert not await store.claim_event("test", "E1", "late", lease_seconds=0)
+    await store.events.done("test", "E1")
+    assert not await store.events.claim("test", "E1", "late", lease_seconds=0)
 
 
 async def test_concurrent_turns_share_one_conversation(db_url: str) -> None:
     stores = [await Store.open(db_url) for _ in range(2)]
     try:
-        results = await asyncio.gather(*(stores[n % 2].get_or_create_conversation(KEY) for n in range(20)))
+        results = await asyncio.gather(*(stores[n % 2].conversations.find_or_create(KEY) for n in range(20)))
         assert len({r.id for r in results}) == 1
     finally:
         for opened in stores:
@@ -267,10 +269,10 @@ async def test_concurrent_turns_share_one_conversation(db_url: str) -> None:
 
 
 async def test_begin_reply_stores_question_reply_and_done_together(store: Store) -> None:
-    assert await store.claim_event("test", "E1", "a")
-    conversation = await store.get_or_create_conversation(KEY)
+    assert await store.events.claim("test", "E1", "a")
+    conversation = await store.conversations.find_or_create(KEY)
     before = store.statements
-    reply_id = await store.begin_reply(
+    reply_id = await store.replies.begin(
         conversation.id,
         ANN,
         "the question",
@@ -280,22 +282,97 @@ async def test_begin_reply_stores_question_reply_and_done_together(store: Store)
         event=("test", "E1"),
     )
     assert store.statements - before == 4  # question, conversation's updated_at, reply, event
-    (question, reply) = await store.load_context(conversation.id, 10)
+    (question, reply) = await store.history.load(conversation.id, 10)
     assert (question.role, question.text, question.platform_message_id) == ("user", "the question", "p1")
     assert (reply.id, reply.role, reply.status) == (reply_id, "assistant", Outcome.STREAMING)
-    (streaming,) = await store.streaming_replies()
+    (streaming,) = await store.replies.streaming(platform="test")
     assert streaming.id == reply_id and streaming.reply_refs == ()
     assert streaming.surface == {"refs": ["r1"]}
-    assert not await store.claim_event("test", "E1", "b", lease_seconds=0)  # done
-    await store.finish_reply(
+    assert not await store.events.claim("test", "E1", "b", lease_seconds=0)  # done
+    await store.replies.finish(
         reply_id, "answer", Outcome.COMPLETE, refs=["r1", "r2"], surface_info={"refs": ["r1", "r2"]}
     )
-    assert await store.streaming_replies() == []
+    assert await store.replies.streaming(platform="test") == []
     async with store.engine.connect() as conn:
         row = (
             await conn.execute(select(Message.reply_refs, Message.surface).where(Message.id == reply_id))
         ).one()
     assert (row.reply_refs, row.surface) == (["r1", "r2"], {"refs": ["r1", "r2"]})
+
+
+# --- claims are forgotten once no platform redelivers -----------------------------------------
+
+
+async def claims(store: Store) -> dict[str, str]:
+    async with store.engine.connect() as conn:
+        rows = (await conn.execute(select(ProcessedEvent.event_id, ProcessedEvent.status))).all()
+    return dict(rows)
+
+
+async def age_claim(store: Store, event_id: str, by: timedelta) -> None:
+    async with store.engine.begin() as conn:
+        await conn.execute(
+            update(ProcessedEvent)
+            .where(ProcessedEvent.event_id == event_id)
+            .values(claimed_at=datetime.now(UTC) - by)
+        )
+
+
+def sweeping_service(turns: Turns, **kwargs: Any) -> ConversationService:
+    """A second service on the same store and gateway whose sweep runs every 50 ms."""
+    settings = turns.service.settings.model_copy(update={"parley_recover_interval": 0.05})
+    return ConversationService(settings, turns.store, turns.service.providers, turns.pacer, **kwargs)
+
+
+async def test_the_claims_table_stays_bounded_while_events_keep_arriving(turns: Turns) -> None:
+    # A claim whose turn never finished (its owner died before the reply row) is not forgotten.
+    assert await turns.store.events.claim("test", "held", "another-process")
+    await age_claim(turns.store, "held", timedelta(days=2))
+    service = sweeping_service(turns, instance_id="here", event_retention=timedelta(seconds=0.5))
+    await service.recover("test", lambda reply: None)  # an adapter connected: the sweep runs
+    sizes: list[int] = []
+    try:
+        for n in range(100):
+            result = await service.handle(turns.message(HeldSurface(), f"question {n}"))
+            assert result is not None and result.outcome is Outcome.COMPLETE
+            async with turns.store.engine.connect() as conn:
+                sizes.append(
+                    (await conn.execute(select(func.count()).select_from(ProcessedEvent))).scalar_one()
+                )
+            await asyncio.sleep(0.02)
+        left = await claims(turns.store)
+    finally:
+        await service.aclose()
+    # Every turn added a claim; the sweep kept forgetting the ones past the retention (half a
+    # second here, pruned every half second: about a second of events at most).
+    print(f"\nclaims table over 100 events: {sizes}")
+    assert max(sizes) <= 45
+    assert sum(1 for before, after in itertools.pairwise(sizes) if after < before) >= 2
+    assert left["held"] == "claimed"
+    assert all(status == "done" for event_id, status in left.items() if event_id != "held")
+    assert len(turns.gw.stream_requests) == 100
+
+
+async def test_done_claims_are_forgotten_a_day_after_they_were_taken(turns: Turns) -> None:
+    for event_id in ("yesterday", "this-morning", "still-held"):
+        assert await turns.store.events.claim("test", event_id, "someone")
+    for event_id in ("yesterday", "this-morning"):
+        await turns.store.events.done("test", event_id)
+    await age_claim(turns.store, "yesterday", timedelta(hours=25))
+    await age_claim(turns.store, "this-morning", timedelta(hours=23))
+    await age_claim(turns.store, "still-held", timedelta(hours=25))
+    service = sweeping_service(turns, instance_id="here")
+    try:
+        await service.recover("test", lambda reply: None)
+        deadline = time.monotonic() + 5
+        while "yesterday" in await claims(turns.store):
+            assert time.monotonic() < deadline, "the sweep never pruned"
+            await asyncio.sleep(0.02)
+    finally:
+        await service.aclose()
+    assert await claims(turns.store) == {"this-morning": "done", "still-held": "claimed"}
+    # A redelivery of a remembered event is still ignored.
+    assert not await turns.store.events.claim("test", "this-morning", "late")
 
 
 # --- the gateway's connection cap ----------------------------------------------------------------

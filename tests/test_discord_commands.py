@@ -53,9 +53,9 @@ async def test_the_requester_stops_a_reply_and_keeps_what_was_written(tmp_path: 
         assert await bench.gw.wait_for_disconnects(1)  # the generation itself was cancelled
 
         key = ConversationKey("discord", str(bench.guild.id), str(bench.channel.id), str(final.channel_id))
-        conversation = await bench.runtime.store.get_conversation(key)
+        conversation = await bench.runtime.store.conversations.find(key)
         assert conversation is not None
-        stored = (await bench.runtime.store.load_context(conversation.id, 10))[-1]
+        stored = (await bench.runtime.store.history.load(conversation.id, 10))[-1]
         assert stored.role == "assistant" and stored.status is Outcome.STOPPED
         assert stored.text.strip() and final.content.startswith(stored.text.strip())
 

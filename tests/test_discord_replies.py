@@ -54,7 +54,7 @@ async def test_mention_opens_a_thread_and_streams_the_answer_into_it(tmp_path: P
         request = bench.gw.stream_requests[-1]
         assert request.last_user_text == "What is the capital of France and why?"
         key = ConversationKey("discord", str(bench.guild.id), str(bench.channel.id), str(thread.id))
-        assert await bench.runtime.store.has_assistant_reply(key)
+        assert await bench.runtime.store.conversations.has_reply(key)
         assert fd.rate_limited_count == 0 and bench.dpy_waits == 0
 
 
@@ -161,9 +161,9 @@ async def test_mentioned_in_an_existing_thread_it_reads_the_thread_first(tmp_pat
         await bench.settle(answered=2)
         assert sum(1 for r in fd.requests if r.route == "GET /channels/{channel_id}/messages") == reads
         key = ConversationKey("discord", str(bench.guild.id), str(bench.channel.id), str(thread.id))
-        conversation = await bench.runtime.store.get_conversation(key)
+        conversation = await bench.runtime.store.conversations.find(key)
         assert conversation is not None
-        stored = await bench.runtime.store.load_context(conversation.id, 50)
+        stored = await bench.runtime.store.history.load(conversation.id, 50)
         assert [m.text for m in stored].count("Porto is cheaper.") == 1
 
 

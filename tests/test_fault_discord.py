@@ -85,9 +85,9 @@ async def answered_once(bench: DiscordBench, question: StoredMessage, answer: st
     (reply,) = bench.replies(thread)
     assert reply.content == answer and not is_live(reply)
     key = ConversationKey("discord", str(bench.guild.id), str(bench.channel.id), str(thread.id))
-    conversation = await bench.runtime.store.get_conversation(key)
+    conversation = await bench.runtime.store.conversations.find(key)
     assert conversation is not None
-    stored = await bench.runtime.store.load_context(conversation.id, 10)
+    stored = await bench.runtime.store.history.load(conversation.id, 10)
     assert [(m.role, m.status) for m in stored][-1] == ("assistant", Outcome.COMPLETE)
     assert stored[-1].text == answer
     return reply

@@ -208,7 +208,7 @@ async def test_gateway_fault(tmp_path: Path, name: str) -> None:
             ("assistant", case.outcome),
         ]
         assert stored[1].text == case.stored
-        rows = await bench.runtime.store.streaming_replies()
+        rows = await bench.runtime.store.replies.streaming(platform="slack")
         assert rows == []  # nothing left for recovery
         error = await _stored_error(bench, stored[1].id)
         if case.error is None:

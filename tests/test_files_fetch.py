@@ -218,7 +218,7 @@ async def test_a_file_larger_than_the_platform_said_stops_at_the_cap_in_the_serv
         service = FileService(Settings(parley_file_max_bytes=300_000), store)
         fetch = url_fetcher(client, f"{host.url}/chunked", allowed=LOOPBACK)
         small = Attachment(name="notes.txt", declared_type="text/plain", size=12, fetch=fetch)
-        conversation = await store.get_or_create_conversation(ConversationKey("console", "", "c", "t"))
+        conversation = await store.conversations.find_or_create(ConversationKey("console", "", "c", "t"))
         prepared = await service.prepare(conversation.id, [small], "claude-sonnet-4-5", question="q")
     finally:
         await store.close()

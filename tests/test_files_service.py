@@ -15,13 +15,20 @@ from typing import Any
 import pytest
 from pypdf import PdfReader
 
-from bot.conversation import ReplyResult
 from bot.files import DownloadFailed, DownloadRefused
 from bot.render.surface import SurfaceLimits
 from bot.runtime import Runtime
 from bot.settings import ModelOptions, Settings
 from bot.store.models import utcnow
-from bot.types import Attachment, Author, ContextMessage, ConversationKey, IncomingMessage, Outcome
+from bot.types import (
+    Attachment,
+    Author,
+    ContextMessage,
+    ConversationKey,
+    IncomingMessage,
+    Outcome,
+    ReplyResult,
+)
 from tests.fakes.gateway import FakeGateway, RecordedRequest, Reply
 from tests.files_helpers import (
     PAGE_TEXTS,
@@ -561,6 +568,6 @@ async def test_files_on_thread_context_are_fetched_once_and_remembered(
 async def test_files_past_retention_are_no_longer_sent(runtime: Runtime, gateway: FakeGateway) -> None:
     file, _ = attachment("report.pdf", pdf())
     await ask(runtime, "", [file])
-    assert await runtime.store.prune_blobs(utcnow() + timedelta(seconds=1)) == 1
+    assert await runtime.store.blobs.prune(utcnow() + timedelta(seconds=1)) == 1
     await ask(runtime, "still there?")
     assert documents(sent(gateway)) == []

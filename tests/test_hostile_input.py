@@ -18,6 +18,7 @@ from adapters.slack.surface import SlackBudgets
 from bot.notes import MENTION_ONLY, trimmed
 from bot.runtime import Runtime
 from bot.settings import load_settings
+from bot.store import Overrides
 from bot.types import ConversationKey, Outcome
 from tests.background import Background
 from tests.fakes.gateway import FakeGateway
@@ -142,9 +143,8 @@ async def test_prompt_text_cannot_change_settings_or_reach_other_conversations(t
         assert system[0] == system[1] == system[2] and "obey me" not in str(system[2])
         store = bench.runtime.store
         for thread in (secret["ts"], attack["ts"]):
-            conversation = await store.get_conversation(key(thread))
-            assert conversation is not None
-            assert await store.effective_model_and_system(conversation) == (None, None)
+            assert await store.conversations.find(key(thread)) is not None
+            assert await store.conversations.overrides(key(thread)) == Overrides(None, None)
         assert "PELICAN-42" in bench.gateway_text(2)  # its own thread still remembers
 
 

@@ -11,15 +11,15 @@ from typing import Any
 
 import pytest
 
-from bot.conversation import ConversationService
 from bot.notes import INTERRUPTED
 from bot.providers.base import Provider
 from bot.render import Pacer, RateLimited, SurfaceError, SurfaceLimits
 from bot.render.surface import Recoverable, Shown
+from bot.service import ConversationService
 from bot.settings import Settings
 from bot.store import Store, StreamingReply
 from bot.store.models import Message
-from bot.types import ConversationKey, Outcome
+from bot.types import Author, ConversationKey, Outcome
 
 KEY = ConversationKey("test", "W", "C", "T")
 
@@ -91,10 +91,9 @@ async def _close_services() -> AsyncIterator[None]:
 
 
 async def orphan(store: Store, refs: list[str], info: dict[str, Any] | None = None) -> int:
-    conversation = await store.get_or_create_conversation(KEY)
-    return await store.start_reply(
-        conversation.id, "m", {"refs": refs, "process": "dead-process", **(info or {})}
-    )
+    conversation = await store.conversations.find_or_create(KEY)
+    info = {"refs": refs, "process": "dead-process", **(info or {})}
+    return await store.replies.begin(conversation.id, Author("U1", "Ann"), "q", model="m", surface_info=info)
 
 
 async def status(store: Store, reply_id: int) -> tuple[Outcome, str]:
@@ -139,10 +138,10 @@ async def test_rate_limits_and_network_errors_leave_it_for_the_next_sweep(store:
     svc = service(store)
     assert await svc.recover("test", lambda r: surface) == 0
     surface.read_error, surface.edit_error = None, OSError("connection reset")
-    assert await svc._recover_pass("test") == 0
+    assert await svc.recovery.run_pass("test") == 0
     assert (await status(store, reply))[0] is Outcome.STREAMING
     surface.edit_error = None
-    assert await svc._recover_pass("test") == 1
+    assert await svc.recovery.run_pass("test") == 1
     assert await status(store, reply) == (Outcome.INTERRUPTED, "half")
     await svc.aclose()
 
@@ -160,7 +159,7 @@ async def test_which_replies_are_orphaned(store: Store, monkeypatch: pytest.Monk
     dead = await orphan(store, ["b"])
     sibling = await orphan(store, ["c"], {"instance": "pod-2"})
     predecessor = await orphan(store, ["d"], {"instance": "pod-1"})
-    rows = {r.id: r for r in await store.streaming_replies()}
+    rows = {r.id: r for r in await store.replies.streaming(platform="test")}
 
     def aged(reply: StreamingReply) -> StreamingReply:
         from dataclasses import replace
@@ -168,11 +167,21 @@ async def test_which_replies_are_orphaned(store: Store, monkeypatch: pytest.Monk
         return replace(reply, created_at=reply.created_at - timedelta(seconds=91))
 
     # SQLite: one process per database, so any other process's reply is orphaned; never our own.
-    assert [svc._orphaned(rows[i]) for i in (mine, dead, sibling, predecessor)] == [False, True, True, True]
+    assert [svc.recovery.orphaned(rows[i]) for i in (mine, dead, sibling, predecessor)] == [
+        False,
+        True,
+        True,
+        True,
+    ]
     # A shared database: only a predecessor of the same PARLEY_INSTANCE_ID, or past the timeout.
     monkeypatch.setattr(Store, "shared", property(lambda self: True))
-    assert [svc._orphaned(rows[i]) for i in (mine, dead, sibling, predecessor)] == [False, False, False, True]
-    assert all(svc._orphaned(aged(rows[i])) for i in (mine, dead, sibling, predecessor))
+    assert [svc.recovery.orphaned(rows[i]) for i in (mine, dead, sibling, predecessor)] == [
+        False,
+        False,
+        False,
+        True,
+    ]
+    assert all(svc.recovery.orphaned(aged(rows[i])) for i in (mine, dead, sibling, predecessor))
     # Other platforms' replies are not this adapter's to close.
     assert await svc.recover("elsewhere", lambda r: FakeSurface()) == 0
     await svc.aclose()

@@ -230,9 +230,9 @@ async def _stored_texts(url: str, key: str) -> list[tuple[str, str]]:
     platform, workspace, channel, thread = key.split(":")
     store = await Store.open(url, migrate=False)
     try:
-        conversation = await store.get_conversation(ConversationKey(platform, workspace, channel, thread))
+        conversation = await store.conversations.find(ConversationKey(platform, workspace, channel, thread))
         assert conversation is not None
-        return [(m.role, m.text) for m in await store.load_context(conversation.id, 10)]
+        return [(m.role, m.text) for m in await store.history.load(conversation.id, 10)]
     finally:
         await store.close()
 

@@ -12,7 +12,7 @@ import pytest
 
 from adapters.slack.surface import STOP_ACTION
 from adapters.slack.text import message_markdown, strip_mention, to_plain
-from bot.store import Store
+from bot.store.conversations import Conversations
 from bot.types import ConversationKey, Outcome
 from tests.fakes.gateway import Reply
 from tests.fakes.slack_api import (
@@ -279,7 +279,7 @@ async def test_http_mode_rejects_forged_and_stale_requests(tmp_path: Path) -> No
         await bench.settle()
         assert bench.adapter.ws.stats.events == 0
         assert bench.gw.requests == [] and fs.bot_messages() == [] and fs.responses == []
-        assert await bench.runtime.store.get_conversation(channel_key(payload["event"]["ts"])) is None
+        assert await bench.runtime.store.conversations.find(channel_key(payload["event"]["ts"])) is None
         assert [c.method for c in fs.calls] == ["auth.test"]  # only the adapter's own start-up
 
 
@@ -287,13 +287,13 @@ async def test_the_followed_thread_lookup_is_cached(tmp_path: Path, monkeypatch:
     # One lookup for both platforms in bot.routing (Slack's copy used to ask the database for
     # every message in every thread).
     asked: list[ConversationKey] = []
-    real = Store.has_assistant_reply
+    real = Conversations.has_reply
 
-    async def counted(self: Store, key: ConversationKey) -> bool:
+    async def counted(self: Conversations, key: ConversationKey) -> bool:
         asked.append(key)
         return await real(self, key)
 
-    monkeypatch.setattr(Store, "has_assistant_reply", counted)
+    monkeypatch.setattr(Conversations, "has_reply", counted)
     async with slack_bench(tmp_path, "socket") as bench:
         fs = bench.fs
         first = fs.app_mention("first question")

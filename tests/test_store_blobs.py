@@ -13,12 +13,12 @@ import pytest
 from sqlalchemy import event, func, select
 
 from bot.store import Store, StoreError
-from bot.store import repo as store_repo
+from bot.store import blobs as store_blobs
 from bot.store.models import Blob, BlobBytes, utcnow
 
 # Fixtures shared by the store tests (pytest finds them as module attributes).
 
-SLICE = store_repo._BLOB_SLICE
+SLICE = store_blobs._BLOB_SLICE
 
 
 def _file(size: int, seed: int = 1) -> tuple[str, bytes]:
@@ -52,36 +52,36 @@ def _largest_bound_value(store: Store) -> list[int]:
 @pytest.mark.parametrize("size", [0, 1, SLICE, 3 * SLICE + 12345])
 async def test_bytes_round_trip_exactly(store: Store, size: int) -> None:
     digest, data = _file(size)
-    await store.put_blob(digest, data, extracted_text="text")
-    blob = await store.get_blob(digest)
+    await store.blobs.put(digest, data, extracted_text="text")
+    blob = await store.blobs.get(digest)
     assert blob is not None
     assert (blob.sha256, blob.size, blob.extracted_text) == (digest, size, "text")
     assert blob.data == data
-    assert await store.blob_text(digest) == "text"
+    assert await store.blobs.text(digest) == "text"
 
 
 async def test_same_bytes_are_stored_once(store: Store) -> None:
     digest, data = _file(2 * SLICE + 1)
     other_digest, other = _file(100, seed=2)
-    await store.put_blob(digest, data)
-    await store.put_blob(digest, data, extracted_text="added")
-    await store.put_blob(other_digest, other)
+    await store.blobs.put(digest, data)
+    await store.blobs.put(digest, data, extracted_text="added")
+    await store.blobs.put(other_digest, other)
     assert await _rows(store) == (2, 2)
-    blob = await store.get_blob(digest)
+    blob = await store.blobs.get(digest)
     assert blob is not None and (blob.data, blob.extracted_text) == (data, "added")
-    assert (await store.get_blob(other_digest)).data == other  # type: ignore[union-attr]
+    assert (await store.blobs.get(other_digest)).data == other  # type: ignore[union-attr]
 
 
 async def test_pruning_removes_the_bytes_with_the_blob(store: Store) -> None:
     digest, data = _file(SLICE + 7)
-    await store.put_blob(digest, data)
-    assert await store.prune_blobs(utcnow() - timedelta(days=1)) == 0
+    await store.blobs.put(digest, data)
+    assert await store.blobs.prune(utcnow() - timedelta(days=1)) == 0
     assert await _rows(store) == (1, 1)
-    assert await store.prune_blobs(utcnow() + timedelta(seconds=1)) == 1
+    assert await store.blobs.prune(utcnow() + timedelta(seconds=1)) == 1
     assert await _rows(store) == (0, 0)
-    assert await store.get_blob(digest) is None
-    await store.put_blob(digest, data)  # stored again after the retention period
-    assert (await store.get_blob(digest)).data == data  # type: ignore[union-attr]
+    assert await store.blobs.get(digest) is None
+    await store.blobs.put(digest, data)  # stored again after the retention period
+    assert (await store.blobs.get(digest)).data == data  # type: ignore[union-attr]
 
 
 async def test_sqlite_never_binds_the_file_as_one_value(tmp_path: Any) -> None:
@@ -89,8 +89,8 @@ async def test_sqlite_never_binds_the_file_as_one_value(tmp_path: Any) -> None:
     try:
         digest, data = _file(3 * SLICE + 5)
         largest = _largest_bound_value(store)
-        await store.put_blob(digest, data)
-        blob = await store.get_blob(digest)
+        await store.blobs.put(digest, data)
+        blob = await store.blobs.get(digest)
         assert blob is not None and blob.data == data
         assert largest[0] < 1024  # digests and numbers only: the bytes go through blobopen
     finally:
@@ -123,24 +123,24 @@ async def test_a_failed_slice_write_leaves_no_blob(tmp_path: Any, monkeypatch: p
     try:
         digest, data = _file(3 * SLICE)
         opened: list[_FailingBlob] = []
-        real_open = store_repo._open_blob
+        real_open = store_blobs._open_blob
 
         def failing_open(raw: sqlite3.Connection, rowid: int, *, readonly: bool) -> Any:
             opened.append(_FailingBlob(real_open(raw, rowid, readonly=readonly)))
             return opened[-1]
 
-        monkeypatch.setattr(store_repo, "_open_blob", failing_open)
+        monkeypatch.setattr(store_blobs, "_open_blob", failing_open)
         with pytest.raises(StoreError, match=r"^database: database or disk is full$"):
-            await store.put_blob(digest, data, extracted_text="text")
+            await store.blobs.put(digest, data, extracted_text="text")
         assert [b.writes for b in opened] == [2]  # the first slice was written, then it failed
         monkeypatch.undo()
 
         assert await _rows(store) == (0, 0)
-        assert not await store.has_blob(digest)
-        assert await store.get_blob(digest) is None
-        assert await store.blob_text(digest) is None
+        assert not await store.blobs.exists(digest)
+        assert await store.blobs.get(digest) is None
+        assert await store.blobs.text(digest) is None
 
-        await store.put_blob(digest, data)  # nothing half-written is in the way
-        assert (await store.get_blob(digest)).data == data  # type: ignore[union-attr]
+        await store.blobs.put(digest, data)  # nothing half-written is in the way
+        assert (await store.blobs.get(digest)).data == data  # type: ignore[union-attr]
     finally:
         await store.close()

@@ -98,7 +98,7 @@ async def test_0002_moves_stored_bytes_out_of_blobs_and_back(db_url: str) -> Non
         await upgrade_async(db_url)
         store = await Store.open(db_url)
         try:
-            blob = await store.get_blob(digest)
+            blob = await store.blobs.get(digest)
             assert blob is not None
             assert (blob.data, blob.size, blob.extracted_text, blob.created_at) == (
                 data,
@@ -127,7 +127,7 @@ async def test_0002_moves_stored_bytes_out_of_blobs_and_back(db_url: str) -> Non
         await upgrade_async(db_url)  # and up again, with the same bytes
         store = await Store.open(db_url)
         try:
-            assert (await store.get_blob(digest)).data == data  # type: ignore[union-attr]
+            assert (await store.blobs.get(digest)).data == data  # type: ignore[union-attr]
         finally:
             await store.close()
     finally:
@@ -178,9 +178,9 @@ def test_migrations_are_found_from_any_working_directory(
 async def test_concurrent_opens_of_a_new_database_migrate_once(db_url: str) -> None:
     stores = await asyncio.gather(*(Store.open(db_url) for _ in range(4)))
     try:
-        conversation = await stores[0].get_or_create_conversation(ConversationKey("console", "", "c"))
-        await stores[3].add_user_message(conversation.id, Author("u", "U"), "hi")
-        assert [m.text for m in await stores[1].load_context(conversation.id, 5)] == ["hi"]
+        conversation = await stores[0].conversations.find_or_create(ConversationKey("console", "", "c"))
+        await stores[3].history.add(conversation.id, Author("u", "U"), "hi")
+        assert [m.text for m in await stores[1].history.load(conversation.id, 5)] == ["hi"]
     finally:
         for store in stores:
             await store.close()
@@ -190,10 +190,10 @@ async def test_open_without_migrate_changes_nothing_and_reports_the_schema(db_ur
     store = await Store.open(db_url, migrate=False)
     try:
         await store.ping()
-        assert not await store.is_migrated()
+        assert not await db.at_head(store.engine)
         assert await _tables_and_revision(db_url) == (set(), None)
         await upgrade_async(db_url)
-        assert await store.is_migrated()
+        assert await db.at_head(store.engine)
     finally:
         await store.close()
 
@@ -274,11 +274,11 @@ async def test_a_file_that_is_not_a_database_is_a_store_error(tmp_path: Path) ->
 async def test_in_memory_sqlite_works_with_concurrent_use() -> None:
     memory = await Store.open("sqlite+aiosqlite://")
     try:
-        conversation = await memory.get_or_create_conversation(ConversationKey("console", "", "m"))
+        conversation = await memory.conversations.find_or_create(ConversationKey("console", "", "m"))
         await asyncio.gather(
-            *(memory.add_user_message(conversation.id, Author("u", "U"), str(n)) for n in range(20)),
-            *(memory.load_context(conversation.id, 5) for _ in range(20)),
+            *(memory.history.add(conversation.id, Author("u", "U"), str(n)) for n in range(20)),
+            *(memory.history.load(conversation.id, 5) for _ in range(20)),
         )
-        assert len(await memory.load_context(conversation.id, 50)) == 20
+        assert len(await memory.history.load(conversation.id, 50)) == 20
     finally:
         await memory.close()

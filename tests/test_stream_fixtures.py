@@ -14,10 +14,10 @@ from pathlib import Path
 import pytest
 from pydantic import SecretStr
 
-from bot.providers import ChatRequest, Gateway, GatewayPolicy, Turn, Usage
+from bot.providers import ChatRequest, Gateway, GatewayPolicy, Turn
 from bot.providers.base import ToolCall
 from bot.settings import Settings
-from bot.types import Outcome
+from bot.types import Outcome, Usage
 from tests.fakes.gateway import Collected, FakeGateway, Reply, collect
 
 

@@ -14,10 +14,10 @@ from typing import TextIO
 from adapters.console.keys import Interrupts, TerminalLines, quiet_keys
 from adapters.console.surface import PipedSurface, TerminalSurface
 from adapters.console.view import open_view
-from bot.conversation import ConversationService, ReplyResult
 from bot.render.surface import ReplySurface
 from bot.runtime import Runtime
-from bot.types import Attachment, Author, ConversationKey, IncomingMessage, Outcome
+from bot.service import ConversationService
+from bot.types import Attachment, Author, ConversationKey, IncomingMessage, Outcome, ReplyResult
 
 PROMPT = "you> "
 # After a second Ctrl-C, how long the stopped answer gets to write its last words and its row.

@@ -87,7 +87,7 @@ def _names(names: Sequence[str]) -> str:
 
 
 class FileService:
-    """The core's attachment pipeline (see :class:`bot.conversation.FilePipeline`)."""
+    """The core's attachment pipeline (see :class:`bot.turn.FilePipeline`)."""
 
     def __init__(self, settings: Settings, store: Store) -> None:
         self.settings = settings
@@ -226,9 +226,9 @@ class FileService:
             return False
         cached = self._texts.get(loaded.sha256)
         try:
-            if not await self.store.has_blob(loaded.sha256):
+            if not await self.store.blobs.exists(loaded.sha256):
                 # With its text, when known, in the same write.
-                await self.store.put_blob(loaded.sha256, loaded.data, cached[0] if cached else None)
+                await self.store.blobs.put(loaded.sha256, loaded.data, cached[0] if cached else None)
                 await release_free_memory()
         except StoreError as exc:
             log.error("could not keep %s: %s", loaded.name, exc)
@@ -334,7 +334,7 @@ class FileService:
             self._texts.move_to_end(sha256)
             return cached
         try:
-            kept = await self.store.blob_text(sha256)
+            kept = await self.store.blobs.text(sha256)
         except StoreError:
             kept = None
         if kept is not None:
@@ -347,7 +347,7 @@ class FileService:
             # Kept bytes get their text now (a no-op for bytes not kept yet: _keep adds it). The
             # bytes live in a table of their own, so this never rewrites the file.
             try:
-                await self.store.set_blob_text(sha256, extracted.text, only_if_missing=True)
+                await self.store.blobs.add_text(sha256, extracted.text)
             except StoreError as exc:
                 log.warning("could not keep the text of %s: %s", name, exc)
         self._texts[sha256] = found
@@ -371,13 +371,13 @@ class FileService:
             return
         current_ids = {a.source_id for a in current if a.source_id}
         try:
-            stored = await self.store.platform_messages(conversation_id, [c.platform_id for c in with_files])
+            stored = await self.store.history.known(conversation_id, [c.platform_id for c in with_files])
         except StoreError as exc:
             log.error("thread files skipped: %s", exc)
             return
         for item in with_files:
             found = stored.get(item.platform_id)
-            if found is None or found[1] > 0:
+            if found is None or found.attachments > 0:
                 continue  # not stored (the message being answered), or its files are linked already
             records: list[AttachmentRecord] = []
             for attachment in item.attachments:
@@ -388,7 +388,7 @@ class FileService:
                     continue
                 records.append(await self._context_file(attachment, budget, out))
             try:
-                await self.store.add_attachments(found[0], records)
+                await self.store.blobs.attach(found.id, records)
             except StoreError as exc:
                 log.error("could not link thread files: %s", exc)
 
@@ -412,7 +412,7 @@ class FileService:
     ) -> list[Part]:
         """Earlier files, newest first while they fit, then put back in upload order."""
         try:
-            stored = await self.store.conversation_files(conversation_id, _EARLIER_ROWS)
+            stored = await self.store.blobs.files(conversation_id, _EARLIER_ROWS)
         except StoreError as exc:
             log.error("earlier files skipped: %s", exc)
             return []
@@ -456,7 +456,7 @@ class FileService:
             if text is not None:
                 return self._earlier_text(row.name, text, room)
         try:
-            blob = await self.store.get_blob(row.sha256)
+            blob = await self.store.blobs.get(row.sha256)
         except StoreError as exc:
             log.error("earlier file %s skipped: %s", row.name, exc)
             return None
@@ -499,7 +499,7 @@ class FileService:
         if cached is not None:
             return cached[0]
         try:
-            return await self.store.blob_text(sha256)
+            return await self.store.blobs.text(sha256)
         except StoreError:
             return None
 
@@ -520,7 +520,7 @@ class FileService:
         self._next_prune = now + _PRUNE_EVERY
         cutoff = utcnow() - timedelta(days=self.settings.parley_file_retention_days)
         try:
-            removed = await self.store.prune_blobs(cutoff)
+            removed = await self.store.blobs.prune(cutoff)
         except StoreError as exc:
             log.warning("file retention sweep failed: %s", exc)
             return

@@ -36,7 +36,6 @@ from bot.providers.base import (
     ToolResultPart,
     ToolSpec,
     Turn,
-    Usage,
     UsageReport,
 )
 from bot.providers.errors import ProviderError
@@ -66,7 +65,6 @@ __all__ = [
     "ToolResultPart",
     "ToolSpec",
     "Turn",
-    "Usage",
     "UsageReport",
     "build_request",
 ]

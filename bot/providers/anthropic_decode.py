@@ -13,13 +13,13 @@ import json
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from bot.providers.base import Finish, StreamEvent, TextDelta, ThinkingDelta, Usage, UsageReport
+from bot.providers.base import Finish, StreamEvent, TextDelta, ThinkingDelta, UsageReport
 from bot.providers.calls import CallBook
 from bot.providers.classify import error_from_stream
 from bot.providers.errors import ProviderError
 from bot.providers.sse import BareLine, SSEEvent
 from bot.providers.streaming import loads
-from bot.types import Outcome
+from bot.types import Outcome, Usage
 
 _OUTCOMES = {
     "end_turn": Outcome.COMPLETE,

@@ -14,7 +14,7 @@ from collections.abc import AsyncIterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol
 
-from bot.types import Outcome
+from bot.types import Outcome, Usage
 
 Role = Literal["user", "assistant"]
 
@@ -134,15 +134,6 @@ class ToolCallStarted:
     index: int
     id: str
     name: str
-
-
-@dataclass(frozen=True, slots=True)
-class Usage:
-    input_tokens: int = 0
-    output_tokens: int = 0  # includes thinking tokens where the format counts them together
-    thinking_tokens: int = 0
-    cache_read_tokens: int = 0
-    cache_write_tokens: int = 0
 
 
 @dataclass(frozen=True, slots=True)

@@ -20,7 +20,6 @@ from bot.providers.base import (
     StreamEvent,
     TextDelta,
     ThinkingDelta,
-    Usage,
     UsageReport,
 )
 from bot.providers.calls import CallBook, PendingCall
@@ -28,7 +27,7 @@ from bot.providers.classify import error_from_stream
 from bot.providers.errors import ProviderError
 from bot.providers.sse import BareLine, SSEEvent
 from bot.providers.streaming import loads
-from bot.types import Outcome
+from bot.types import Outcome, Usage
 
 log = logging.getLogger("bot.providers")
 

@@ -39,7 +39,6 @@ from bot.providers.base import (
     TextDelta,
     ThinkingDelta,
     ToolCallStarted,
-    Usage,
     UsageReport,
 )
 from bot.providers.body import RequestBody, encode_body
@@ -55,7 +54,7 @@ from bot.providers.errors import (
 from bot.providers.policy import GatewayPolicy
 from bot.providers.retry import retry_delay
 from bot.providers.sse import BareLine, Comment, SSEDecoder, SSEEvent
-from bot.types import Outcome
+from bot.types import Outcome, Usage
 
 log = logging.getLogger("bot.providers")
 

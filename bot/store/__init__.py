@@ -1,22 +1,29 @@
-"""The history store: conversations, messages, replies, files, processed events and usage."""
+"""The history store: conversations, messages, replies, files, processed events and usage.
+
+``Store`` holds the engine and one repository per job (see ``bot/store/store.py``).
+"""
 
 from bot.store.db import StoreError, downgrade, downgrade_async, upgrade, upgrade_async
-from bot.store.repo import (
+from bot.store.rows import (
     AttachmentRecord,
     ConversationRow,
+    KnownMessage,
     ModelTotals,
-    Store,
+    Overrides,
     StoredAttachment,
     StoredBlob,
     StoredMessage,
     StreamingReply,
     Totals,
 )
+from bot.store.store import Store
 
 __all__ = [
     "AttachmentRecord",
     "ConversationRow",
+    "KnownMessage",
     "ModelTotals",
+    "Overrides",
     "Store",
     "StoreError",
     "StoredAttachment",

@@ -55,9 +55,9 @@ from bot.providers.base import (
     ThinkingDelta,
     ToolCall,
     ToolCallStarted,
-    Usage,
     UsageReport,
 )
+from bot.types import Usage
 
 from .gateway_tools import (
     FakeToolCall,
