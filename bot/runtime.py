@@ -33,7 +33,7 @@ class Runtime:
             if files is None:
                 from bot.files import FileService
 
-                files = FileService(settings, store)
+                files = FileService(settings, store, transcriber=gateway)
             metrics = Metrics()
             service = ConversationService(settings, store, gateway, pacer, files=files, observer=metrics)
         except BaseException:
