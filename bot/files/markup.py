@@ -7,7 +7,9 @@ instead, so an uploaded file is never answered with nothing. It parses with lxml
 which knows no entity declarations.
 
 An EPUB is a ZIP: ``META-INF/container.xml`` names the package document, whose spine lists the
-chapters in reading order; each chapter is XHTML, read like a page.
+chapters in reading order. A chapter has no boilerplate to drop and every heading matters (a
+main-text extractor takes a chapter's first heading for a page title and drops it), so chapters
+are walked element by element instead (:func:`xhtml_markdown`), with lxml's HTML parser too.
 """
 
 from __future__ import annotations
@@ -67,6 +69,82 @@ def html_markdown(html: bytes) -> str:
     if not extracted or len(extracted) < 0.3 * len(plain):
         return plain.strip()
     return extracted.strip()
+
+
+_SKIP = frozenset({"head", "script", "style", "template", "noscript", "svg", "math"})
+_HEADINGS = {f"h{level}": level for level in range(1, 7)}
+_BLOCKS = frozenset(
+    {
+        "p",
+        "div",
+        "section",
+        "article",
+        "main",
+        "header",
+        "footer",
+        "aside",
+        "blockquote",
+        "pre",
+        "figure",
+        "figcaption",
+        "address",
+        "dl",
+        "dt",
+        "dd",
+        "ul",
+        "ol",
+        "table",
+        "tr",
+        "hr",
+        "body",
+    }
+)
+
+
+def _walk(element: Any, lines: list[str], current: list[str]) -> None:
+    tag = element.tag if isinstance(element.tag, str) else ""
+    if tag in _SKIP:
+        return
+    block = tag in _BLOCKS or tag in _HEADINGS or tag == "li"
+    if block:
+        _flush(lines, current)
+    if tag in _HEADINGS:
+        current.append("#" * _HEADINGS[tag] + " ")
+    elif tag == "li":
+        current.append("- ")
+    elif tag == "br":
+        current.append("\n")
+    current.append(element.text or "")
+    for child in element:
+        _walk(child, lines, current)
+        current.append(child.tail or "")
+    if block or tag in ("td", "th"):
+        if tag in ("td", "th"):
+            current.append(" | ")
+        else:
+            _flush(lines, current)
+
+
+def _flush(lines: list[str], current: list[str]) -> None:
+    text = " ".join("".join(current).split(" ")).strip(" |")
+    text = "\n".join(" ".join(line.split()) for line in text.splitlines()).strip()
+    if text and text not in ("-", "#"):
+        lines.append(text)
+    current.clear()
+
+
+def xhtml_markdown(data: bytes) -> str:
+    """The text of an EPUB chapter, every heading, paragraph and list item kept, in order."""
+    import lxml.html
+
+    if not data.strip():
+        return ""
+    root = lxml.html.document_fromstring(data)
+    lines: list[str] = []
+    current: list[str] = []
+    _walk(root, lines, current)
+    _flush(lines, current)
+    return "\n\n".join(lines)
 
 
 def html_document(data: bytes, budget: TextBudget) -> None:
@@ -134,5 +212,5 @@ def epub_markdown(archive: zipfile.ZipFile, budget: TextBudget, name: str) -> No
         chapter = read_small(archive, path, HTML_MAX_BYTES)
         if chapter is None:
             continue  # listed but missing: read the rest
-        if not budget.block(html_markdown(chapter)):
+        if not budget.block(xhtml_markdown(chapter)):
             return
