@@ -84,7 +84,7 @@ def pptx(sentence: str = SENTENCE) -> bytes:
     return out.getvalue()
 
 
-def odf(kind: str, body: str) -> bytes:
+def odf(kind: str, body: str, *, encrypted: bool = False) -> bytes:
     content = (
         f'<?xml version="1.0" encoding="UTF-8"?><office:document-content {_ODF_NS} office:version="1.3">'
         f"<office:body>{body}</office:body></office:document-content>"
@@ -96,15 +96,24 @@ def odf(kind: str, body: str) -> bytes:
             "META-INF/manifest.xml",
             '<?xml version="1.0"?><manifest:manifest xmlns:manifest="urn:oasis:names:tc:opendocument:'
             f'xmlns:manifest:1.0"><manifest:file-entry manifest:full-path="/" manifest:media-type='
-            f'"{_ODF_TYPES[kind]}"/></manifest:manifest>',
+            f'"{_ODF_TYPES[kind]}"/>'
+            + (
+                '<manifest:file-entry manifest:full-path="content.xml" manifest:media-type="text/xml">'
+                '<manifest:encryption-data manifest:checksum-type="SHA1/1K" manifest:checksum="x"/>'
+                "</manifest:file-entry>"
+                if encrypted
+                else ""
+            )
+            + "</manifest:manifest>",
         ),
     )
 
 
-def odt(sentence: str = SENTENCE) -> bytes:
+def odt(sentence: str = SENTENCE, *, encrypted: bool = False) -> bytes:
     return odf(
         "odt",
-        '<office:text><text:h text:outline-level="1">Quarterly review</text:h>'
+        encrypted=encrypted,
+        body='<office:text><text:h text:outline-level="1">Quarterly review</text:h>'
         f"<text:p>{sentence}</text:p>"
         "<text:list><text:list-item><text:p>supply</text:p></text:list-item>"
         "<text:list-item><text:p>staffing</text:p></text:list-item></text:list>"

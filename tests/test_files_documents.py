@@ -141,6 +141,7 @@ HOSTILE: list[tuple[str, Callable[[], bytes], str]] = [
         "password-protected",
     ),
     ("old.doc", lambda: made.cfb("Root Entry", "WordDocument"), "old-style Office file"),
+    ("locked.odt", lambda: made.odt(encrypted=True), "password-protected"),
     ("book.epub", lambda: made.epub(drm=True), "DRM-protected"),
 ]
 

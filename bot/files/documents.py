@@ -25,6 +25,7 @@ from bot.files.containers import (
     check_zip,
     is_encrypted_ooxml,
     open_zip,
+    read_small,
 )
 from bot.files.errors import DocumentRefused, FileError
 from bot.files.tables import TextBudget, csv_markdown
@@ -33,6 +34,7 @@ log = logging.getLogger("parley.files")
 
 # Formats whose library loads every part of the package into memory (python-docx, python-pptx).
 _WHOLE_PACKAGE = ("docx", "pptx")
+_MANIFEST_BYTES = 1024 * 1024
 
 
 @dataclass(frozen=True, slots=True)
@@ -75,6 +77,9 @@ def _zipped(data: bytes, fmt: str, budget: TextBudget, name: str, limits: ZipLim
         elif fmt in ("odt", "ods", "odp"):
             from bot.files.odf import odf_markdown
 
+            manifest = read_small(archive, "META-INF/manifest.xml", _MANIFEST_BYTES) or b""
+            if b"encryption-data" in manifest:  # ODF encrypts the parts, not the ZIP
+                raise DocumentRefused("encrypted", name=name)
             odf_markdown(archive, fmt, budget)
         elif fmt == "epub":
             from bot.files.markup import epub_markdown

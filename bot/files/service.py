@@ -185,10 +185,14 @@ class FileService:
             out.notes.append(f"I couldn't hear any words in {name}.")
             return True  # kept: the same silence sent again needs no second transcription
         room = turn.room
+        if room.text_chars <= 0:
+            out.notes.append(
+                f"I couldn't use what was said in {name}: there was no room left in this request."
+            )
+            return True
         if len(words) > room.text_chars:
-            words = words[: max(room.text_chars, 0)]
+            words = words[: room.text_chars]
             out.notes.append(cut_note(name, len(words)).replace("The text of", "The transcript of"))
         room.text_chars -= len(words)
-        if words:
-            turn.spoken.append(words)
+        turn.spoken.append(words)
         return True
