@@ -9,6 +9,12 @@ from __future__ import annotations
 
 import math
 
+WHAT_PARLEY_READS = (
+    "PDFs; Word, Excel, PowerPoint and OpenDocument files; EPUB books, web pages (HTML) and CSV; "
+    "PNG, JPEG, GIF and WebP images; UTF-8 text files; and voice notes and audio "
+    "(Ogg, MP3, M4A, WAV, WebM, FLAC)"
+)
+
 
 def megabytes(size: int, *, up: bool = False) -> str:
     """A size as users read it, to one decimal, in MB (of 1024², as the platforms count) or KB.
@@ -146,8 +152,6 @@ class EmptyFile(FileError):
 
 class NotAPdf(FileError):
     def sentence(self, name: str | None = None) -> str:
-        from bot.files.sniff import WHAT_PARLEY_READS
-
         return (
             f"{name or self.name} is not a PDF despite its name, and not a file Parley can read "
             f"({WHAT_PARLEY_READS})."
@@ -160,7 +164,5 @@ class Unsupported(FileError):
         self.label = label
 
     def sentence(self, name: str | None = None) -> str:
-        from bot.files.sniff import WHAT_PARLEY_READS
-
         what = f" ({self.label})" if self.label and self.label != "an unsupported file" else ""
         return f"I can't read {name or self.name}{what}: Parley reads {WHAT_PARLEY_READS}."

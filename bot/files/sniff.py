@@ -7,6 +7,7 @@ import enum
 from dataclasses import dataclass
 
 from bot.files.containers import CFB_MAGIC, ZIP_MAGIC, identify_zip
+from bot.files.errors import WHAT_PARLEY_READS as WHAT_PARLEY_READS  # re-exported: tests, docs
 
 PDF_MEDIA_TYPE = "application/pdf"
 TEXT_MEDIA_TYPE = "text/plain"
@@ -17,11 +18,6 @@ HTML_MEDIA_TYPE = "text/html"
 _PDF_HEADER_WINDOW = 1024
 _UTF8_BOM = codecs.BOM_UTF8
 
-WHAT_PARLEY_READS = (
-    "PDFs; Word, Excel, PowerPoint and OpenDocument files; EPUB books, web pages (HTML) and CSV; "
-    "PNG, JPEG, GIF and WebP images; UTF-8 text files; and voice notes and audio "
-    "(Ogg, MP3, M4A, WAV, WebM, FLAC)"
-)
 
 
 class Kind(enum.StrEnum):
