@@ -64,7 +64,7 @@ def pptx(sentence: str = SENTENCE) -> bytes:
     first = deck.slides.add_slide(deck.slide_layouts[1])
     assert first.shapes.title is not None
     first.shapes.title.text = "Plan"
-    body = first.placeholders[1].text_frame  # type: ignore[attr-defined]
+    body = first.placeholders[1].text_frame
     body.text = "first point"
     nested = body.add_paragraph()
     nested.text, nested.level = "nested point", 1
@@ -78,7 +78,7 @@ def pptx(sentence: str = SENTENCE) -> bytes:
     third = deck.slides.add_slide(deck.slide_layouts[1])
     assert third.shapes.title is not None
     third.shapes.title.text = "Outlook"
-    third.placeholders[1].text_frame.text = sentence  # type: ignore[attr-defined]
+    third.placeholders[1].text_frame.text = sentence
     out = io.BytesIO()
     deck.save(out)
     return out.getvalue()
@@ -215,7 +215,7 @@ def _zip(*entries: tuple[str, str] | tuple[str, str, int]) -> bytes:
     out = io.BytesIO()
     with zipfile.ZipFile(out, "w", zipfile.ZIP_DEFLATED) as archive:
         for entry in entries:
-            compress = entry[2] if len(entry) == 3 else zipfile.ZIP_DEFLATED  # type: ignore[misc]
+            compress = entry[2] if len(entry) == 3 else zipfile.ZIP_DEFLATED
             archive.writestr(
                 zipfile.ZipInfo(entry[0]) if compress == zipfile.ZIP_STORED else entry[0], entry[1]
             )

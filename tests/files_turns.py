@@ -8,6 +8,8 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from pydantic import SecretStr
+
 from bot.conversation import ReplyResult
 from bot.render.surface import SurfaceLimits
 from bot.runtime import Runtime
@@ -53,7 +55,7 @@ def echo_question(record: RecordedRequest) -> Reply:
 async def make_runtime(gateway: FakeGateway, tmp_path: Path, **overrides: Any) -> Runtime:
     settings = Settings(
         apicore_base_url=gateway.url,
-        apicore_api_key=gateway.api_key,
+        apicore_api_key=SecretStr(gateway.api_key or ""),
         database_url=f"sqlite+aiosqlite:///{tmp_path / 'parley.db'}",
         **{"parley_max_retries": 0, **overrides},
     )
