@@ -301,3 +301,15 @@ def cfb(*streams: str) -> bytes:
     header = b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1" + bytes(504)
     directory = b"".join(name.encode("utf-16-le").ljust(128, b"\x00") for name in streams)
     return header + directory + bytes(1024)
+
+
+def many_entries(count: int = 10_001) -> bytes:
+    """A DOCX-looking ZIP with more entries than any document has (each one costs an object
+    in zipfile's directory before a per-entry check could run)."""
+    out = io.BytesIO()
+    with zipfile.ZipFile(io.BytesIO(docx())) as source, zipfile.ZipFile(out, "w") as archive:
+        for info in source.infolist():
+            archive.writestr(info.filename, source.read(info))
+        for index in range(count):
+            archive.writestr(f"parley-padding/part{index}.xml", b"")
+    return out.getvalue()

@@ -180,3 +180,18 @@ def test_no_document_library_is_loaded_until_a_document_arrives() -> None:
     )
     done = subprocess.run([sys.executable, "-c", probe], cwd=ROOT, capture_output=True, text=True, timeout=60)
     assert done.stdout.strip() == "False,False,False,False,False,False", done.stderr
+
+
+def test_a_directory_of_too_many_entries_is_refused_unread() -> None:
+    crowded = made.many_entries()
+    tracemalloc.start()
+    try:
+        found = sniff(crowded)
+        with pytest.raises(DocumentRefused) as refused:
+            read_document(crowded, "docx", max_chars=100_000, name="crowded.docx")
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert found.kind is Kind.UNKNOWN and found.label == "a ZIP archive"
+    assert refused.value.reason == "bomb"
+    assert peak < 512 * 1024  # zipfile would build 10,000 directory objects (~5 MB)

@@ -89,8 +89,31 @@ class ZipLimits:
 DEFAULT_LIMITS = ZipLimits()
 
 
-def open_zip(data: bytes, name: str = "") -> zipfile.ZipFile:
+_EOCD = b"PK\x05\x06"
+_ZIP64_LOCATOR = b"PK\x06\x07"
+_EOCD_WINDOW = 22 + 65535  # the record and the longest archive comment
+
+
+def declared_entries(data: bytes) -> int | None:
+    """How many entries the end-of-central-directory record declares (zip64 too), read before
+    :mod:`zipfile` builds an object per entry: a 32 MB file can declare 700,000 of them."""
+    at = data.rfind(_EOCD, max(0, len(data) - _EOCD_WINDOW))
+    if at < 0 or at + 22 > len(data):
+        return None
+    count = int.from_bytes(data[at + 10 : at + 12], "little")
+    locator = at - 20
+    if count == 0xFFFF and locator >= 0 and data[locator : locator + 4] == _ZIP64_LOCATOR:
+        record = int.from_bytes(data[locator + 8 : locator + 16], "little")
+        if 0 <= record and record + 40 <= len(data):
+            count = int.from_bytes(data[record + 32 : record + 40], "little")
+    return count
+
+
+def open_zip(data: bytes, name: str = "", limits: ZipLimits = DEFAULT_LIMITS) -> zipfile.ZipFile:
     """The archive over ``data`` (read from its central directory; ``data`` is not copied)."""
+    entries = declared_entries(data)
+    if entries is not None and entries > limits.entries:
+        raise DocumentRefused("bomb", name=name, detail=f"{entries} entries declared")
     try:
         return zipfile.ZipFile(io.BufferedReader(io.BytesIO(data)))
     except (zipfile.BadZipFile, ValueError, OSError, EOFError) as exc:
@@ -108,6 +131,9 @@ def read_small(archive: zipfile.ZipFile, entry: str, limit: int = _SMALL_ENTRY) 
 
 def identify_zip(data: bytes) -> str | None:
     """The document format in a ZIP (docx, xlsx, pptx, odt, ods, odp, epub), or None."""
+    entries = declared_entries(data)
+    if entries is not None and entries > DEFAULT_LIMITS.entries:
+        return None  # a directory this size is refused unread; see open_zip
     try:
         archive = zipfile.ZipFile(io.BufferedReader(io.BytesIO(data)))
     except (zipfile.BadZipFile, ValueError, OSError, EOFError):

@@ -58,7 +58,7 @@ def _check_unpacked(archive: zipfile.ZipFile, fmt: str, name: str, limits: ZipLi
 
 
 def _zipped(data: bytes, fmt: str, budget: TextBudget, name: str, limits: ZipLimits) -> None:
-    with open_zip(data, name) as archive:
+    with open_zip(data, name, limits) as archive:
         check_zip(archive, name, limits)
         check_xml_prologues(archive, name)
         _check_unpacked(archive, fmt, name, limits)

@@ -19,7 +19,6 @@ _PDF_HEADER_WINDOW = 1024
 _UTF8_BOM = codecs.BOM_UTF8
 
 
-
 class Kind(enum.StrEnum):
     PDF = "pdf"
     IMAGE = "image"
