@@ -195,3 +195,16 @@ def test_a_directory_of_too_many_entries_is_refused_unread() -> None:
     assert found.kind is Kind.UNKNOWN and found.label == "a ZIP archive"
     assert refused.value.reason == "bomb"
     assert peak < 512 * 1024  # zipfile would build 10,000 directory objects (~5 MB)
+
+
+def test_a_book_chapter_keeps_headings_lists_and_tables() -> None:
+    from bot.files.markup import xhtml_markdown
+
+    chapter = (
+        b"<html><head><title>t</title><script>hidden()</script></head><body><h2>Part <em>two</em></h2>"
+        b"<p>One<br/>two</p><ul><li>a</li><li>b <b>c</b></li></ul><table><tr><th>R</th><th>S|T</th></tr>"
+        b"<tr><td>N</td><td>1</td></tr></table><p>after</p></body></html>"
+    )
+    assert xhtml_markdown(chapter) == (
+        "## Part two\n\nOne\ntwo\n\n- a\n\n- b c\n\n| R | S\\|T |\n| --- | --- |\n| N | 1 |\n\nafter"
+    )

@@ -23,7 +23,7 @@ from urllib.parse import unquote
 
 from bot.files.containers import read_small
 from bot.files.errors import DocumentRefused
-from bot.files.tables import TextBudget
+from bot.files.tables import TextBudget, cell_text, table_row
 
 # trafilatura logs every page it finds too short or too noisy; that is not Parley's problem to log.
 logging.getLogger("trafilatura").setLevel(logging.ERROR)
@@ -101,9 +101,28 @@ _BLOCKS = frozenset(
 )
 
 
+def _table(element: Any) -> str:
+    """A table as Markdown rows (the first row is the header), cells flattened to one line."""
+    rows = [
+        table_row([cell_text(" ".join(cell.text_content().split())) for cell in row.iter("td", "th")])
+        for row in element.iter("tr")
+    ]
+    rows = [row for row in rows if row.strip("| ")]
+    if not rows:
+        return ""
+    width = rows[0].count(" | ") + 1
+    return "\n".join([rows[0], table_row(["---"] * width), *rows[1:]])
+
+
 def _walk(element: Any, lines: list[str], current: list[str]) -> None:
     tag = element.tag if isinstance(element.tag, str) else ""
     if tag in _SKIP:
+        return
+    if tag == "table":
+        _flush(lines, current)
+        table = _table(element)
+        if table:
+            lines.append(table)
         return
     block = tag in _BLOCKS or tag in _HEADINGS or tag == "li"
     if block:
@@ -118,15 +137,12 @@ def _walk(element: Any, lines: list[str], current: list[str]) -> None:
     for child in element:
         _walk(child, lines, current)
         current.append(child.tail or "")
-    if block or tag in ("td", "th"):
-        if tag in ("td", "th"):
-            current.append(" | ")
-        else:
-            _flush(lines, current)
+    if block:
+        _flush(lines, current)
 
 
 def _flush(lines: list[str], current: list[str]) -> None:
-    text = " ".join("".join(current).split(" ")).strip(" |")
+    text = "".join(current).strip()
     text = "\n".join(" ".join(line.split()) for line in text.splitlines()).strip()
     if text and text not in ("-", "#"):
         lines.append(text)
