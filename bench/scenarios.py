@@ -8,6 +8,7 @@ from pathlib import Path
 
 from bench.config import Config, Result
 from bench.core import long_thread_scenario, pdf_scenario, scale_scenario
+from bench.files_memory import files_scenario
 from bench.on_platforms import discord_scenario, slack_scenario
 from bench.provider import provider_scenario
 
@@ -72,6 +73,7 @@ SCENARIOS: tuple[Scenario, ...] = (
         "long-thread", 10_000, 2_000, long_thread_scenario, "one more turn in a thread of N stored messages"
     ),
     Scenario("pdf-30mb", 30, 2, pdf_scenario, "an N MB PDF through the file pipeline (peak memory)"),
+    Scenario("files-memory", 30, 2, files_scenario, "an N MB XLSX and a 20-minute voice note (peak memory)"),
     Scenario("scale-500", 500, 40, scale_scenario, "N concurrent replies, core only (in-memory surface)"),
     Scenario("provider-overhead", 5, 2, provider_scenario, "provider layer vs raw httpx, per token"),
 )

@@ -40,7 +40,7 @@ class Runtime:
             if files is None:
                 from bot.files import FileService
 
-                files = FileService(settings, store)
+                files = FileService(settings, store, transcriber=gateway)
             service = ConversationService(settings, store, gateway, pacer, files=files)
             # Live figures are read from the service and the renderer at each scrape.
             metrics = Metrics(

@@ -275,6 +275,11 @@ class Settings(BaseSettings):
     parley_mcp: dict[str, McpServerOptions] = Field(default_factory=dict)
     parley_mcp_connect_timeout: float = Field(default=30.0, gt=0)  # start (or restart) and list tools
 
+    # Voice notes and audio files, transcribed by the gateway (bot/files/voice.py; docs/files.md).
+    parley_transcribe_model: str = "whisper-1"  # POST /v1/audio/transcriptions
+    parley_audio_max_bytes: int = Field(default=25 * 1024 * 1024, gt=0)  # the transcription API's cap
+    parley_audio_max_seconds: float = Field(default=1800.0, gt=0)  # from the container's headers
+
     @field_validator("apicore_base_url", "slack_api_url", "discord_api_url")
     @classmethod
     def _http_url(cls, value: str) -> str:

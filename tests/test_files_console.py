@@ -72,3 +72,22 @@ def test_an_unreadable_attachment_gets_a_clear_reply_and_no_model_call(
         "I couldn't read locked.pdf: it is password-protected. Send a copy without a password.\n\n"
     )
     assert gateway.stream_requests == []
+
+
+def test_attach_a_voice_note_asks_its_words_after_the_typed_line(
+    gateway: FakeGateway, env: dict[str, str], tmp_path: Path
+) -> None:
+    from tests.audio_helpers import ogg_opus
+
+    note = ogg_opus(20)
+    write(tmp_path / "note.ogg", note)
+    gateway.transcript = "Remind me what we agreed on Friday."
+
+    result = parley("console", "--attach", "note.ogg", cwd=tmp_path, env=env, stdin="Please answer:\n")
+
+    assert result.returncode == 0, result.stderr
+    (heard,) = gateway.transcriptions
+    assert (heard.data, heard.filename, heard.model) == (note, "note.ogg", "whisper-1")
+    (request,) = gateway.stream_requests
+    assert request.last_user_text == "Please answer:\n\nRemind me what we agreed on Friday."
+    assert result.stdout == "You said: Please answer:\n\nRemind me what we agreed on Friday.\n\n"

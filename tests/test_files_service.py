@@ -16,6 +16,7 @@ import pytest
 from pypdf import PdfReader
 
 from bot.files import DownloadFailed, DownloadRefused
+from bot.files.sniff import WHAT_PARLEY_READS
 from bot.render.surface import SurfaceLimits
 from bot.runtime import Runtime
 from bot.settings import ModelOptions, Settings
@@ -47,7 +48,7 @@ from tests.files_helpers import (
 CLAUDE = "claude-sonnet-4-5"
 GEMINI = "gemini-2.5-flash"
 LAYOUT = "layout and images are not seen"
-READS = "PDFs, PNG, JPEG, GIF and WebP images, and UTF-8 text files"
+READS = WHAT_PARLEY_READS
 MODELS = {
     "claude-3-pages": ModelOptions(max_pdf_pages=3),
     "gemini-no-docs": ModelOptions(documents=False),
@@ -418,16 +419,31 @@ async def test_a_binary_file_named_pdf_is_called_out(runtime: Runtime, gateway: 
 async def test_a_text_file_named_pdf_is_read_as_text_with_a_note(
     runtime: Runtime, gateway: FakeGateway
 ) -> None:
-    file, _ = attachment("notes.pdf", b"<html>Access denied</html>\n")
+    file, _ = attachment("notes.pdf", b"Access denied: ask the owner for a copy.\n")
     result = await ask(runtime, "why?", [file])
-    assert texts(sent(gateway))[0] == "File: notes.pdf\n```\n<html>Access denied</html>\n\n```\n"
+    assert (
+        texts(sent(gateway))[0] == "File: notes.pdf\n```\nAccess denied: ask the owner for a copy.\n\n```\n"
+    )
     assert result.shown.startswith("notes.pdf is not a PDF despite its name; I read it as a text file.\n\n")
+
+
+async def test_a_web_page_named_pdf_is_read_as_a_page_with_a_note(
+    runtime: Runtime, gateway: FakeGateway
+) -> None:
+    file, _ = attachment("notes.pdf", b"<html><body><p>Access denied</p></body></html>\n")
+    result = await ask(runtime, "why?", [file])
+    (text,) = texts(sent(gateway))[:1]
+    assert text.startswith("Text of notes.pdf (as Markdown; images not included):\n")
+    assert "Access denied" in text and "<p>" not in text
+    assert result.shown.startswith("notes.pdf is not a PDF despite its name; I read it as a web page.\n\n")
 
 
 async def test_an_unsupported_file_names_what_parley_reads(runtime: Runtime, gateway: FakeGateway) -> None:
     file, _ = attachment("data.xlsx", zip_bytes())
     result = await ask(runtime, "totals?", [file])
-    assert result.shown == f"I can't read data.xlsx: Parley reads {READS}.\n\nYou said: totals?"
+    assert (
+        result.shown == f"I can't read data.xlsx (a ZIP archive): Parley reads {READS}.\n\nYou said: totals?"
+    )
 
 
 async def test_too_big_is_refused_before_downloading_with_the_limit(

@@ -9,6 +9,12 @@ from __future__ import annotations
 
 import math
 
+WHAT_PARLEY_READS = (
+    "PDFs; Word, Excel, PowerPoint and OpenDocument files; EPUB books, web pages (HTML) and CSV; "
+    "PNG, JPEG, GIF and WebP images; UTF-8 text files; and voice notes and audio "
+    "(Ogg, MP3, M4A, WAV, WebM, FLAC)"
+)
+
 
 def megabytes(size: int, *, up: bool = False) -> str:
     """A size as users read it, to one decimal, in MB (of 1024², as the platforms count) or KB.
@@ -99,3 +105,64 @@ class CorruptPdf(FileError):
     def sentence(self, name: str | None = None) -> str:
         label = name or self.name or "the PDF"
         return f"I couldn't read {label}: the PDF is damaged and can't be opened."
+
+
+_DOCUMENT_REASONS = {
+    "damaged": "the file is damaged and can't be opened",
+    "bomb": "it would unpack to far more than any document needs (it looks like a zip bomb)",
+    "entities": "it contains XML entity declarations, which Parley refuses for safety",
+    "encrypted": "it is password-protected. Send a copy without a password",
+    "too_big": "it holds more than Parley unpacks from one document",
+    "legacy": (
+        "it is an old-style Office file (.doc, .xls or .ppt), which Parley can't read; "
+        "save it as .docx, .xlsx or .pptx and send it again"
+    ),
+    "drm": "the book is DRM-protected",
+}
+
+
+class DocumentRefused(FileError):
+    """An office document, book or web page that can't be used; ``reason`` picks the sentence."""
+
+    def __init__(self, reason: str, *, name: str = "", detail: str = "") -> None:
+        super().__init__(detail or reason, name=name)
+        self.reason = reason
+
+    def sentence(self, name: str | None = None) -> str:
+        label = name or self.name or "the document"
+        why = _DOCUMENT_REASONS.get(self.reason, _DOCUMENT_REASONS["damaged"])
+        return f"I couldn't read {label}: {why}."
+
+
+class AudioRefused(FileError):
+    """A voice note or audio file that can't be transcribed; ``why`` finishes the sentence."""
+
+    def __init__(self, why: str, *, name: str = "", detail: str = "") -> None:
+        super().__init__(detail or why, name=name)
+        self.why = why
+
+    def sentence(self, name: str | None = None) -> str:
+        return f"I couldn't transcribe {name or self.name or 'the audio'}: {self.why}."
+
+
+class EmptyFile(FileError):
+    def sentence(self, name: str | None = None) -> str:
+        return f"I couldn't read {name or self.name}: it is empty."
+
+
+class NotAPdf(FileError):
+    def sentence(self, name: str | None = None) -> str:
+        return (
+            f"{name or self.name} is not a PDF despite its name, and not a file Parley can read "
+            f"({WHAT_PARLEY_READS})."
+        )
+
+
+class Unsupported(FileError):
+    def __init__(self, label: str = "", *, name: str = "") -> None:
+        super().__init__(label, name=name)
+        self.label = label
+
+    def sentence(self, name: str | None = None) -> str:
+        what = f" ({self.label})" if self.label and self.label != "an unsupported file" else ""
+        return f"I can't read {name or self.name}{what}: Parley reads {WHAT_PARLEY_READS}."

@@ -88,3 +88,7 @@ def lead_with(turns: Sequence[Turn], parts: Sequence[Part]) -> list[Turn]:
             out[index] = Turn("user", (*parts, *turn.parts))
             return out
     return [Turn("user", tuple(parts)), *out]
+
+
+def document_text_part(name: str, text: str, *, cache: bool = False) -> TextPart:
+    return text_block(f"Text of {name} (as Markdown; images not included):", text, cache=cache)

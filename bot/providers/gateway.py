@@ -12,6 +12,7 @@ from typing import Any, Literal
 import httpx
 
 from bot.providers.anthropic import AnthropicProvider
+from bot.providers.audio import transcribe
 from bot.providers.base import ChatRequest, Provider, StreamEvent, ToolSpec, Turn
 from bot.providers.classify import error_from_response
 from bot.providers.errors import BadRequest, MissingApiKey
@@ -143,6 +144,19 @@ class Gateway:
     async def generate_image(self, prompt: str, *, model: str, size: str) -> GeneratedImage:
         """One picture from ``POST /v1/images/generations`` (see :mod:`bot.providers.images`)."""
         return await generate_image(self._client, self._api_key, model=model, prompt=prompt, size=size)
+
+    async def transcribe(self, data: bytes, *, filename: str, media_type: str, model: str) -> str:
+        """The words in a recording, from ``POST /v1/audio/transcriptions`` (see
+        :mod:`bot.providers.audio`): the file pipeline's transcriber."""
+        return await transcribe(
+            self._client,
+            self._api_key,
+            self.policy,
+            data,
+            filename=filename,
+            media_type=media_type,
+            model=model,
+        )
 
     async def _get_json(self, path: str) -> Any:
         if self._api_key is None:

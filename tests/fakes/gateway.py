@@ -27,6 +27,11 @@ Pictures (``POST /v1/images/generations``): ``gw.image`` (PNG bytes) is answered
 or, with ``gw.image_url`` set (a page server serves it), as ``{"url": …}``; ``gw.script_path(
 IMAGES_PATH, Reply(status=…, body=…))`` answers an error instead.
 
+Transcriptions (``POST /v1/audio/transcriptions``): the multipart body is parsed for real (the
+standard library's MIME parser) into ``gw.transcriptions`` (model, file name, type, bytes); the
+answer is ``{"text": gw.transcript}``, or a scripted ``script_path(TRANSCRIBE_PATH, Reply(text=…))``
+or ``Reply.http_error(…)``.
+
 Everything is recorded in ``gw.requests``: method, path, headers, raw and parsed body, arrival
 time, the timeline of text sent (monotonic time, cumulative text), and when the client
 disconnected before the reply ended.
@@ -36,6 +41,8 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import email.parser
+import email.policy
 import json
 import re
 import time
@@ -72,6 +79,7 @@ from .loopback import LoopbackServer
 
 STREAM_PATHS = ("/v1/chat/completions", "/v1/messages")
 IMAGES_PATH = "/v1/images/generations"
+TRANSCRIBE_PATH = "/v1/audio/transcriptions"
 DEFAULT_MODELS = ("gemini-2.5-flash", "gemini-2.5-pro", "claude-sonnet-4-5", "gpt-4o-mini")
 DEFAULT_GARBAGE = b"\x00\xff\xfe\xfd garbage \x80\x81\n\ndata: {not json\n\n"
 NEUTRAL_FINISH = {
@@ -251,6 +259,42 @@ class RecordedRequest:
 
 
 @dataclass
+class Transcription:
+    """One ``POST /v1/audio/transcriptions`` as the fake parsed it."""
+
+    fields: dict[str, str]  # the plain form fields (model, …)
+    filename: str
+    content_type: str
+    data: bytes  # the file part's bytes
+
+    @property
+    def model(self) -> str:
+        return self.fields.get("model", "")
+
+    @classmethod
+    def parse(cls, content_type: str, body: bytes) -> Transcription:
+        if not content_type.lower().startswith("multipart/form-data"):
+            raise ValueError(f"expected multipart/form-data, got {content_type!r}")
+        message = email.parser.BytesParser(policy=email.policy.HTTP).parsebytes(
+            b"Content-Type: " + content_type.encode() + b"\r\n\r\n" + body
+        )
+        fields: dict[str, str] = {}
+        file: tuple[str, str, bytes] | None = None
+        for part in message.iter_parts():
+            name = part.get_param("name", header="content-disposition")
+            payload = part.get_payload(decode=True)
+            assert isinstance(payload, bytes)
+            filename = part.get_filename()
+            if filename is not None and name == "file":
+                file = (filename, part.get_content_type(), payload)
+            elif isinstance(name, str):
+                fields[name] = payload.decode()
+        if file is None:
+            raise ValueError("no file part")
+        return cls(fields, *file)
+
+
+@dataclass
 class Collected:
     """What a provider stream produced, gathered by :func:`collect`."""
 
@@ -342,6 +386,8 @@ class FakeGateway(LoopbackServer):
         self.url = ""
         self.image = _PIXEL_PNG  # what the images route draws
         self.image_url = ""  # set: answer {"url": image_url} instead of b64_json
+        self.transcript = "Hello from a voice note."  # what the transcription route hears
+        self.transcriptions: list[Transcription] = []
 
     # Scripting.
     def script(self, *replies: Reply) -> None:
@@ -397,6 +443,7 @@ class FakeGateway(LoopbackServer):
         app.router.add_get("/v1/dashboard/billing/subscription", self._subscription_route)
         app.router.add_get("/v1/dashboard/billing/usage", self._usage_route)
         app.router.add_post(IMAGES_PATH, self._images_route)
+        app.router.add_post(TRANSCRIBE_PATH, self._transcribe_route)
         # handler_cancellation: a client that goes away cancels the handler at once, so
         # disconnects are observed even while a reply is stalled or pacing.
         self._runner = web.AppRunner(app, handler_cancellation=True, shutdown_timeout=0.5, access_log=None)
@@ -485,6 +532,28 @@ class FakeGateway(LoopbackServer):
             {"id": m, "object": "model", "created": 1626777600, "owned_by": "custom"} for m in self.models
         ]
         return await self._account_route(request, {"object": "list", "data": data, "success": True})
+
+    async def _transcribe_route(self, request: web.Request) -> web.Response:
+        record = await self._record(request)
+        denied = self._unauthorized(request, record)
+        if denied is not None:
+            return denied
+        try:
+            heard = Transcription.parse(request.headers.get("Content-Type", ""), record.body)
+        except ValueError as exc:
+            record.status = 400
+            record.t_done = time.monotonic()
+            return web.json_response(
+                {"error": {"message": str(exc), "type": "invalid_request_error"}}, status=400
+            )
+        self.transcriptions.append(heard)
+        reply = self._next(request.path, record)
+        if reply is not None and reply.status >= 300:
+            return self._error_response(reply, record)
+        record.status = 200
+        record.t_done = time.monotonic()
+        text = reply.text if reply is not None and reply.text is not None else self.transcript
+        return web.json_response({"text": text})
 
     async def _subscription_route(self, request: web.Request) -> web.Response:
         limit = self.hard_limit_usd
