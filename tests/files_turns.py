@@ -8,13 +8,12 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from bot.conversation import ReplyResult
 from pydantic import SecretStr
 
 from bot.render.surface import SurfaceLimits
 from bot.runtime import Runtime
 from bot.settings import Settings
-from bot.types import Attachment, Author, ConversationKey, IncomingMessage
+from bot.types import Attachment, Author, ConversationKey, IncomingMessage, ReplyResult
 from tests.fakes.gateway import FakeGateway, RecordedRequest, Reply
 from tests.files_helpers import blocks_of, user_messages
 

@@ -154,7 +154,7 @@ async def test_audio_the_gateway_does_not_take_is_unsupported(runtime: Runtime, 
 @pytest.mark.parametrize(
     ("status", "why"),
     [
-        (400, "the gateway rejected the request"),
+        (400, "the gateway rejected the request: no"),  # the gateway's own reason, passed on
         (401, "the gateway rejected Parley's API key (APICORE_API_KEY is invalid or expired)"),
         (503, "the model is overloaded or failing upstream; try again shortly"),
     ],
