@@ -102,7 +102,9 @@ async def _say(bench: DiscordBench, world: dict[str, Any], spec: dict[str, Any])
         await fd.flush()
 
 
-@settings(max_examples=20, deadline=None, suppress_health_check=list(HealthCheck))
+# Derandomized: the same twenty messages every run, so the check below that enough of them
+# reached the model does not depend on the draw.
+@settings(max_examples=20, deadline=None, suppress_health_check=list(HealthCheck), derandomize=True)
 @given(spec=messages())
 def test_any_message_ends_without_a_crash_or_a_hanging_reply(
     live: tuple[Background, DiscordBench, Tracebacks, Any], spec: dict[str, Any]
