@@ -24,6 +24,8 @@ from bot.types import Author, ConversationKey
 _STATUS_CHARS = 120  # of one tool's status, before it is cut
 # Markdown punctuation that could end the status line's emphasis early or start something else.
 _MARKUP = re.compile(r"([\\`*_~\[\]<>|#])")
+# A status line at the end of a live reply's text (see status_line), as a crash may leave it.
+_TRAILING_STATUS = re.compile(r"(?:^|\n\n)_(?:[^\n]*?…)(?: · [^\n]*?…)*_\s*$")
 
 
 class Tools(Protocol):
@@ -97,6 +99,12 @@ def status_line(statuses: Sequence[str]) -> str:
         if text:
             shown.append(_MARKUP.sub(r"\\\1", text) + "…")
     return f"_{' · '.join(shown)}_" if shown else ""
+
+
+def without_status(text: str) -> str:
+    """``text`` without a status line at its end: what a reply interrupted while a tool ran
+    (a crash) still shows is kept, the line saying a tool is running is not."""
+    return _TRAILING_STATUS.sub("", text)
 
 
 def with_status(text: str, statuses: Sequence[str]) -> str:

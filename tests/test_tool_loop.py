@@ -29,7 +29,7 @@ from bot.providers.base import (
     Turn,
     UsageReport,
 )
-from bot.tool_loop import ToolUse, status_line, with_status
+from bot.tool_loop import ToolUse, status_line, with_status, without_status
 from bot.tools import OutFile, ToolContext, ToolOutcome, ToolUsage
 from bot.types import Author, ConversationKey, Outcome, Usage
 
@@ -238,3 +238,7 @@ def test_the_status_line_is_plain_emphasis_whatever_the_tool_says() -> None:
     # After a code fence the model left open, the fence is closed first.
     assert with_status("```py\nx = 1\n", ["Drawing a picture"]) == "```py\nx = 1\n```\n\n_Drawing a picture…_"
     assert with_status("", ["Drawing a picture"]) == "_Drawing a picture…_"
+    # What a crash leaves is read back without the line; an answer's own italics stay.
+    shown = with_status("Let me look.", ["Reading a_b", "Drawing a picture"])
+    assert without_status(shown) == "Let me look." and without_status("_Drawing…_") == ""
+    assert without_status("It ends _in italics_") == "It ends _in italics_"
