@@ -66,24 +66,29 @@ async def test_a_link_is_read_and_a_follow_up_uses_the_stored_result(
     assert [len(m.tool_steps) for m in stored] == [0, 1, 0, 0]
 
 
+@pytest.mark.parametrize("native", [False, True], ids=["post-and-update", "native-stream"])
 async def test_the_status_line_shows_while_the_tool_runs_and_never_in_the_final_text(
-    bench: SlackBench, pages: PageServer
+    tmp_path: Path, pages: PageServer, native: bool
 ) -> None:
-    fs, gw = bench.fs, bench.gw
-    gw.script(
-        Reply(
-            text="One moment.",
-            tool_calls=[FakeToolCall("read_url", {"url": f"{pages.url}/slow?seconds=1.5"})],
-        ),
-        Reply(text="The page says: Finally."),
-    )
-    event = fs.app_mention("read the slow page")
-    await bench.deliver(event)
-    (reply,) = await bench.reply_in(DEFAULT_CHANNEL, event["ts"])
-    seen = [state.visible for state in fs.timeline(DEFAULT_CHANNEL, reply.ts)]
-    status = "One moment.\n\n_Reading 127.0.0.1/slow…_"
-    assert any(s.startswith(status) for s in seen), seen
-    assert fs.visible_text(DEFAULT_CHANNEL, reply.ts) == "One moment.\n\nThe page says: Finally."
+    env = {
+        "PARLEY_FETCH_ALLOW_HOSTS": f"127.0.0.1:{pages.port}",
+        "PARLEY_SLACK_NATIVE_STREAMING": str(native).lower(),
+    }
+    async with slack_bench(tmp_path, "socket", env=env) as bench:
+        fs, gw = bench.fs, bench.gw
+        slow = FakeToolCall("read_url", {"url": f"{pages.url}/slow?seconds=1.5"})
+        gw.script(Reply(text="One moment.", tool_calls=[slow]), Reply(text="The page says: Finally."))
+        event = fs.app_mention("read the slow page")
+        await bench.deliver(event)
+        (reply,) = await bench.reply_in(DEFAULT_CHANNEL, event["ts"])
+        timeline = fs.timeline(DEFAULT_CHANNEL, reply.ts)
+        assert ("start_stream" in [state.event for state in timeline]) is native
+        seen = [state.visible for state in timeline]
+        status = "One moment.\n\n_Reading 127.0.0.1/slow…_"
+        assert any(s.startswith(status) for s in seen), seen
+        # A native stream cannot take the line back: it ends, and chat.update writes the rest.
+        assert fs.visible_text(DEFAULT_CHANNEL, reply.ts) == "One moment.\n\nThe page says: Finally."
+        assert not [c for c in fs.calls if not c.ok and c.method != "assistant.threads.setStatus"]
 
 
 async def test_stop_during_a_slow_tool_cancels_it_and_keeps_what_was_written(
