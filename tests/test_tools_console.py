@@ -138,3 +138,31 @@ def test_a_picture_is_saved_byte_exact_and_named_in_the_reply(
     again = parley("console", "--thread", "art", cwd=tmp_path, env=env, stdin="make it blue\n")
     assert again.returncode == 0, again.stderr
     assert base64.b64encode(gateway.image).decode() in gateway.last.body.decode()
+
+
+def test_a_thread_that_switches_format_replays_the_calls_in_the_new_one(
+    gateway: FakeGateway, pages: PageServer, env: dict[str, str], tmp_path: Path
+) -> None:
+    url = f"{pages.url}/notes.txt"
+    gateway.script(Reply(tool_calls=[FakeToolCall("read_url", {"url": url})]), Reply(text="Thursday at ten."))
+    first = parley("console", "--thread", "t", cwd=tmp_path, env=env, stdin="when is the meeting?\n")
+    assert first.returncode == 0, first.stderr
+    gateway.script(Reply(text="The budget sheet."))
+    second = parley(
+        "console",
+        "--thread",
+        "t",
+        "--model",
+        "claude-sonnet-4-5",
+        cwd=tmp_path,
+        env=env,
+        stdin="what to bring?\n",
+    )
+    assert second.returncode == 0, second.stderr
+    follow_up = gateway.last
+    assert follow_up.path == "/v1/messages"
+    [(call_id, name, arguments)] = follow_up.replayed_calls
+    assert (name, arguments) == ("read_url", {"url": url})  # a tool_use block with its input object
+    [result] = follow_up.tool_results
+    assert result.call_id == call_id and "Bring the budget sheet." in result_text(follow_up)
+    assert pages.paths == ["/notes.txt"]
