@@ -143,18 +143,23 @@ class DiscordStack:
 
 @asynccontextmanager
 async def discord_stack(
-    tmp: Path, work: Workload, *, channels: int = 1, threads: bool = True
+    tmp: Path,
+    work: Workload,
+    *,
+    channels: int = 1,
+    threads: bool = True,
+    env: dict[str, str] | None = None,
 ) -> AsyncIterator[DiscordStack]:
     """``channels`` text channels in one guild. A mention opens a thread, as in production, unless
     ``threads`` is off: then Parley may not open one and answers in the channel itself, where all
-    replies share the channel's rate limits."""
+    replies share the channel's rate limits. ``env``: settings besides the fakes' own."""
     async with discord_fakes(work.reply()) as (gw, fd, waits):
         guild = fd.create_guild("Bench")
         deny = [] if threads else [Overwrite(guild.id, 0, deny=Perm.CREATE_PUBLIC_THREADS)]
         made = [fd.create_channel(guild, f"room-{i}", overwrites=deny) for i in range(channels)]
         alice = fd.create_user("alice", global_name="Alice")
         fd.add_member(guild, alice)
-        runtime = await open_runtime(parley_env(gw, tmp, discord_env(fd)), tmp)
+        runtime = await open_runtime(parley_env(gw, tmp, discord_env(fd), env), tmp)
         adapter = DiscordAdapter(runtime.adapter_context(), guild_ready_timeout=0.1)
         try:
             await adapter.start()

@@ -62,6 +62,17 @@ def _other(r: Result) -> str:
             text += f" ({_num(slow['rss_per_reply_kb'], 0)} KB/reply)"
             text += f", first text p50/p99 {_pair(slow['first_text_ms'])} ms"
         return text
+    if "tools" in name:
+        return (
+            f"first answer text p50/p99 {_pair(r.get('first_text_plain_ms'))} ms plain, "
+            f"{_pair(r.get('first_text_with_tool_ms'))} ms after a tool step "
+            f"(+{_num(r.get('added_first_text_ms_p50'))} ms p50, the model's extra request "
+            f"≈{r.get('model_first_delay_ms')} ms of it); "
+            f"whole answer +{_num(r.get('added_ms_p50'))} ms p50; "
+            f"step (call ended → result sent) {_pair(r.get('tool_step_ms'), 1)} ms, "
+            f"call ended → fetch began {_pair(r.get('tool_dispatch_ms'), 1)} ms; {r.get('complete')}; "
+            f"discord.py waits {r.get('dpy_waits')}"
+        )
     if name.startswith("provider"):
         b, rr = r.get("buffered", {}), r.get("real_rate", {})
         raw, prov = b.get("raw_cpu_us_per_token"), b.get("provider_cpu_us_per_token")

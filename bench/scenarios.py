@@ -11,6 +11,7 @@ from bench.core import long_thread_scenario, pdf_scenario, scale_scenario
 from bench.files_memory import files_scenario
 from bench.on_platforms import discord_scenario, slack_scenario
 from bench.provider import provider_scenario
+from bench.tool_step import tools_scenario
 
 # -- the registry ---------------------------------------------------------------------------------
 
@@ -76,6 +77,13 @@ SCENARIOS: tuple[Scenario, ...] = (
     Scenario("files-memory", 30, 2, files_scenario, "an N MB XLSX and a 20-minute voice note (peak memory)"),
     Scenario("scale-500", 500, 40, scale_scenario, "N concurrent replies, core only (in-memory surface)"),
     Scenario("provider-overhead", 5, 2, provider_scenario, "provider layer vs raw httpx, per token"),
+    Scenario(
+        "discord-tools-N",
+        10,
+        3,
+        tools_scenario,
+        "N replies with one read_url step each vs N without (Discord)",
+    ),
 )
 
 

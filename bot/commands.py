@@ -73,9 +73,11 @@ async def usage(settings: Settings) -> int:
     except StoreError as exc:
         raise UserFacingError(str(exc)) from None
     try:
-        print("Parley's own totals (input / output / thinking tokens):")
+        print("Parley's own totals (input / output / thinking tokens; pictures tools had made):")
         for row in await store.usage.by_model():
-            print(f"  {row.model}: {row.input_tokens} / {row.output_tokens} / {row.thinking_tokens}")
+            tokens = f"{row.input_tokens} / {row.output_tokens} / {row.thinking_tokens}"
+            pictures = f", {row.images} picture{'' if row.images == 1 else 's'}" if row.images else ""
+            print(f"  {row.model}: {tokens}{pictures}")
     finally:
         await store.close()
     return 0

@@ -275,7 +275,8 @@ class Controls:
 def _totals(t: Totals) -> str:
     replies = f"{t.requests} repl{'y' if t.requests == 1 else 'ies'}"
     thinking = f" ({t.thinking_tokens:,} of them thinking)" if t.thinking_tokens else ""
-    return f"{replies}, {t.input_tokens:,} input and {t.output_tokens:,} output tokens{thinking}"
+    pictures = f", {t.images:,} picture{'' if t.images == 1 else 's'}" if t.images else ""
+    return f"{replies}, {t.input_tokens:,} input and {t.output_tokens:,} output tokens{thinking}{pictures}"
 
 
 def _quoted(text: str) -> str:

@@ -47,3 +47,17 @@ def trimmed(length: int, kept: int) -> str:
 
 
 TOO_SLOW_NOTE = f"_({TOO_SLOW})_"
+# The model called tools on the last step of a turn, where it may call none (PARLEY_TOOL_STEPS).
+TOOL_STEPS_USED = "_(I ran out of tool steps for this question before I could finish. Ask me to carry on.)_"
+# Pictures a tool made (bot/pictures.py).
+PICTURE_NOT_SHOWN = "_(A picture was made for this answer, but it can't be shown here.)_"
+PICTURES_NOT_SHOWN = "_(Pictures were made for this answer, but they can't be shown here.)_"
+
+
+def picture_saved(name: str) -> str:
+    """The console: where the picture is (its working directory)."""
+    return f"_(Picture saved as `{name}`.)_"
+
+
+def picture_failed(name: str) -> str:
+    return f"_(The picture `{name}` was made but could not be attached.)_"

@@ -21,6 +21,7 @@ from bot.render.surface import PLACEHOLDER, THINKING_PLACEHOLDER, Recoverable, R
 from bot.settings import Settings
 from bot.store import Store, StoreError, StreamingReply
 from bot.store.models import utcnow
+from bot.tool_loop import without_status
 
 log = logging.getLogger("parley.conversation")
 
@@ -153,10 +154,12 @@ async def _close_message(
 
 
 def _unplaceheld(text: str, surface: ReplySurface) -> str:
-    """What a message shows, without the renderer's placeholders (they are not an answer)."""
+    """What a message shows, without the renderer's placeholders or a tool's status line (they
+    are not an answer)."""
     placeholders = {PLACEHOLDER, THINKING_PLACEHOLDER}
     with contextlib.suppress(Exception):
         placeholders |= {surface.render(PLACEHOLDER), surface.render(THINKING_PLACEHOLDER)}
+    text = without_status(text)
     return "" if text.strip() in placeholders else text
 
 

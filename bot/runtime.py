@@ -41,7 +41,8 @@ class Runtime:
                 from bot.files import FileService
 
                 files = FileService(settings, store, transcriber=gateway)
-            service = ConversationService(settings, store, gateway, pacer, files=files)
+            tools = build_toolbox(settings, gateway)
+            service = ConversationService(settings, store, gateway, pacer, files=files, tools=tools)
             # Live figures are read from the service and the renderer at each scrape.
             metrics = Metrics(
                 in_flight=lambda: service.in_flight,
@@ -49,7 +50,6 @@ class Runtime:
                 by_platform=lambda: pacer.stats.by_platform,
             )
             service.observer = metrics
-            tools = build_toolbox(settings, gateway)
         except BaseException:
             await store.close()
             raise

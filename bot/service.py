@@ -29,6 +29,7 @@ from bot.settings import Settings
 from bot.short_replies import database_down, refuse
 from bot.store import Store, StoreError
 from bot.store.models import utcnow
+from bot.tool_loop import Tools
 from bot.turn import FilePipeline, ProviderSource, Turn
 from bot.types import ConversationKey, IncomingMessage, ReplyResult
 
@@ -52,6 +53,7 @@ class ConversationService:
         pacer: Pacer,
         *,
         files: FilePipeline | None = None,
+        tools: Tools | None = None,
         instance_id: str | None = None,
         observer: ReplyObserver | None = None,
         event_retention: timedelta = EVENT_RETENTION,
@@ -61,6 +63,7 @@ class ConversationService:
         self.providers = providers
         self.pacer = pacer
         self.files = files
+        self.tools = tools  # what the model may call in a turn
         # This process, whatever it is called: it never recovers a reply it may still be writing.
         self.instance_id = instance_id or uuid.uuid4().hex[:12]
         self.observer = observer

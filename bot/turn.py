@@ -6,10 +6,12 @@
 - **begin** — the placeholder, the reply row and the model's request go out at once: the request
   leaves while the placeholder is posted and the row written, so a post held back by the
   platform's budget never holds back the model.
-- **generate** — wait for the answer within ``PARLEY_REPLY_TIMEOUT``; Stop, shutdown and the
-  timeout each end it with their own outcome.
-- **finish** — the final edit (with a note when the answer did not end normally), stale
-  messages removed, the row stored with its usage, and the one report line.
+- **generate** — wait for the answer within ``PARLEY_REPLY_TIMEOUT`` (with tools, the whole loop of
+  model requests and tool calls: ``bot/generation.py``); Stop, shutdown and the timeout each end
+  it with their own outcome.
+- **finish** — pictures the tools made stored and added to the reply, the final edit (with a note
+  when the answer did not end normally), stale messages removed, the row stored with its tool
+  steps and usage, and the one report line.
 
 The service (``bot/service.py``) runs each turn after claiming its event and queueing it behind
 the conversation's earlier turns.
@@ -25,6 +27,7 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 from bot import notes as say
+from bot import pictures
 from bot.files import PreparedFiles
 from bot.generation import Generation, generate
 from bot.hygiene import tidy
@@ -35,10 +38,11 @@ from bot.providers.errors import ProviderError
 from bot.render import Pacer, ReplyStream
 from bot.render.surface import Deletable, Recoverable, ReplySurface
 from bot.reporting import ReplyObserver, ReplyReport, error_detail, report, since
-from bot.request import Question, build, history_rows
+from bot.request import Question, build, history_rows, stored
 from bot.settings import Settings
 from bot.short_replies import failed_before_reply, without_model
 from bot.store import AttachmentRecord, Store, StoreError
+from bot.tool_loop import Tools, ToolUse
 from bot.types import Attachment, ContextMessage, IncomingMessage, Outcome, ReplyResult
 
 log = logging.getLogger("parley.conversation")
@@ -80,6 +84,7 @@ class TurnHost(Protocol):
     instance_id: str
     observer: ReplyObserver | None
     live: LiveReplies
+    tools: Tools | None  # what the model may call (None: nothing)
 
     @property
     def accepting(self) -> bool: ...
@@ -98,6 +103,7 @@ class Plan:
     request: ChatRequest | None = None  # with its provider, when the model is asked
     provider: Provider | None = None
     whole_reply: Generation | None = None  # when it is not
+    tools: Tools | None = None  # when the request offers any
 
 
 @dataclass(frozen=True, slots=True)
@@ -132,7 +138,7 @@ class Turn:
         try:
             generation = plan.whole_reply or Generation()
             deadline = time.monotonic() + host.settings.parley_reply_timeout
-            started = await self._begin(plan, live, generation, placeholder)
+            started = await self._begin(plan, live, generation, placeholder, deadline)
             if isinstance(started, ReplyResult):
                 return started
             await self._generate(live, generation, deadline)
@@ -169,12 +175,22 @@ class Turn:
             )
         history = await host.store.history.load(conversation.id, history_rows(settings))
         question = Question(msg.key.platform, msg.author.name, files.question, model)
-        request = build(settings, question, overrides, history, files)
+        specs = host.tools.specs() if host.tools is not None else ()
+        last = settings.parley_tool_steps <= 1
+        request = build(settings, question, overrides, history, files, tools=specs, last_step=last)
         provider = host.providers.provider_for(model)
-        return Plan(msg, conversation.id, model, files.question, files.records, prefix, request, provider)
+        tools = host.tools if specs else None
+        return Plan(
+            msg, conversation.id, model, files.question, files.records, prefix, request, provider, tools=tools
+        )
 
     async def _begin(
-        self, plan: Plan, live: LiveReply, generation: Generation, placeholder: asyncio.Task[None]
+        self,
+        plan: Plan,
+        live: LiveReply,
+        generation: Generation,
+        placeholder: asyncio.Task[None],
+        deadline: float,
     ) -> Started | ReplyResult:
         host, msg = self._host, plan.msg
         sink = ReplySink(host.store, live.stream, plan.prefix)
@@ -183,8 +199,20 @@ class Turn:
             # a channel out of posts the model has been answering meanwhile, and the renderer
             # shows the text that came in the first post instead of the placeholder.
             show_thinking = host.settings.parley_show_thinking
+            tools = None
+            if plan.tools is not None:
+                # Every call is on behalf of the asking user, admitted like the message itself.
+                steps = host.settings.parley_tool_steps
+                tools = ToolUse(plan.tools, msg.key, msg.author, steps, deadline)
             live.task = asyncio.create_task(
-                generate(plan.provider, plan.request, sink, show_thinking=show_thinking, into=generation)
+                generate(
+                    plan.provider,
+                    plan.request,
+                    sink,
+                    show_thinking=show_thinking,
+                    into=generation,
+                    tools=tools,
+                )
             )
         try:
             info = self._surface_info(live.stream, msg.surface)
@@ -249,8 +277,11 @@ class Turn:
     ) -> ReplyResult:
         host, msg, stream = self._host, plan.msg, live.stream
         await msg.surface.set_status(None)
+        if generation.files:
+            await pictures.keep(host.store, started.reply_id, generation.files)
+        extra = [*await pictures.show(msg.surface, generation.files), *filter(None, [generation.note])]
         error_text = _error_text(generation.error)
-        shown = _final_text(plan.prefix, generation, error_text, timed_out=live.timed_out)
+        shown = _final_text(plan.prefix, generation, error_text, timed_out=live.timed_out, extra=extra)
         await stream.finish(shown)
         await _drop_abandoned(stream, msg.surface)
         refs = list(stream.refs)
@@ -263,6 +294,8 @@ class Turn:
             author_id=msg.author.id,
             refs=refs,
             surface_info={**started.info, "refs": refs},
+            tool_steps=stored(generation.steps),
+            images=generation.images,
         )
         figures = ReplyReport(
             conversation_id=plan.conversation_id,
@@ -356,11 +389,17 @@ def _error_text(error: Exception | None) -> str | None:
     return error.user_message if isinstance(error, ProviderError) else say.FAILED
 
 
-def _final_text(prefix: str, generation: Generation, error_text: str | None, *, timed_out: bool) -> str:
-    """The reply as it finally shows: the notes, the answer, and a note when it did not end well."""
+def _final_text(
+    prefix: str, generation: Generation, error_text: str | None, *, timed_out: bool, extra: Sequence[str] = ()
+) -> str:
+    """The reply as it finally shows: the notes, the answer, ``extra`` notes about it (pictures),
+    and a note when it did not end well."""
+    text = generation.answer
+    if extra:
+        text = "\n\n".join(part for part in (text.rstrip(), *extra) if part)
     if timed_out:
-        return f"{(prefix + generation.answer).rstrip()}\n\n{say.TOO_SLOW_NOTE}".lstrip()
-    return with_note(prefix + generation.answer, generation.outcome, error_text)
+        return f"{(prefix + text).rstrip()}\n\n{say.TOO_SLOW_NOTE}".lstrip()
+    return with_note(prefix + text, generation.outcome, error_text)
 
 
 async def _drop_abandoned(stream: ReplyStream, surface: ReplySurface) -> None:

@@ -219,6 +219,13 @@ async def test_usage_names_the_person_and_the_workspace(tmp_path: Path) -> None:
     assert usage.asked == [("U1", None, "discord"), (None, "G1", "discord"), ("U1", None, "discord")]
 
 
+async def test_usage_counts_the_pictures_tools_made(tmp_path: Path) -> None:
+    usage = UsageLedger({("U1", None): Totals(2, 100, 20, images=3)})
+    settings = load_settings({}, cwd=tmp_path)
+    controls = Controls(settings, UsageStore(usage), Replies(), ModelList(Gateway().list_models), WORDS)  # type: ignore[arg-type]
+    assert await controls.usage("U1", DM) == "**You:** 2 replies, 100 input and 20 output tokens, 3 pictures"
+
+
 # the reply's owner, who clicked, is an admin → what happens
 STOP_RULE = [
     (None, "U1", False, StopAnswer(StopResult.GONE)),

@@ -113,6 +113,14 @@ async def test_the_last_message_keeps_its_text_and_gets_the_note(store: Store) -
     assert await status(store, reply) == (Outcome.INTERRUPTED, "part one\npart two, half")
 
 
+async def test_a_reply_cut_off_while_a_tool_ran_loses_its_status_line(store: Store) -> None:
+    reply = await orphan(store, ["m1"])
+    surface = FakeSurface({"m1": Shown("Let me read it.\n\n_Reading example.com/news…_", True)})
+    assert await service(store).recover("test", lambda r: surface) == 1
+    assert surface.edits == [("m1", f"Let me read it.\n\n{INTERRUPTED}", False)]
+    assert await status(store, reply) == (Outcome.INTERRUPTED, "Let me read it.")
+
+
 async def test_a_placeholder_or_an_unreadable_message_becomes_the_note(store: Store) -> None:
     first = await orphan(store, ["m1"])
     second = await orphan(store, ["m2"])

@@ -9,11 +9,17 @@ link previews are suppressed so a reply with sources does not grow a wall of emb
 Typing: posting a message ends the bot's typing indicator on Discord, so it is triggered after
 the placeholder is up and renewed every 8 s while the reply shows only the placeholder. Discord
 has no call to end it early: it fades 10 s after the last trigger.
+
+Files (a picture a tool made) are attached to the reply's latest message by an edit, so the
+picture sits under the text it belongs to; the edit lists the files attached before, as Discord
+keeps only what an edit's attachments name. Only when there is no message to edit (none posted,
+or it was deleted meanwhile) does the file go out as a message of its own.
 """
 
 from __future__ import annotations
 
 import asyncio
+import io
 import logging
 from collections.abc import Awaitable
 from typing import TYPE_CHECKING, Any, TypeVar
@@ -106,6 +112,8 @@ class DiscordSurface:
         )
         self._typing: asyncio.Task[None] | None = None
         self._typing_over = False
+        self._latest: str | None = None  # the reply's latest message: files are attached to it
+        self._files: list[discord.Attachment] = []  # what it carries already
 
     @property
     def limits(self) -> SurfaceLimits:
@@ -131,7 +139,9 @@ class DiscordSurface:
         )
         self._reference = None
         self._after(text)
-        return make_ref(message.channel.id, message.id)
+        ref = make_ref(message.channel.id, message.id)
+        self._latest, self._files = ref, []
+        return ref
 
     async def edit(self, ref: str, text: str, *, live: bool) -> None:
         channel_id, message_id = split_ref(ref)
@@ -141,6 +151,31 @@ class DiscordSurface:
             message.edit(content=text, view=StopControl() if live else None, allowed_mentions=NO_PINGS),
         )
         self._after(text)
+
+    async def upload(self, name: str, data: bytes, media_type: str) -> str:
+        """Attach a file to the reply's latest message (a message of its own if there is none)."""
+        if self._latest is not None:
+            channel_id, message_id = split_ref(self._latest)
+            message = self._channel(channel_id).get_partial_message(message_id)
+            files: list[discord.Attachment | discord.File] = [
+                *self._files,
+                discord.File(io.BytesIO(data), filename=name),
+            ]
+            try:
+                async with self._hub.throttle.slot():  # not a renderer action: the adapter's share
+                    edited = await discord_call("attach", message.edit(attachments=files))
+            except DiscordRefused as exc:
+                if exc.status != 404:
+                    raise
+                log.info("the reply's message %s is gone; posting the file on its own", self._latest)
+            else:
+                self._files = list(edited.attachments)
+                return self._latest
+        file = discord.File(io.BytesIO(data), filename=name)
+        async with self._hub.throttle.slot():
+            posted = await discord_call("post file", self._channel(self.channel_id).send(file=file))
+        self._latest, self._files = make_ref(posted.channel.id, posted.id), list(posted.attachments)
+        return self._latest
 
     async def delete(self, ref: str) -> None:
         """Delete one of this reply's messages (one the renderer replaced by a fresh post)."""

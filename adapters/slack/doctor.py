@@ -35,6 +35,7 @@ SCOPE_NEEDS: dict[str, Need] = {
     "mpim:history": Need(False, "answering in group DMs"),
     "users:read": Need(False, "people's names in the model's context and admin rights for /parley settings"),
     "files:read": Need(False, "reading files shared with Parley"),
+    "files:write": Need(False, "pictures in replies (generate_image)"),
     "commands": Need(False, "/parley and the message shortcuts"),
     "assistant:write": Need(
         False,

@@ -25,6 +25,7 @@ SCOPES: dict[str, str] = {
     "chat:write": "chat.postMessage, chat.update, chat.startStream/appendStream/stopStream",
     "users:read": "users.info: authors' names, admin rights for /parley settings and Stop",
     "files:read": "downloading url_private of files shared with Parley",
+    "files:write": "files.getUploadURLExternal/completeUploadExternal: pictures in replies",
     "commands": "/parley and the message shortcuts",
 }
 BOT_EVENTS: tuple[str, ...] = ("app_mention", *MESSAGE_EVENTS)

@@ -30,6 +30,7 @@ from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
 
 from adapters.slack.text import message_markdown
+from adapters.slack.uploads import upload_file
 from bot.render.split import fence_after
 from bot.render.surface import (
     PLACEHOLDER,
@@ -352,6 +353,12 @@ class SlackSurface:
     async def delete(self, ref: str) -> None:
         channel, ts = split_ref(ref)
         await slack_call("chat.delete", self._client.chat_delete(channel=channel, ts=ts))
+
+    async def upload(self, name: str, data: bytes, media_type: str) -> str:
+        """Add a file to the reply: shared in its thread (``adapters/slack/uploads.py``)."""
+        return await upload_file(
+            self._client, channel=self.channel, thread_ts=self.thread_ts, name=name, data=data
+        )
 
     # -- after a crash: rebuilt from describe(), read back what a message shows ----------------
 

@@ -10,6 +10,7 @@ from typing import Any
 from sqlalchemy import Select, func, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from bot.store import tool_steps
 from bot.store.models import AttachmentRow, Conversation, Message, utcnow
 from bot.store.rows import AttachmentRecord, KnownMessage, Role, StoredMessage
 from bot.store.tx import Transactions, chunks, new_id
@@ -88,6 +89,7 @@ _COLUMNS = (
     Message.platform_message_id,
     Message.created_at,
     Message.finished_at,
+    Message.tool_steps,
 )
 
 
@@ -119,6 +121,7 @@ def _message(row: Any) -> StoredMessage:
         platform_message_id=row.platform_message_id,
         created_at=row.created_at,
         finished_at=row.finished_at,
+        tool_steps=tool_steps.decode(row.tool_steps),
     )
 
 

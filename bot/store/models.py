@@ -132,6 +132,10 @@ class Message(Base):
     error: Mapped[str | None] = mapped_column(Text)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     finished_at: Mapped[datetime | None] = mapped_column()
+    # A reply's tool loop: each step's text, calls and (capped) results, replayed in later prompts
+    # (bot/store/tool_steps.py has the shape). On the row it belongs to, so the context query
+    # reads it without a second statement; None for replies that called no tool.
+    tool_steps: Mapped[list[dict[str, Any]] | None] = mapped_column(JSON)
 
 
 class AttachmentRow(Base):
@@ -213,3 +217,6 @@ class UsageRow(Base):
     output_tokens: Mapped[int] = mapped_column(Integer, default=0)
     thinking_tokens: Mapped[int] = mapped_column(Integer, default=0)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    # Pictures a tool had made (generate_image), on a row of their own per image model; such a
+    # row is not a reply and counts no tokens.
+    images: Mapped[int] = mapped_column(Integer, default=0, server_default="0")

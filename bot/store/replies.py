@@ -15,7 +15,8 @@ from bot.store.db import StoreError
 from bot.store.events import mark_done
 from bot.store.history import insert_message
 from bot.store.models import Conversation, Message, UsageRow, utcnow
-from bot.store.rows import AttachmentRecord, StreamingReply
+from bot.store.rows import AttachmentRecord, StoredStep, StreamingReply
+from bot.store.tool_steps import encode as encode_steps
 from bot.store.tx import Transactions, new_id
 from bot.types import Author, ConversationKey, Outcome, Usage
 
@@ -90,12 +91,16 @@ class Replies:
         refs: Sequence[str] | None = None,
         error: str | None = None,
         surface_info: Mapping[str, Any] | None = None,
+        tool_steps: Sequence[StoredStep] = (),
+        images: Mapping[str, int] | None = None,
     ) -> None:
-        """Store the reply's final text and outcome, and its usage row, in one transaction.
+        """Store the reply's final text and outcome, its tool steps, and its usage row, in one
+        transaction.
 
         ``author_id`` is whom the usage is charged to (the author of the turn); ``refs`` and
         ``surface_info`` replace what :meth:`set_refs` stored; ``error`` is kept with anything
-        that looks like a credential masked.
+        that looks like a credential masked. ``images`` counts the pictures tools had made, by
+        image model: each model gets a usage row of its own.
         """
         if outcome is Outcome.STREAMING:
             raise ValueError("Replies.finish needs a final outcome, not STREAMING")
@@ -109,6 +114,7 @@ class Replies:
             "thinking_tokens": tokens.thinking_tokens,
             "error": clean_error(error),
             "finished_at": now,
+            "tool_steps": encode_steps(tool_steps),
         }
         if refs is not None:
             values["reply_refs"] = list(refs)
@@ -125,20 +131,26 @@ class Replies:
             if row is None:
                 raise StoreError(f"database: no reply with id {reply_id}")
             await conn.execute(update(Message).where(Message.id == reply_id).values(**values))
+            charged = {
+                "message_id": reply_id,
+                "conversation_id": row.conversation_id,
+                "platform": row.platform,
+                "workspace": row.workspace,
+                "user_id": author_id,
+                "created_at": now,
+            }
             await conn.execute(
                 insert(UsageRow).values(
-                    message_id=reply_id,
-                    conversation_id=row.conversation_id,
-                    platform=row.platform,
-                    workspace=row.workspace,
-                    user_id=author_id,
+                    **charged,
                     model=row.model or "",
                     input_tokens=tokens.input_tokens,
                     output_tokens=tokens.output_tokens,
                     thinking_tokens=tokens.thinking_tokens,
-                    created_at=now,
                 )
             )
+            pictures = [{**charged, "model": m, "images": n} for m, n in (images or {}).items() if n > 0]
+            if pictures:
+                await conn.execute(insert(UsageRow), pictures)
 
         await self._tx.write(work)
 

@@ -58,6 +58,25 @@ class StoredAttachment:
 
 
 @dataclass(frozen=True, slots=True)
+class StoredCall:
+    """One tool call of a stored step, with the result the model was given for it."""
+
+    id: str  # the model's id for the call (results refer to it)
+    name: str
+    arguments: str  # the JSON text the model wrote ("{}" when it was too long to keep)
+    result: str  # what the model read back, capped
+    is_error: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class StoredStep:
+    """One step of a reply's tool loop: what the model wrote before its calls, and the calls."""
+
+    text: str
+    calls: tuple[StoredCall, ...]
+
+
+@dataclass(frozen=True, slots=True)
 class StoredMessage:
     id: int
     conversation_id: int
@@ -70,6 +89,7 @@ class StoredMessage:
     platform_message_id: str
     created_at: datetime
     finished_at: datetime | None
+    tool_steps: tuple[StoredStep, ...] = ()  # a reply's tool loop, oldest step first
 
 
 @dataclass(frozen=True, slots=True)
@@ -99,6 +119,7 @@ class Totals:
     input_tokens: int = 0
     output_tokens: int = 0
     thinking_tokens: int = 0
+    images: int = 0  # pictures tools had made (on their image model's rows)
 
     @property
     def total_tokens(self) -> int:

@@ -1,12 +1,13 @@
-"""Token usage: one row per finished reply (written by ``Replies.finish``), summed on demand for
-``/usage`` and ``parley usage``."""
+"""Token usage: one row per finished reply (written by ``Replies.finish``), plus one per image
+model whose pictures a reply's tools had made, summed on demand for ``/usage`` and
+``parley usage``. ``requests`` counts replies: a pictures row is not one."""
 
 from __future__ import annotations
 
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import ColumnElement, func, select
+from sqlalchemy import ColumnElement, case, func, select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from bot.store.models import UsageRow
@@ -34,7 +35,11 @@ class UsageLedger:
         async def work(conn: AsyncConnection) -> Totals:
             row = (await conn.execute(select(*_SUMS).where(*filters))).one()
             return Totals(
-                int(row.requests), int(row.input_tokens), int(row.output_tokens), int(row.thinking_tokens)
+                int(row.requests),
+                int(row.input_tokens),
+                int(row.output_tokens),
+                int(row.thinking_tokens),
+                int(row.images),
             )
 
         return await self._tx.read(work)
@@ -61,6 +66,7 @@ class UsageLedger:
                     int(row.input_tokens),
                     int(row.output_tokens),
                     int(row.thinking_tokens),
+                    int(row.images),
                     model=row.model,
                 )
                 for row in (await conn.execute(query)).all()
@@ -70,10 +76,11 @@ class UsageLedger:
 
 
 _SUMS = (
-    func.count(UsageRow.id).label("requests"),
+    func.coalesce(func.sum(case((UsageRow.images == 0, 1), else_=0)), 0).label("requests"),
     func.coalesce(func.sum(UsageRow.input_tokens), 0).label("input_tokens"),
     func.coalesce(func.sum(UsageRow.output_tokens), 0).label("output_tokens"),
     func.coalesce(func.sum(UsageRow.thinking_tokens), 0).label("thinking_tokens"),
+    func.coalesce(func.sum(UsageRow.images), 0).label("images"),
 )
 
 
