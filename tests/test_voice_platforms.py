@@ -194,6 +194,11 @@ async def test_a_slack_audio_clip_in_a_dm_is_transcribed_and_answered(tmp_path: 
         key = ConversationKey("slack", fs.identity.team_id, DEFAULT_DM, "")
         assert QUESTION in [m.text for m in await bench.stored(key)]
 
+        # A later change to the message (message_changed) is not a second question.
+        await bench.deliver(fs.edit_user_message(DEFAULT_DM, event["ts"], ""))
+        await bench.settle()
+        assert len(bench.bot_messages(DEFAULT_DM, None)) == 1 and len(gw.transcriptions) == 1
+
 
 async def test_a_slack_audio_clip_in_a_followed_thread_and_one_without_words(tmp_path: Path) -> None:
     async with slack_bench(tmp_path, real_files=True) as bench:
