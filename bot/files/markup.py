@@ -46,6 +46,9 @@ def _config() -> Any:
     # (below trafilatura's default of 250 characters) to extractors that keep the boilerplate.
     config.set("DEFAULT", "MIN_EXTRACTED_SIZE", "1")
     config.set("DEFAULT", "MIN_OUTPUT_SIZE", "1")
+    # The date from the page's markup (meta tags, bylines, structured data), not from regular
+    # expressions run over all of its text: that search took 6 s of a 10 MB page's 7.
+    config.set("DEFAULT", "EXTENSIVE_DATE_SEARCH", "off")
     return config
 
 
@@ -56,7 +59,7 @@ class MainText:
     body: str  # "" when the page has no main text
     title: str = ""
     author: str = ""
-    date: str = ""  # as the page states it, normalised to YYYY-MM-DD by trafilatura
+    date: str = ""  # YYYY-MM-DD, trafilatura's reading of the page's date
 
     def headed(self) -> str:
         """The body under ``Title:``, ``Author:`` and ``Date:`` lines for what is known (the title
