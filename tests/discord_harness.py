@@ -60,6 +60,7 @@ class DiscordBench:
     alice: User
     bob: User
     files: RecordingFiles = field(default_factory=RecordingFiles)
+    real_files: bool = False  # True: the real file pipeline instead of ``files``
     runtime: Runtime = field(init=False)
     adapter: DiscordAdapter = field(init=False)
     waits: list[int] = field(default_factory=lambda: [0])
@@ -70,7 +71,7 @@ class DiscordBench:
         return self.waits[0]
 
     async def start(self) -> None:
-        self.runtime = await open_runtime(self.env, self.tmp, self.files)
+        self.runtime = await open_runtime(self.env, self.tmp, None if self.real_files else self.files)
         self.adapter = DiscordAdapter(
             self.runtime.adapter_context(), budgets=self.budgets, guild_ready_timeout=0.1
         )
@@ -136,6 +137,7 @@ async def discord_bench(
     budgets: DiscordBudgets | None = None,
     default: Reply | None = None,
     start: bool = True,
+    real_files: bool = False,
     **fake_kwargs: Any,
 ) -> AsyncIterator[DiscordBench]:
     fakes = discord_fakes(default, heartbeat_interval_ms=500, limits=limits, **fake_kwargs)
@@ -148,6 +150,7 @@ async def discord_bench(
         fd.add_member(guild, bob)
         bench = DiscordBench(fd, gw, tmp, bench_env(fd, gw, tmp, env), budgets, guild, channel, alice, bob)
         bench.waits = waits
+        bench.real_files = real_files
         if start:
             await bench.start()
         try:

@@ -59,13 +59,14 @@ class SlackBench:
     runtime: Runtime = field(init=False)
     adapter: SlackAdapter = field(init=False)
     files: RecordingFiles = field(default_factory=RecordingFiles)
+    real_files: bool = False  # True: the real file pipeline instead of ``files``
     server: HttpServer | None = None
     _port: int | None = None
 
     # -- lifecycle -----------------------------------------------------------------------------
 
     async def start(self) -> None:
-        self.runtime = await open_runtime(self.env, self.tmp, self.files)
+        self.runtime = await open_runtime(self.env, self.tmp, None if self.real_files else self.files)
         adapter = SlackAdapter(
             self.runtime.adapter_context(), budgets=self.budgets, ping_interval=1.0, **self.adapter_kwargs
         )
@@ -179,10 +180,12 @@ async def slack_bench(
     env: Mapping[str, str] | None = None,
     budgets: SlackBudgets | None = None,
     ack_timeout: float = 1.0,
+    real_files: bool = False,
     **adapter_kwargs: Any,
 ) -> AsyncIterator[SlackBench]:
     async with FakeGateway() as gw, FakeSlack(ack_timeout=ack_timeout) as fs:
         bench = SlackBench(fs, gw, tmp, mode, bench_env(fs, gw, tmp, mode, env), budgets, adapter_kwargs)
+        bench.real_files = real_files
         await bench.start()
         try:
             yield bench

@@ -76,7 +76,8 @@ async def test_other_kinds_are_refused_with_a_sentence(pages: PageServer, allowe
     picture = await read(allowed, f"{pages.url}/picture.png")
     assert picture.is_error
     assert picture.result.content == (
-        f"{pages.url}/picture.png is a PNG image, not a page: read_url reads web pages, PDFs and text files."
+        f"{pages.url}/picture.png is a PNG image, not a page: read_url reads web pages, PDFs, office "
+        "documents, EPUBs and text files."
     )
     blob = await read(allowed, f"{pages.url}/blob.bin")
     assert blob.is_error and "is not something read_url can read" in blob.result.content

@@ -29,6 +29,7 @@ from typing import Literal
 
 import discord
 
+from adapters.discord.files import topic
 from adapters.discord.history import author_of, merge, read_thread, reply_chain
 from adapters.discord.hub import Hub
 from adapters.discord.surface import DiscordSurface
@@ -228,7 +229,7 @@ class MessageEvents:
         try:
             async with self.hub.throttle.slot():
                 return await message.create_thread(
-                    name=thread_name(question), auto_archive_duration=ARCHIVE_MINUTES
+                    name=thread_name(question or topic(message)), auto_archive_duration=ARCHIVE_MINUTES
                 )
         except discord.HTTPException as exc:
             if exc.code != THREAD_EXISTS:

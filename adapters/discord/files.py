@@ -20,6 +20,15 @@ from bot.files import DISCORD_FILE_HOSTS, AllowedHosts, FileTooLarge, fetch_url
 from bot.types import Attachment, Fetcher
 
 _PUBLIC_API_HOSTS = frozenset({"discord.com", "discordapp.com"})
+VOICE_MESSAGE = "Voice message"
+
+
+def topic(message: discord.Message) -> str:
+    """What a message without text is about, to name a thread after: its files' names, or
+    "Voice message" for a recording made in Discord (its one file is always voice-message.ogg)."""
+    if message.flags.voice:
+        return VOICE_MESSAGE
+    return ", ".join(a.filename for a in message.attachments)
 
 
 def allowed_hosts(api_url: str) -> AllowedHosts:

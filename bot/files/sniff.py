@@ -140,12 +140,36 @@ def audio_format(data: bytes) -> str | None:
     return _mp4_format(data)
 
 
-def looks_like_html(data: bytes) -> bool:
-    """A web page by its start: a doctype or <html>, or markup that opens a head or body."""
-    head = data[:1024].removeprefix(_UTF8_BOM).lstrip().lower()
+# The WHATWG MIME sniffing signatures for HTML: one of these tags (case-insensitive) first, after
+# any whitespace or byte order mark, followed by a space or ">" ("<!--" by anything).
+_HTML_SIGNATURES = (
+    b"<!doctype html", b"<html", b"<head", b"<script", b"<iframe", b"<h1", b"<div", b"<font",
+    b"<table", b"<a", b"<style", b"<title", b"<b", b"<body", b"<br", b"<p", b"<!--",
+)  # fmt: skip
+_TAG_ENDS = (b" ", b">", b"\t", b"\n", b"\r", b"\x0c")
+_BOMS = (_UTF8_BOM, codecs.BOM_UTF16_BE, codecs.BOM_UTF16_LE)
+
+
+def looks_like_html(data: bytes, *, fragments: bool = False) -> bool:
+    """A web page by its start: a doctype or <html>, or markup that opens a head or body (XHTML's
+    ``<?xml …?>`` first included).
+
+    ``fragments``: also what a browser takes for HTML when a server does not say (any WHATWG
+    signature tag first: ``<p>``, ``<div>``, ``<!--`` …), for pages ``read_url`` fetches. An
+    upload starting ``<div>`` is more likely markup someone wants read as it is.
+    """
+    head = data[:1024]
+    for bom in _BOMS:
+        head = head.removeprefix(bom)
+    head = head.lstrip().lower()
     if head.startswith((b"<!doctype html", b"<html")):
         return True
-    return head.startswith(b"<") and (b"<html" in head or b"<body" in head or b"<head" in head)
+    if head.startswith(b"<") and (b"<html" in head or b"<body" in head or b"<head" in head):
+        return True
+    return fragments and any(
+        head.startswith(tag) and (tag == b"<!--" or head[len(tag) : len(tag) + 1] in _TAG_ENDS)
+        for tag in _HTML_SIGNATURES
+    )
 
 
 def image_type(data: bytes) -> str | None:

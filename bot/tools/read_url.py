@@ -1,4 +1,4 @@
-"""``read_url``: fetch a public web page, PDF or text file and give the model its text.
+"""``read_url``: fetch a public web page, PDF, document or text file and give the model its text.
 
 The fetch is the file pipeline's bounded one (:func:`bot.files.fetch.fetch_url`) on the open-web
 policy: any public address over http(s); private, loopback, link-local and metadata addresses
@@ -23,9 +23,9 @@ from bot.tools.page import read_body
 SPEC = ToolSpec(
     name="read_url",
     description=(
-        "Fetch a web page, PDF or plain-text file from a public http(s) address and read its main "
-        "text (a page's navigation and adverts are left out). Use it when the user shares a link "
-        "or asks what a page says."
+        "Fetch a web page, PDF, office document (Word, Excel, PowerPoint, OpenDocument), EPUB or "
+        "plain-text file from a public http(s) address and read its main text (a page's navigation "
+        "and adverts are left out). Use it when the user shares a link or asks what a page says."
     ),
     parameters={
         "type": "object",

@@ -9,7 +9,8 @@ every request it received (so a test can show that a refused fetch never reached
 Routes: ``/article`` (HTML), ``/redirect?to=URL`` (302), ``/slow?seconds=S``, ``/huge`` (streams
 ``huge_bytes`` without a declared length), ``/report.pdf``, ``/notes.txt``, ``/picture.png``
 (``picture`` bytes, settable), ``/blob.bin`` (bytes of no known kind), ``/missing`` (404),
-``/secret`` (what an attacker would want: must never be requested).
+``/secret`` (what an attacker would want: must never be requested), ``/files/{name}`` (what a
+test put in ``pages.files[name] = (bytes, content_type)``: documents, odd pages).
 """
 
 from __future__ import annotations
@@ -91,6 +92,7 @@ class PageServer(LoopbackServer):
         self.huge_bytes = huge_bytes
         self.pdf = pdf
         self.picture = tiny_png()
+        self.files: dict[str, tuple[bytes, str]] = {}
         self.requests: list[PageRequest] = []
         self._runner: web.AppRunner | None = None
         self.url = ""
@@ -111,6 +113,7 @@ class PageServer(LoopbackServer):
         app.router.add_get("/picture.png", self._picture)
         app.router.add_get("/blob.bin", self._blob)
         app.router.add_get("/secret", self._secret)
+        app.router.add_get("/files/{name}", self._file)
         self._runner = web.AppRunner(app, handler_cancellation=True, shutdown_timeout=0.5, access_log=None)
         await self._runner.setup()
         site = web.TCPSite(self._runner, "127.0.0.1", 0)
@@ -171,6 +174,13 @@ class PageServer(LoopbackServer):
 
     async def _blob(self, request: web.Request) -> web.Response:
         return web.Response(body=bytes(range(256)) * 8, content_type="application/octet-stream")
+
+    async def _file(self, request: web.Request) -> web.Response:
+        found = self.files.get(request.match_info["name"])
+        if found is None:
+            raise web.HTTPNotFound()
+        data, content_type = found
+        return web.Response(body=data, headers={"Content-Type": content_type})
 
     async def _secret(self, request: web.Request) -> web.Response:
         return web.Response(text="internal secret", content_type="text/plain")
