@@ -13,6 +13,8 @@ from bot.types import Outcome
 # Replies that produced no usable text are left out of the prompt: the model should not learn
 # from its own error notes.
 _USABLE = {Outcome.COMPLETE, Outcome.LENGTH, Outcome.TRUNCATED, Outcome.STOPPED, Outcome.INTERRUPTED}
+# How a message of the assistant's that opens the history is put to it (see build_turns).
+EARLIER_OWN_MESSAGE = "(Earlier in this conversation you wrote:)\n\n"
 
 
 @dataclass(frozen=True, slots=True)
@@ -108,10 +110,12 @@ def build_turns(
         kept[:0] = block
         used += size
         i = start - 1
-    while kept and kept[0].role == "assistant":
-        kept.pop(0)
-
     turns: list[Turn] = []
+    # The oldest kept message can be the assistant's own (a reply to Parley's message, a thread
+    # Parley started). Both formats must open with a user turn, so it is quoted to the model as
+    # what it said earlier, not dropped: "what did you mean by this?" needs it.
+    while kept and kept[0].role == "assistant":
+        _append(turns, Turn.text("user", EARLIER_OWN_MESSAGE + kept.pop(0).text))
     for entry in kept:
         if entry.role == "user":
             _append(turns, Turn.text("user", text_of(entry)))

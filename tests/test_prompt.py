@@ -1,6 +1,6 @@
 import datetime as dt
 
-from bot.prompt import HistoryEntry, build_turns, system_prompt
+from bot.prompt import EARLIER_OWN_MESSAGE, HistoryEntry, build_turns, system_prompt
 from bot.providers.base import DocumentPart, TextPart
 from bot.types import Outcome
 
@@ -52,6 +52,14 @@ def test_budget_keeps_whole_exchanges_and_always_the_newest_turn():
     assert texts(turns)[0] == ("user", "q8" * 10)
     tiny = build_turns(history, current, budget_chars=10)
     assert len(tiny) == 1
+
+
+def test_a_history_that_opens_with_the_assistant_keeps_its_message():
+    # A reply to Parley's own message: the context read back starts with Parley's words.
+    history = [HistoryEntry("assistant", "Parley", "The deploy moves to Friday.")]
+    turns = build_turns(history, HistoryEntry("user", "ann", "why Friday?"), budget_chars=1000)
+    assert [t.role for t in turns] == ["user"]  # both formats must open with a user turn
+    assert texts(turns) == [("user", EARLIER_OWN_MESSAGE + "The deploy moves to Friday.\n\nwhy Friday?")]
 
 
 def test_files_come_before_the_question():
