@@ -11,11 +11,11 @@ from pathlib import Path
 import pytest
 
 from bot.providers import ChatRequest, Gateway, GatewayPolicy, Turn, errors
-from bot.render.surface import SurfaceLimits
 from bot.runtime import Runtime
 from bot.settings import Settings, load_settings
 from bot.types import Author, ConversationKey, IncomingMessage, Outcome
 from tests.fakes.gateway import FakeGateway, Reply, collect
+from tests.fakes.surface import RecordingSurface
 
 POLICY = GatewayPolicy(max_retries=0, max_stream_bytes=64 * 1024, max_json_bytes=16 * 1024)
 
@@ -50,31 +50,6 @@ async def test_a_stream_past_the_byte_cap_is_cut(gw: FakeGateway) -> None:
             await gateway.list_models()
 
 
-class Memory:
-    """A surface that keeps what it is sent."""
-
-    def __init__(self) -> None:
-        self.shown: dict[str, str] = {}
-
-    @property
-    def limits(self) -> SurfaceLimits:
-        return SurfaceLimits(max_chars=1_000_000)
-
-    def render(self, markdown: str) -> str:
-        return markdown
-
-    async def post(self, text: str, *, live: bool) -> str:
-        ref = str(len(self.shown))
-        self.shown[ref] = text
-        return ref
-
-    async def edit(self, ref: str, text: str, *, live: bool) -> None:
-        self.shown[ref] = text
-
-    async def set_status(self, status: str | None) -> None:
-        return None
-
-
 async def test_an_answer_that_never_stops_is_cut_at_the_cap(gw: FakeGateway, tmp_path: Path) -> None:
     env = {
         "APICORE_API_KEY": gw.api_key or "",
@@ -85,14 +60,14 @@ async def test_an_answer_that_never_stops_is_cut_at_the_cap(gw: FakeGateway, tmp
     runtime = await Runtime.create(load_settings(env, cwd=tmp_path))
     try:
         gw.script(Reply(text="y" * 300_000, chunk_chars=5_000, delay=0.005))  # ignoring max_tokens
-        surface = Memory()
+        surface = RecordingSurface(max_chars=1_000_000)
         msg = IncomingMessage(
             ConversationKey("console", "", "c", "t"), "e1", Author("u", "U"), "go on for ever", surface
         )
         result = await runtime.service.handle(msg)
         assert result is not None and result.outcome is Outcome.LENGTH
         assert result.text == "y" * 100_000
-        assert surface.shown["0"].endswith("_(The answer hit the model's length limit and stops here.)_")
+        assert (surface.final or "").endswith("_(The answer hit the model's length limit and stops here.)_")
         assert gw.stream_requests[0].disconnected_at is not None  # the stream was closed, not drained
     finally:
         await runtime.aclose()

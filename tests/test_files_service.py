@@ -17,7 +17,6 @@ from pypdf import PdfReader
 
 from bot.files import DownloadFailed, DownloadRefused
 from bot.files.sniff import WHAT_PARLEY_READS
-from bot.render.surface import SurfaceLimits
 from bot.runtime import Runtime
 from bot.settings import ModelOptions, Settings
 from bot.store.models import utcnow
@@ -31,6 +30,7 @@ from bot.types import (
     ReplyResult,
 )
 from tests.fakes.gateway import FakeGateway, RecordedRequest, Reply
+from tests.fakes.surface import RecordingSurface
 from tests.files_helpers import (
     PAGE_TEXTS,
     attachment,
@@ -55,29 +55,6 @@ MODELS = {
     "claude-no-docs": ModelOptions(documents=False),
     "claude-tiny": ModelOptions(max_pdf_bytes=1200),
 }
-
-
-class Recorder:
-    """A reply surface that keeps the final text the user sees."""
-
-    limits = SurfaceLimits(max_chars=1_000_000)
-
-    def __init__(self) -> None:
-        self.final: str | None = None
-
-    def render(self, markdown: str) -> str:
-        return markdown
-
-    async def post(self, text: str, *, live: bool) -> str:
-        await self.edit("m1", text, live=live)
-        return "m1"
-
-    async def edit(self, ref: str, text: str, *, live: bool) -> None:
-        if not live:
-            self.final = text
-
-    async def set_status(self, status: str | None) -> None:
-        return None
 
 
 def _echo_question(record: RecordedRequest) -> Reply:
@@ -138,7 +115,7 @@ async def ask(
         event_id=uuid.uuid4().hex,
         author=Author("u1", "Ann"),
         text=text,
-        surface=Recorder(),
+        surface=RecordingSurface(max_chars=1_000_000),
         attachments=tuple(files),
         context=tuple(context),
         platform_message_id=message_id,
