@@ -7,6 +7,7 @@ from bot.store.db import StoreError, downgrade, downgrade_async, upgrade, upgrad
 from bot.store.rows import (
     AttachmentRecord,
     ConversationRow,
+    FeedbackTotals,
     KnownMessage,
     ModelTotals,
     Overrides,
@@ -15,12 +16,14 @@ from bot.store.rows import (
     StoredMessage,
     StreamingReply,
     Totals,
+    Voted,
 )
 from bot.store.store import Store
 
 __all__ = [
     "AttachmentRecord",
     "ConversationRow",
+    "FeedbackTotals",
     "KnownMessage",
     "ModelTotals",
     "Overrides",
@@ -31,6 +34,7 @@ __all__ = [
     "StoredMessage",
     "StreamingReply",
     "Totals",
+    "Voted",
     "downgrade",
     "downgrade_async",
     "upgrade",
