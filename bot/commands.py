@@ -76,6 +76,12 @@ async def usage(settings: Settings) -> int:
         print("Parley's own totals (input / output / thinking tokens):")
         for row in await store.usage.by_model():
             print(f"  {row.model}: {row.input_tokens} / {row.output_tokens} / {row.thinking_tokens}")
+        votes = await store.feedback.by_model()
+        print("Feedback on answers (each person's current vote per answer):")
+        for total in votes:
+            print(f"  {total.model or 'unknown model'}: {total.up} up / {total.down} down")
+        if not votes:
+            print("  no votes yet")
     finally:
         await store.close()
     return 0
