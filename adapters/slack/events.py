@@ -205,6 +205,9 @@ class MessageEvents:
             ws.stats.duplicates += 1
             ws.ctx.ignored("slack", "duplicate")
             return
+        # Parley follows the conversation from now on: a follow-up typed while this message is
+        # prepared is part of it, not chatter in someone else's thread.
+        ws.ctx.routing.follow(msg.key)
         self._preparing.add(msg.event_id)
         try:
             incoming = await self._incoming(identity, msg, route)
