@@ -29,6 +29,7 @@ log = logging.getLogger("parley.feedback")
 # Sentences adapters show as they are (standard Markdown, as bot.controls writes them).
 WHY_TITLE = "What was wrong?"
 WHY_LABEL = "Tell Parley what was wrong with this answer (optional)"
+WHY_SHORT_LABEL = "What was wrong with this answer?"  # where a label is short (Discord: 45)
 WHY_PLACEHOLDER = "It was out of date, it missed the point, it was too long…"
 WHY_SUBMIT = "Send"
 THANKS = "Thanks: your note is saved."
