@@ -96,15 +96,21 @@ class FeedbackButtons:
             await interaction.response.send_message(NOT_HERE, ephemeral=True)
             return
         user = str(interaction.user.id)
-        answer = await self.hub.ctx.feedback.vote(
-            "discord", reply_id, user, value, click_id=str(interaction.id)
-        )
-        if answer.ask_why:
-            await interaction.response.send_modal(WhyModal(reply_id))
-        elif answer.text:
-            await interaction.response.send_message(answer.text, ephemeral=True, allowed_mentions=NO_PINGS)
-        else:
-            await interaction.response.defer()  # the buttons stay as they are
+        click = str(interaction.id)
+        answer = await self.hub.ctx.feedback.vote("discord", reply_id, user, value, click_id=click)
+        try:
+            if answer.ask_why:
+                await interaction.response.send_modal(WhyModal(reply_id))
+            elif answer.text:
+                await interaction.response.send_message(
+                    answer.text, ephemeral=True, allowed_mentions=NO_PINGS
+                )
+            else:
+                await interaction.response.defer()  # the buttons stay as they are
+        except discord.HTTPException as exc:
+            # Answered already (a second delivery of the click) or past Discord's 3 s: the vote
+            # itself is stored either way.
+            log.info("could not answer a feedback click on reply %s: %s", reply_id, exc)
 
     async def _explain(self, interaction: discord.Interaction, reply_id: int, text: str) -> None:
         if text.strip():
