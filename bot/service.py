@@ -184,6 +184,8 @@ class ConversationService:
             log.info("duplicate event %s on %s ignored", msg.event_id, msg.key.platform)
             self._count(msg, Fate.DUPLICATE)
             return None
+        # People type in bursts; another bot's messages are each a turn of their own.
+        merge = merge and not msg.author.is_bot
         if merge and await self._stops_a_reply(msg):
             return None
         joined = self.bursts.join(msg) if merge else None
