@@ -94,7 +94,7 @@ async def test_a_new_question_gets_a_titled_thread_and_a_status_until_the_answer
     await bench.deliver(question)
     # While the model has not written a word, the thread shows the status, loading messages and all.
     status = await fs.wait_for(lambda: fs.thread_status(DEFAULT_DM, question["ts"]))
-    assert status.status == "is thinking…"
+    assert status is not None and status.status == "is thinking…"
     assert status.loading_messages == ("Reading your message…", "Thinking it over…", "Finding the words…")
     (reply,) = await bench.reply_in(DEFAULT_DM, question["ts"])
     assert reply.thread_ts == question["ts"]
