@@ -34,10 +34,16 @@ from typing import Any, TypeVar
 from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
 
+# The message markup lives in markup.py; these names stay importable from here too.
+from adapters.slack.markup import FALLBACK_CHARS as FALLBACK_CHARS
+from adapters.slack.markup import FEEDBACK_ACTION as FEEDBACK_ACTION
+from adapters.slack.markup import STOP_ACTION as STOP_ACTION
+from adapters.slack.markup import blocks_for as blocks_for
+from adapters.slack.markup import fallback_text as fallback_text
+from adapters.slack.markup import feedback_block
 from adapters.slack.text import message_markdown
 from bot.render.split import fence_after
 from bot.render.surface import (
-    PLACEHOLDER,
     PROVISIONAL,
     Budget,
     RateLimited,
@@ -53,10 +59,6 @@ T = TypeVar("T")
 # The markdown block holds 12,000 characters. Slack may count UTF-16 units (an emoji is two), so
 # parts are cut a little shorter to keep emoji-heavy text within the limit too.
 MAX_MARKDOWN = 11_000
-# The notification fallback: chat.update refuses ``text`` over 4,000 characters (msg_too_long).
-FALLBACK_CHARS = 1_500
-STOP_ACTION = "parley_stop"
-FEEDBACK_ACTION = "parley_feedback"
 STATUS_THINKING = "is thinking…"
 # Texts the renderer and the core show before an answer exists. A native stream cannot take them
 # back, so they are never streamed; the "thinking" status stands in for them.
@@ -190,61 +192,6 @@ def make_ref(channel: str, ts: str) -> str:
 def split_ref(ref: str) -> tuple[str, str]:
     channel, _, ts = ref.partition(":")
     return channel, ts
-
-
-STOP_BLOCK: dict[str, Any] = {
-    "type": "actions",
-    "block_id": STOP_ACTION,
-    "elements": [
-        {
-            "type": "button",
-            "action_id": STOP_ACTION,
-            "text": {"type": "plain_text", "text": "Stop"},
-            "style": "danger",
-            "value": "stop",
-        }
-    ],
-}
-
-
-def feedback_block(reply_id: int) -> dict[str, Any]:
-    """Slack's own 👍 / 👎 for reply ``reply_id``: the values name the reply, so a click needs no
-    memory of this process (``adapters.slack.feedback`` reads them back)."""
-    return {
-        "type": "context_actions",
-        # Slack asks for a new block_id whenever a message changes; one per reply does that.
-        "block_id": f"{FEEDBACK_ACTION}_{reply_id}",
-        "elements": [
-            {
-                "type": "feedback_buttons",
-                "action_id": FEEDBACK_ACTION,
-                "positive_button": {
-                    "text": {"type": "plain_text", "text": "👍"},
-                    "value": f"up:{reply_id}",
-                    "accessibility_label": "This answer was helpful",
-                },
-                "negative_button": {
-                    "text": {"type": "plain_text", "text": "👎"},
-                    "value": f"down:{reply_id}",
-                    "accessibility_label": "This answer was not helpful",
-                },
-            }
-        ],
-    }
-
-
-def blocks_for(text: str, *, live: bool, rated: int | None = None) -> list[dict[str, Any]]:
-    """The Markdown, then the Stop button while live, or the feedback buttons of reply ``rated``."""
-    blocks: list[dict[str, Any]] = [{"type": "markdown", "text": text or PLACEHOLDER}]
-    if live:
-        blocks.append(STOP_BLOCK)
-    elif rated is not None:
-        blocks.append(feedback_block(rated))
-    return blocks
-
-
-def fallback_text(text: str) -> str:
-    return text if len(text) <= FALLBACK_CHARS else text[: FALLBACK_CHARS - 1] + "…"
 
 
 def committed(text: str, *, live: bool) -> str:
