@@ -49,6 +49,11 @@ class Vote(enum.StrEnum):
             return None
 
 
+def reply_id(text: str) -> int | None:
+    """A stored reply's id written in a button (at most 18 digits: a BIGINT), or None."""
+    return int(text) if text.isdigit() and len(text) <= 18 else None
+
+
 class FeedbackObserver(Protocol):
     """Told of every vote cast (metrics implement it)."""
 

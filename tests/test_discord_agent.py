@@ -35,6 +35,7 @@ def messages(bench: DiscordBench, outcome: str) -> float:
 def test_custom_ids_and_modal_answers_are_read_back() -> None:
     assert parse_vote("parley:feedback:42:down") == (42, Vote.DOWN)
     assert parse_vote("parley:feedback:x:up") is None and parse_vote("parley:stop") is None
+    assert parse_vote("parley:feedback:" + "9" * 60 + ":up") is None
     submitted = [{"type": 1, "components": [{"type": 4, "custom_id": "why", "value": "too long"}]}]
     assert typed_text(submitted, WHY_INPUT) == "too long"
     labelled = [{"type": 18, "component": {"type": 4, "custom_id": "why", "value": "wrong"}}]

@@ -48,7 +48,7 @@ def test_the_small_rules() -> None:
     assert viewed_channel({"context": {"entities": [message]}}) == "C2"
     assert viewed_channel({"context": {}}) is None
     assert parse_value("up:42") == (Vote.UP, 42) and parse_value("sideways:4") is None
-    assert parse_value("down:x") is None
+    assert parse_value("down:x") is None and parse_value("up:" + "9" * 40) is None
 
 
 # -- the Messages tab ------------------------------------------------------------------------------

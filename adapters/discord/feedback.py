@@ -19,7 +19,7 @@ import discord
 from adapters.discord.hub import Hub
 from adapters.discord.surface import FEEDBACK_ID, NO_PINGS
 from bot.controls import NOT_HERE
-from bot.feedback import THANKS, WHY_PLACEHOLDER, WHY_SHORT_LABEL, WHY_TITLE, Vote
+from bot.feedback import THANKS, WHY_PLACEHOLDER, WHY_SHORT_LABEL, WHY_TITLE, Vote, reply_id
 
 log = logging.getLogger("parley.discord")
 
@@ -33,8 +33,8 @@ def parse_vote(custom_id: str) -> tuple[int, Vote] | None:
     if not custom_id.startswith(FEEDBACK_ID):
         return None
     reply, _, value = custom_id[len(FEEDBACK_ID) :].partition(":")
-    vote = Vote.parse(value)
-    return (int(reply), vote) if reply.isdigit() and vote is not None else None
+    vote, number = Vote.parse(value), reply_id(reply)
+    return None if vote is None or number is None else (number, vote)
 
 
 def typed_text(components: Any, custom_id: str) -> str:
@@ -83,9 +83,9 @@ class FeedbackButtons:
             await self._vote(interaction, *vote, admitted=admitted)
             return True
         if interaction.type is discord.InteractionType.modal_submit and custom_id.startswith(WHY_ID):
-            reply = custom_id[len(WHY_ID) :]
-            if reply.isdigit():
-                await self._explain(interaction, int(reply), typed_text(data.get("components"), WHY_INPUT))
+            reply = reply_id(custom_id[len(WHY_ID) :])
+            if reply is not None:
+                await self._explain(interaction, reply, typed_text(data.get("components"), WHY_INPUT))
             return True
         return False
 

@@ -19,7 +19,7 @@ from adapters.slack.surface import FEEDBACK_ACTION
 from adapters.slack.text import to_mrkdwn
 from adapters.slack.workspace import Workspace
 from bot.controls import NOT_HERE
-from bot.feedback import WHY_LABEL, WHY_PLACEHOLDER, WHY_SUBMIT, WHY_TITLE, Vote
+from bot.feedback import WHY_LABEL, WHY_PLACEHOLDER, WHY_SUBMIT, WHY_TITLE, Vote, reply_id
 
 log = logging.getLogger("parley.slack")
 
@@ -34,10 +34,8 @@ Respond = Callable[..., Awaitable[Any]]
 def parse_value(value: str) -> tuple[Vote, int] | None:
     """``up:42`` → (up, 42); None for anything else."""
     vote, _, reply = value.partition(":")
-    parsed = Vote.parse(vote)
-    if parsed is None or not reply.isdigit():
-        return None
-    return parsed, int(reply)
+    parsed, number = Vote.parse(vote), reply_id(reply)
+    return None if parsed is None or number is None else (parsed, number)
 
 
 def why_view(reply_id: int) -> dict[str, Any]:
@@ -108,10 +106,10 @@ class FeedbackActions:
 
     async def explain(self, body: Mapping[str, Any], view: Mapping[str, Any]) -> None:
         user = _at(body, "user", "id")
-        reply = str(view.get("private_metadata") or "")
+        reply = reply_id(str(view.get("private_metadata") or ""))
         text = _at(view, "state", "values", WHY_BLOCK, WHY_INPUT, "value")
-        if user and reply.isdigit() and text.strip():
-            await self.ws.ctx.feedback.explain(int(reply), user, text)
+        if user and reply is not None and text.strip():
+            await self.ws.ctx.feedback.explain(reply, user, text)
 
 
 def _at(data: Any, *path: str) -> str:
