@@ -325,3 +325,19 @@ async def test_a_lone_question_waits_only_the_window(tmp_path: Path) -> None:
 async def _reply_id(bench: SlackBench, key: ConversationKey) -> int:
     stored = await bench.stored(key)
     return next(m.id for m in reversed(stored) if m.role == "assistant")
+
+
+async def test_every_message_ends_counted_by_what_became_of_it(bench: SlackBench) -> None:
+    fs = bench.fs
+    await bench.deliver(fs.channel_message("just chatting"))  # no mention, no thread
+    question = fs.app_mention("hello")
+    delivery = await bench.deliver(question)
+    await bench.reply_in(DEFAULT_CHANNEL, question["ts"])
+    await fs.deliver("events_api", delivery.payload)  # Slack delivers it again
+    await bench.settle()
+
+    def seen(outcome: str) -> float:
+        return sample(bench, "parley_messages_total", platform="slack", outcome=outcome)
+
+    assert (seen("not_addressed"), seen("answered"), seen("duplicate")) == (1, 1, 1)
+    assert len(bench.gw.stream_requests) == 1
