@@ -163,7 +163,7 @@ class Agent:
     ) -> ContextMessage | None:
         """The recent messages of the channel ``user`` is looking at, when the question is about
         "this channel" and both Parley and ``user`` can read it; else None."""
-        if not self.enabled or not asks_about_this_channel(question):
+        if not self.enabled or ws_reads_nothing(self.ws) or not asks_about_this_channel(question):
             return None
         channel = self.viewing(team, user)
         if channel is None or not self.ws.admits(user_id=user, channel=channel):
@@ -195,7 +195,7 @@ class Agent:
 
     async def _recent(self, identity: Identity, channel: str, name: str) -> ContextMessage | None:
         ws = self.ws
-        limit = max(1, min(CHANNEL_MESSAGES, ws.settings.parley_context_messages))
+        limit = min(CHANNEL_MESSAGES, ws.settings.parley_context_messages)
         response = await ws.client.conversations_history(channel=channel, limit=limit)
         raw = [m for m in response.get("messages") or [] if isinstance(m, Mapping) and not m.get("subtype")]
         if not raw:
@@ -216,6 +216,11 @@ class Agent:
             text="\n".join([intro, *lines]),
             platform_id=f"channel:{channel}:{newest}",
         )
+
+
+def ws_reads_nothing(ws: Workspace) -> bool:
+    """``PARLEY_CONTEXT_MESSAGES=0``: Parley reads no messages back from Slack, channels included."""
+    return ws.settings.parley_context_messages <= 0
 
 
 def _speaker(m: Mapping[str, Any], identity: Identity, names: Mapping[str, str]) -> str:
