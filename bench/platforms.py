@@ -39,6 +39,10 @@ from tests.stack import (
     start_socket_mode,
 )
 
+# Every benchmark message is a lone question: no turn waits for a burst to gather, so the figures
+# measure the renderer, not PARLEY_MERGE_WINDOW (whose cost to first text is the window itself).
+NO_BURSTS = {"PARLEY_MERGE_WINDOW": "0"}
+
 
 def _limits(budgets: tuple[Budget, ...]) -> list[Limit]:
     return [Limit(b.key, b.capacity, b.window) for b in budgets]
@@ -159,7 +163,7 @@ async def discord_stack(
         made = [fd.create_channel(guild, f"room-{i}", overwrites=deny) for i in range(channels)]
         alice = fd.create_user("alice", global_name="Alice")
         fd.add_member(guild, alice)
-        runtime = await open_runtime(parley_env(gw, tmp, discord_env(fd), env), tmp)
+        runtime = await open_runtime(parley_env(gw, tmp, discord_env(fd), {**NO_BURSTS, **(env or {})}), tmp)
         adapter = DiscordAdapter(runtime.adapter_context(), guild_ready_timeout=0.1)
         try:
             await adapter.start()
@@ -236,7 +240,7 @@ class SlackStack:
 @asynccontextmanager
 async def slack_stack(tmp: Path, work: Workload, *, native: bool = False) -> AsyncIterator[SlackStack]:
     async with FakeGateway(default=work.reply()) as gw, FakeSlack() as fs:
-        streaming = {"PARLEY_SLACK_NATIVE_STREAMING": "true" if native else "false"}
+        streaming = {"PARLEY_SLACK_NATIVE_STREAMING": "true" if native else "false", **NO_BURSTS}
         runtime = await open_runtime(parley_env(gw, tmp, slack_env(fs, "socket"), streaming), tmp)
         adapter = SlackAdapter(runtime.adapter_context())
 

@@ -78,6 +78,12 @@ async def usage(settings: Settings) -> int:
             tokens = f"{row.input_tokens} / {row.output_tokens} / {row.thinking_tokens}"
             pictures = f", {row.images} picture{'' if row.images == 1 else 's'}" if row.images else ""
             print(f"  {row.model}: {tokens}{pictures}")
+        votes = await store.feedback.by_model()
+        print("Feedback on answers (each person's current vote per answer):")
+        for total in votes:
+            print(f"  {total.model or 'unknown model'}: {total.up} up / {total.down} down")
+        if not votes:
+            print("  no votes yet")
     finally:
         await store.close()
     return 0

@@ -3,8 +3,10 @@
 An adapter parses its platform's events, shows its platform's UI and writes replies on its own
 surface; for everything else it calls this object, and only this object: the settings, the
 conversation service's intake (answer a message, stop a reply, close replies a crash left open),
-the routing decision, the controls behind its commands, and a way to mount an HTTP route on
-Parley's server. It never sees the store, the gateway or the runtime.
+the routing decision, the controls behind its commands, feedback on answers, a claim that holds
+across restarts and instances (:meth:`AdapterContext.first_time`), the count of messages it
+chose not to answer, and a way to mount an HTTP route on Parley's server. It never sees the
+store, the gateway or the runtime.
 
 Adapters are built from it by the factories named in the ``parley.adapters`` entry points:
 ``create(context) -> Adapter | None``.
@@ -12,18 +14,23 @@ Adapters are built from it by the factories named in the ``parley.adapters`` ent
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Awaitable, Callable, Sequence
 from typing import TYPE_CHECKING, Any, Protocol
 
 from bot.controls import Controls, LiveReplies, ModelList, Wording
+from bot.feedback import Feedback, FeedbackObserver
+from bot.intake import IntakeObserver
 from bot.render.surface import Recoverable
 from bot.routing import FollowedThreads, Routing
 from bot.settings import Settings
-from bot.store import Store, StreamingReply
+from bot.store import Store, StoreError, StreamingReply
 from bot.types import ConversationKey, IncomingMessage
 
 if TYPE_CHECKING:
     from aiohttp import web
+
+log = logging.getLogger("parley.context")
 
 #: A reply the store last saw streaming, handed to an adapter to rebuild its surface.
 OrphanedReply = StreamingReply
@@ -34,11 +41,17 @@ RouteHandler = Callable[["web.Request"], Awaitable["web.StreamResponse"]]
 class Intake(LiveReplies, Protocol):
     """The conversation service's calls adapters need (bot.service.ConversationService)."""
 
-    async def handle(self, msg: IncomingMessage) -> object: ...
+    async def handle(
+        self, msg: IncomingMessage, *, merge: bool = ..., in_line: Callable[[], None] | None = ...
+    ) -> object: ...
 
     def answering(self, key: ConversationKey) -> bool: ...
 
     async def recover(self, platform: str, surface_for: SurfaceFor) -> int: ...
+
+
+class Observer(FeedbackObserver, IntakeObserver, Protocol):
+    """What the context reports: votes cast, and messages not answered by a named rule."""
 
 
 class AdapterContext:
@@ -49,11 +62,14 @@ class AdapterContext:
         store: Store,
         list_models: Callable[[], Awaitable[Sequence[str]]],
         routes: list[tuple[str, str, Any]],
+        observer: Observer | None = None,
     ) -> None:
         self.settings = settings
         self._service = service
         self._store = store
         self._routes = routes
+        self._observer = observer
+        self.feedback = Feedback(store, ask_why=settings.parley_feedback_ask_why, observer=observer)
         self.routing = Routing(
             settings,
             FollowedThreads(
@@ -71,13 +87,47 @@ class AdapterContext:
 
     # -- the service's intake -----------------------------------------------------------------------
 
-    async def handle(self, msg: IncomingMessage) -> bool:
+    async def handle(
+        self, msg: IncomingMessage, *, merge: bool = True, in_line: Callable[[], None] | None = None
+    ) -> bool:
         """Answer ``msg`` once; False when it was not answered here (a duplicate delivery, a bot
-        turn the loop breaker dropped, or Parley shutting down)."""
-        if await self._service.handle(msg) is None:
+        turn the loop breaker dropped, a "stop" that stopped a reply, or Parley shutting down).
+
+        A person's burst of messages in one conversation is answered as one turn (``merge``; off
+        for a request that stands alone, like a shortcut). ``in_line`` is called once ``msg`` has
+        its place in its conversation's order: an adapter that hands a conversation's messages
+        over one at a time may hand over the next one then, rather than after the answer.
+        """
+        if await self._service.handle(msg, merge=merge, in_line=in_line) is None:
             return False
         self.routing.follow(msg.key)  # follow-ups in this conversation are answered from now on
         return True
+
+    def ignored(self, platform: str, reason: str) -> None:
+        """A message not handed over, for a named reason (a :class:`~bot.routing.Reason` value,
+        ``duplicate``, ``shutting_down``, ``no_permission``…): counted, never silent."""
+        if self._observer is not None:
+            self._observer.message_seen(platform, str(reason))
+
+    async def first_time(self, platform: str, name: str) -> bool:
+        """True for the first caller to ask about ``name`` (e.g. ``prompts:U1:2026-06-10``) on
+        ``platform``, in this process or any other on the database, for about a day (claims are
+        forgotten then); False for later ones, and when the database cannot say."""
+        try:
+            if not await self._store.events.claim(platform, name, "parley"):
+                return False
+            await self._store.events.done(platform, name)
+        except StoreError as exc:
+            log.warning("could not claim %s: %s", name, exc)
+            return False
+        return True
+
+    async def forget(self, platform: str, name: str) -> None:
+        """Undo :meth:`first_time` (what it guarded failed), so the next caller tries again."""
+        try:
+            await self._store.events.forget(platform, name)
+        except StoreError as exc:
+            log.warning("could not forget %s: %s", name, exc)
 
     def stop(self, ref: str) -> bool:
         """Stop the reply writing message ``ref`` (a platform's own stop control; the Stop button

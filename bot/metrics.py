@@ -79,7 +79,28 @@ class Metrics:
         self.tokens = Counter(
             "parley_tokens", "Tokens used (direction: in, out, thinking)", ["direction", "model"], registry=r
         )
+        self.feedback = Counter(
+            "parley_feedback",
+            "Votes cast on answers (a changed vote counts once on its new value)",
+            ["platform", "model", "value"],
+            registry=r,
+        )
+        self.messages = Counter(
+            "parley_messages",
+            "Messages received, by what became of each: answered, merged, refused, stopped a "
+            "reply, or ignored by a named rule (duplicate, not addressed, denied…)",
+            ["platform", "outcome"],
+            registry=r,
+        )
         r.register(_Live(in_flight, waiting, by_platform))
+
+    # bot.feedback's FeedbackObserver.
+    def vote_cast(self, platform: str, model: str, value: str) -> None:
+        self.feedback.labels(platform, model or "unknown", value).inc()
+
+    # bot.intake's IntakeObserver: what became of each message received.
+    def message_seen(self, platform: str, outcome: str) -> None:
+        self.messages.labels(platform or "unknown", outcome).inc()
 
     # The conversation service's ReplyObserver.
     def reply_started(self, platform: str, model: str) -> None:

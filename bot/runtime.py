@@ -50,6 +50,7 @@ class Runtime:
                 by_platform=lambda: pacer.stats.by_platform,
             )
             service.observer = metrics
+            service.counts = metrics
         except BaseException:
             await store.close()
             raise
@@ -75,6 +76,7 @@ class Runtime:
                 # Looked up at each call, so the gateway's method can be swapped (tests do).
                 lambda: gateway.list_models(),
                 self.http_routes,
+                self.metrics,
             )
         return self._adapter_context
 

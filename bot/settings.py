@@ -167,6 +167,64 @@ class McpServerOptions(BaseModel):
         return sorted({v for v in found if len(v) >= 4}, key=len, reverse=True)
 
 
+class SuggestedPrompt(BaseModel):
+    """One of the suggested prompts in Slack's Messages tab: a short ``title`` on the button, the
+    ``message`` it sends."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    title: str = Field(min_length=1, max_length=75)
+    message: str = Field(min_length=1, max_length=2000)
+
+
+class SlackAgentOptions(BaseModel):
+    """``[slack.agent]`` in parley.toml: what Slack's Agent messaging experience shows.
+
+    ``description`` and ``prompts`` also go into the app manifest (``agent_view``); the loading
+    messages rotate under a thread's status while the model works (Slack takes 1-10 of at most
+    50 characters).
+    """
+
+    model_config = ConfigDict(extra="forbid")
+
+    description: str = Field(
+        default=(
+            "Parley answers questions with the team's LLM. Ask it anything, share a file, "
+            "or ask about the channel you are looking at."
+        ),
+        min_length=1,
+        max_length=1000,
+    )
+    prompts_title: str = Field(default="Try asking", min_length=1, max_length=75)
+    prompts: list[SuggestedPrompt] = Field(
+        default_factory=lambda: [
+            SuggestedPrompt(
+                title="Summarise this channel", message="Summarise the recent messages in this channel."
+            ),
+            SuggestedPrompt(title="Explain a file", message="I'll attach a file: explain what it says."),
+            SuggestedPrompt(
+                title="Draft a message", message="Help me draft a short, friendly message to my team."
+            ),
+        ],
+        min_length=1,
+        max_length=4,
+    )
+    status: str = Field(default="is thinking…", min_length=1, max_length=50)
+    loading_messages: list[Annotated[str, Field(min_length=1, max_length=50)]] = Field(
+        default_factory=lambda: ["Reading your message…", "Thinking it over…", "Finding the words…"],
+        min_length=1,
+        max_length=10,
+    )
+
+
+class SlackOptions(BaseModel):
+    """``[slack.*]`` tables in parley.toml."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    agent: SlackAgentOptions = Field(default_factory=SlackAgentOptions)
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(case_sensitive=False, extra="ignore", env_ignore_empty=True)
 
@@ -229,6 +287,18 @@ class Settings(BaseSettings):
     parley_admin_only_settings: bool = True  # /model and /system need admin rights
     parley_context_messages: int = Field(default=50, ge=0, le=1000)  # thread backfill, at most
     parley_slack_native_streaming: bool = False  # chat.startStream/appendStream where Slack allows
+    # Slack's Agent messaging experience (docs/slack.md): in the Messages tab each new question
+    # starts a thread of its own, titled after it; suggested prompts, a status while the model
+    # works, "this channel" as context. False: a DM is one conversation answered at its top level.
+    parley_slack_agent: bool = True
+    parley_slack: SlackOptions = Field(default_factory=SlackOptions)  # [slack.agent] in parley.toml
+
+    # Feedback: 👍 / 👎 on every finished answer (Slack and Discord); a 👎 asks what was wrong.
+    parley_feedback: bool = True
+    parley_feedback_ask_why: bool = True
+    # Follow-ups typed in a burst: a person's messages in one conversation that arrive within this
+    # many seconds of each other, before the model is called, are answered as one turn. 0: off.
+    parley_merge_window: float = Field(default=1.0, ge=0, le=30)
 
     # Limits that keep one user, channel or bot from taking Parley over (docs/reliability.md).
     # 0 switches a limit off (the default: sizes depend on the team and the gateway's quota). A
@@ -373,8 +443,8 @@ def _config_path(environ: Mapping[str, str], cwd: Path) -> Path | None:
     return default if default.exists() else None
 
 
-# Tables in parley.toml that are not environment settings: [models."NAME"], [mcp.NAME].
-_TABLES = {"models": "parley_models", "mcp": "parley_mcp"}
+# Tables in parley.toml that are not environment settings: [models."NAME"], [mcp.NAME], [slack.agent].
+_TABLES = {"models": "parley_models", "mcp": "parley_mcp", "slack": "parley_slack"}
 
 
 def _read_toml(path: Path) -> dict[str, Any]:
@@ -398,6 +468,8 @@ def _describe(error: Mapping[str, Any]) -> str:
         name = f'[models."{loc[1]}"]' + (f".{loc[2]}" if len(loc) > 2 else "")
     if name == "PARLEY_MCP" and len(loc) > 1:
         name = f"[mcp.{loc[1]}]" + (f".{loc[2]}" if len(loc) > 2 else "")
+    if name == "PARLEY_SLACK" and len(loc) > 1:
+        name = f"[slack.{loc[1]}]" + "".join(f".{part}" for part in loc[2:3])
     message = str(error.get("msg", "invalid value"))
     message = message.removeprefix("Value error, ")
     if error.get("type") not in ("value_error", "missing", "extra_forbidden") and "input" in error:

@@ -28,6 +28,7 @@ from typing import Any, Protocol
 
 from bot import notes as say
 from bot import pictures
+from bot.feedback import last_message, offer
 from bot.files import PreparedFiles
 from bot.generation import Generation, generate
 from bot.hygiene import tidy
@@ -282,6 +283,9 @@ class Turn:
         extra = [*await pictures.show(msg.surface, generation.files), *filter(None, [generation.note])]
         error_text = _error_text(generation.error)
         shown = _final_text(plan.prefix, generation, error_text, timed_out=live.timed_out, extra=extra)
+        # An answer's final edit swaps its Stop button for the feedback buttons.
+        rated = host.settings.parley_feedback and plan.request is not None and bool(generation.answer.strip())
+        offer(msg.surface, started.reply_id, last_message(stream), enabled=rated)
         await stream.finish(shown)
         await _drop_abandoned(stream, msg.surface)
         refs = list(stream.refs)

@@ -28,8 +28,13 @@ from tests.fakes.slack import FakeSlack
 
 SlackMode = Literal["socket", "http"]
 
-#: What the test harnesses add: anyone may change settings, and a failed reply is not retried.
-TEST_SETTINGS: Mapping[str, str] = {"PARLEY_ADMIN_ONLY_SETTINGS": "false", "PARLEY_MAX_RETRIES": "0"}
+#: What the test harnesses add: anyone may change settings, a failed reply is not retried, and no
+#: turn waits for a burst to gather (the merge window's own tests turn it on).
+TEST_SETTINGS: Mapping[str, str] = {
+    "PARLEY_ADMIN_ONLY_SETTINGS": "false",
+    "PARLEY_MAX_RETRIES": "0",
+    "PARLEY_MERGE_WINDOW": "0",
+}
 
 
 def parley_env(

@@ -47,7 +47,9 @@ async def test_the_requester_stops_a_reply_and_keeps_what_was_written(tmp_path: 
         assert rec.callback is not None and rec.callback.type == 6  # acknowledged, message untouched
         await bench.settle(answered=1)
         final = fd.messages[message.id]
-        assert final.components == []
+        # The Stop button made way for the feedback buttons, in the final edit itself.
+        assert STOP_ID not in final.custom_ids
+        assert [c for c in final.custom_ids if c.startswith("parley:feedback:")] != []
         assert final.content.endswith("_(Stopped.)_") and final.content.startswith("word0")
         assert len(final.content) < len(LONG)
         assert await bench.gw.wait_for_disconnects(1)  # the generation itself was cancelled

@@ -44,7 +44,10 @@ async def test_mention_opens_a_thread_and_streams_the_answer_into_it(tmp_path: P
         assert growing and all(ANSWER.startswith(c) and c for c in growing)
         assert [len(c) for c in growing] == sorted(len(c) for c in growing)
         assert states[-1].content == ANSWER.strip() or states[-1].content == ANSWER
-        assert answer.components == [] and not is_live(answer)
+        # No Stop button any more: 👍 / 👎 in its place, named after the stored reply.
+        assert not is_live(answer)
+        assert [c.split(":")[-1] for c in answer.custom_ids] == ["up", "down"]
+        assert all(c.startswith("parley:feedback:") for c in answer.custom_ids)
         # nothing in the channel itself but the question
         assert [m.id for m in fd.channel_messages(bench.channel)] == [question.id]
         # the typing indicator showed in the thread before the first token

@@ -114,7 +114,7 @@ def test_after_db_upgrade_a_healthy_setup_passes_every_check(setup: Setup) -> No
         "gateway: key accepted",
         "gateway: the default model gemini-2.5-flash is offered",
         "slack: bot token accepted in workspace Fake Workspace (T0FAKE0001) as U0BOT00001",
-        "slack: the bot token has all 11 scopes Parley uses",
+        "slack: the bot token has all 12 scopes Parley uses",
         "slack: app token opens Socket Mode",
         f"discord: token accepted for Parley ({setup.fd.application_id})",
         f"discord: application Parley ({setup.fd.application_id})",
@@ -290,10 +290,17 @@ GAPS = {
     ),
     "assistant:write": Gap(
         _drop("assistant:write"),
-        "slack: the bot token lacks assistant:write, needed for the thinking status and "
-        "Slack's agent surface",
+        "slack: the bot token lacks assistant:write, needed for Slack's agent experience: "
+        "suggested prompts and thread titles in the Messages tab",
         "(the rest of Parley works without it)",
-        f"turn on Agents & AI Apps in the app settings; add assistant:write {_ADD}",
+        "turn on Agents & AI Apps in the app settings (agent_view) and subscribe to the "
+        f"app_home_opened and app_context_changed events; add assistant:write {_ADD}",
+    ),
+    "channels:read": Gap(
+        _drop("channels:read"),
+        'slack: the bot token lacks channels:read, needed for answering about "this channel"',
+        "(the rest of Parley works without it)",
+        f"add channels:read {_ADD}",
     ),
     "users:read": Gap(
         _drop("users:read"),

@@ -18,7 +18,7 @@ from adapters.slack.manifest import BOT_EVENTS, SCOPES, document
 from bot.context import AdapterContext
 from bot.errors import UserFacingError
 from bot.runtime import Runtime
-from bot.settings import Settings, SettingsError, load_settings
+from bot.settings import Settings, SettingsError, SlackAgentOptions, load_settings
 from tests.cli_harness import parley
 from tests.fakes.gateway import FakeGateway
 from tests.fakes.slack_api import DEFAULT_SCOPES, FakeSlack
@@ -128,9 +128,11 @@ async def test_http_mode_health_endpoint(tmp_path: Path) -> None:
 
 
 def test_manifest_is_what_the_adapter_uses() -> None:
-    assert (ROOT / "docs" / "slack-manifest.yaml").read_text(encoding="utf-8") == document()
+    # docs/ holds the default: the agent view with [slack.agent]'s defaults.
+    docs = (ROOT / "docs" / "slack-manifest.yaml").read_text(encoding="utf-8")
+    assert docs == document(agent=SlackAgentOptions())
     assert set(SCOPES) <= DEFAULT_SCOPES  # the fake grants what real Slack would for this manifest
-    assert BOT_EVENTS == ("app_mention", *MESSAGE_EVENTS)
+    assert BOT_EVENTS == ("app_mention", *MESSAGE_EVENTS, "app_home_opened", "app_context_changed")
     http = document(http_base="https://parley.example.com/")
     assert http.count("request_url: https://parley.example.com/slack/events") == 2
     assert "socket_mode_enabled: false" in http

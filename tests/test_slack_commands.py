@@ -127,7 +127,8 @@ async def test_settings_are_for_admins_when_configured(tmp_path: Path) -> None:
 
 
 async def test_system_prompt_usage_and_reset(tmp_path: Path) -> None:
-    async with slack_bench(tmp_path, "http") as bench:
+    # A DM as one conversation (without the agent experience, whose threads reset one by one).
+    async with slack_bench(tmp_path, "http", env={"PARLEY_SLACK_AGENT": "false"}) as bench:
         assert await run_command(bench, "system Always answer like a pirate.") == (
             "Parley will follow this system prompt in this channel."
         )
@@ -231,6 +232,7 @@ async def test_in_a_dm_anyone_may_change_their_own_settings(tmp_path: Path) -> N
         assert await run_command(bench, "model gemini-2.5-pro", channel=DEFAULT_DM) == (
             "Parley now answers with *gemini-2.5-pro* in this DM."
         )
-        await bench.deliver(bench.fs.dm_message("which model?"))
-        await bench.reply_in(DEFAULT_DM, None)
+        question = bench.fs.dm_message("which model?")
+        await bench.deliver(question)
+        await bench.reply_in(DEFAULT_DM, question["ts"])  # its Messages-tab thread follows the DM's setting
         assert bench.gw.stream_requests[-1].model == "gemini-2.5-pro"

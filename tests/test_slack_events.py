@@ -64,9 +64,14 @@ async def test_mention_streams_an_answer_into_its_thread(bench: SlackBench) -> N
     assert (states[0].event, states[0].visible) == ("post", "…")
     partial = [s.visible for s in states[1:-1] if s.visible not in ("…", answer)]
     assert partial and all(answer.startswith(v) for v in partial), "the answer grows in place"
-    # Standard Markdown in a markdown block; the Stop button while live, gone at the end.
-    assert states[-1].blocks == [{"type": "markdown", "text": answer}]
+    # Standard Markdown in a markdown block; the Stop button while live, and at the end, in its
+    # place, Slack's feedback buttons (the same edit).
+    assert states[-1].blocks is not None
+    markdown, feedback = states[-1].blocks
+    assert markdown == {"type": "markdown", "text": answer}
+    assert feedback["type"] == "context_actions" and feedback["elements"][0]["type"] == "feedback_buttons"
     assert all(any(b.get("block_id") == STOP_ACTION for b in s.blocks or []) for s in states[:-1])
+    assert not any(b.get("type") == "context_actions" for s in states[:-1] for b in s.blocks or [])
     assert bench.slack_errors() == []
 
     # The model got the question without Parley's mention, with the other mention named.
@@ -118,7 +123,15 @@ async def test_require_mention_reads_what_it_was_not_asked_about(tmp_path: Path)
         assert body.count("You said: plan the launch") == 1  # its own answer is not read back twice
 
 
-async def test_dms_are_answered_directly_and_remembered(bench: SlackBench) -> None:
+@pytest.fixture(params=MODES)
+async def classic(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[SlackBench]:
+    """Without Slack's Agent messaging experience: a DM is one conversation, answered at its top level."""
+    async with slack_bench(tmp_path, request.param, env={"PARLEY_SLACK_AGENT": "false"}) as b:
+        yield b
+
+
+async def test_dms_are_answered_directly_and_remembered(classic: SlackBench) -> None:
+    bench = classic
     fs = bench.fs
     first = fs.dm_message("my name is Zed")
     await bench.deliver(first)

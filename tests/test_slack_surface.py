@@ -108,8 +108,14 @@ async def test_long_answers_are_complete_and_never_too_long(tmp_path: Path) -> N
         assert bench.thread_text(DEFAULT_CHANNEL, second["ts"]) == big
         for part in parts:
             markdown = part.blocks[0]["text"] if part.blocks else ""
-            assert part.blocks == [{"type": "markdown", "text": markdown}]
+            assert part.blocks is not None and part.blocks[0] == {"type": "markdown", "text": markdown}
             assert 0 < len(markdown) <= MAX_MARKDOWN
+        # Only the last part carries the feedback buttons.
+        assert [[b["type"] for b in p.blocks or []] for p in parts] == [
+            ["markdown"],
+            ["markdown"],
+            ["markdown", "context_actions"],
+        ]
         assert bench.slack_errors() == []  # no msg_too_long, no invalid_blocks
         assert max(len(t) for t in texts_sent(fs)) <= 4000
 
@@ -209,7 +215,9 @@ async def test_native_streaming_appends_and_stops(tmp_path: Path) -> None:
         assert [s.status for s in fs.status_log] == ["is thinking…", ""]
 
 
-async def test_no_status_calls_without_the_assistant_scope(tmp_path: Path) -> None:
+async def test_the_status_needs_only_chat_write(tmp_path: Path) -> None:
+    # Slack's change of 2026-03: setStatus takes chat:write, so a channel thread shows it too,
+    # without the agent experience's assistant:write.
     async with slack_bench(tmp_path, "socket") as bench:
         bench.fs.scopes.discard("assistant:write")
         await bench.restart()
@@ -217,7 +225,8 @@ async def test_no_status_calls_without_the_assistant_scope(tmp_path: Path) -> No
         await bench.deliver(event)
         await bench.reply_in(DEFAULT_CHANNEL, event["ts"])
         await bench.settle(1)
-        assert bench.fs.calls_for("assistant.threads.setStatus") == []
+        calls = bench.fs.calls_for("assistant.threads.setStatus")
+        assert [(c.params["status"], c.ok) for c in calls] == [("is thinking…", True), ("", True)]
 
 
 async def test_streaming_refused_falls_back_to_post_and_update(tmp_path: Path) -> None:
@@ -233,12 +242,9 @@ async def test_streaming_refused_falls_back_to_post_and_update(tmp_path: Path) -
         await bench.deliver(second)
         await bench.reply_in(DEFAULT_CHANNEL, second["ts"])
         assert len(fs.calls_for("chat.startStream")) == 1  # not asked again for this channel
-        # A DM thread still streams.
+        # A DM still streams: in the Messages tab each question is answered in its own thread.
         parent = fs.dm_message("hi")
         await bench.deliver(parent)
-        await bench.reply_in(DEFAULT_DM, None)
-        threaded = fs.dm_message("in the thread", thread_ts=parent["ts"])
-        await bench.deliver(threaded)
         (dm_reply,) = await bench.reply_in(DEFAULT_DM, parent["ts"])
         assert dm_reply.history[0].event == "start_stream"
 

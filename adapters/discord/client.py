@@ -22,6 +22,7 @@ from discord.http import Route
 
 from adapters.discord.commands import Commands
 from adapters.discord.events import MessageEvents
+from adapters.discord.feedback import FeedbackButtons
 from adapters.discord.hub import Hub
 from adapters.discord.pacing import DiscordBudgets
 from adapters.discord.surface import DiscordSurface, recovered_surface
@@ -64,7 +65,10 @@ class _Client(discord.AutoShardedClient):
         await self._adapter.events.on_message(message)
 
     async def on_interaction(self, interaction: discord.Interaction) -> None:
-        await self._adapter.commands.on_interaction(interaction)
+        adapter = self._adapter
+        if await adapter.feedback.on_interaction(interaction, adapter.commands.admits(interaction)):
+            return
+        await adapter.commands.on_interaction(interaction)
 
 
 class DiscordAdapter:
@@ -99,6 +103,7 @@ class DiscordAdapter:
         self.hub = Hub(ctx, self.client, budgets or DiscordBudgets())
         self.events = MessageEvents(self.hub)
         self.commands = Commands(self.hub)
+        self.feedback = FeedbackButtons(self.hub)
         self.tree = self.commands.tree(self.client)
         self._ready = asyncio.Event()
         self._ready_timeout = ready_timeout

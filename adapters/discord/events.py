@@ -23,9 +23,11 @@ open on the message and uses it, and the core then refuses the duplicate.
 
 from __future__ import annotations
 
+import asyncio
 import logging
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import Literal, TypeVar
 
 import discord
 
@@ -39,6 +41,9 @@ from bot.routing import Reason, Route, Seen
 from bot.types import ContextMessage, ConversationKey, IncomingMessage
 
 log = logging.getLogger("parley.discord")
+
+T = TypeVar("T")
+InLine = Callable[[], None]
 
 THREAD_EXISTS = 160004  # "A thread has already been created for this message"
 ARCHIVE_MINUTES: Literal[1440] = 1440  # a quiet thread leaves the channel's list after a day
@@ -96,6 +101,7 @@ class MessageEvents:
             return
         if not hub.accepting:
             self.unanswered += 1
+            hub.ctx.ignored("discord", "shutting_down")
             return
         hub.spawn(self.process(message), f"discord message {message.id}")
 
@@ -136,34 +142,56 @@ class MessageEvents:
         if isinstance(channel, discord.Thread | discord.DMChannel):
             # One conversation per thread or DM: take its messages in arrival order. The core
             # queues turns in the order they reach it, and the preparation before that (reading
-            # context) takes longer for some messages than for others.
-            async with self._lanes.turn(channel.id):
-                await self._process(message)
+            # context) takes longer for some messages than for others. The next message goes
+            # once this one has its place in line, not after its answer: so a burst can be
+            # merged, and "stop" can stop the answer it interrupts.
+            await self._in_lane(channel.id, lambda in_line: self._process(message, in_line))
         else:
-            await self._process(message)  # each mention in a channel starts its own conversation
+            await self._process(message, _nothing)  # each mention in a channel starts its own conversation
 
-    async def _process(self, message: discord.Message) -> None:
+    async def _in_lane(self, lane: int, work: Callable[[InLine], Awaitable[T]]) -> T:
+        """Run ``work(in_line)``, holding ``lane`` until it calls ``in_line`` or ends."""
+        lined_up = asyncio.Event()
+        async with self._lanes.turn(lane):
+            task = asyncio.ensure_future(work(lined_up.set))
+            waiting = asyncio.ensure_future(lined_up.wait())
+            try:
+                await asyncio.wait({task, waiting}, return_when=asyncio.FIRST_COMPLETED)
+            except asyncio.CancelledError:
+                task.cancel()
+                raise
+            finally:
+                waiting.cancel()
+        return await task
+
+    async def _process(self, message: discord.Message, in_line: InLine) -> None:
         hub = self.hub
         spot = spot_of(message)
         if spot is None:
+            hub.ctx.ignored("discord", "unsupported_channel")
             return
         route = await hub.ctx.routing.route(self._seen(message, spot))
         if not route.answer:
             self.ignored += 1
+            hub.ctx.ignored("discord", route.reason)
             if route.reason is Reason.DENIED:
                 log.info("message %s in %s not admitted by the access policy", message.id, message.channel.id)
             return
         if not hub.first_sight(message.id):
+            hub.ctx.ignored("discord", "duplicate")
             return  # a replayed event: the first delivery answers it
         if spot.thread is not None and not self._can_send(message):
             log.warning("cannot answer in thread %s: Parley may not send messages there", spot.thread.id)
+            hub.ctx.ignored("discord", "no_permission")
             return
         text = message_text(message, hub.me.id, self_role_id(message))
         where = await self._answer_where(message, spot, route, text)
-        if where is not None and await self._hand_over(message, where, text):
+        if where is None:
+            hub.ctx.ignored("discord", "no_permission")
+        elif await self._hand_over(message, where, text, in_line):
             self.answered += 1
 
-    async def _hand_over(self, message: discord.Message, where: Answer, text: str) -> bool:
+    async def _hand_over(self, message: discord.Message, where: Answer, text: str, in_line: InLine) -> bool:
         """The message to the core, to be answered ``where``; False if it was not (a duplicate)."""
         hub = self.hub
         attachments = hub.files.attachments(message.attachments)
@@ -180,11 +208,12 @@ class MessageEvents:
             platform_message_id=str(message.id),
         )
         if where.opened is None:
-            return await hub.ctx.handle(incoming)
+            return await hub.ctx.handle(incoming, in_line=in_line)
         # Follow-ups in the new thread queue behind this first question (see process()): its lane
         # is taken before this task yields again after opening the thread.
-        async with self._lanes.turn(where.opened.id):
-            return await hub.ctx.handle(incoming)
+        return await self._in_lane(
+            where.opened.id, lambda lined_up: hub.ctx.handle(incoming, in_line=lined_up)
+        )
 
     async def _answer_where(
         self, message: discord.Message, spot: Spot, route: Route, text: str
@@ -257,3 +286,7 @@ class MessageEvents:
         if isinstance(channel, discord.abc.GuildChannel):
             return channel.permissions_for(guild.me).send_messages
         return True
+
+
+def _nothing() -> None:
+    """No lane to hand on (a channel message is a conversation of its own)."""

@@ -3,8 +3,11 @@
 The core's renderer decides when to post and edit (within :class:`DiscordBudgets`) and where a
 long reply is cut; this class only performs each call. While a message is live it carries a
 Stop button; the renderer's final edit (``live=False``) sends ``components: []``, so the button
-disappears. Mentions in the model's text never ping anyone (``allowed_mentions`` none), and
-link previews are suppressed so a reply with sources does not grow a wall of embeds.
+disappears, or, on an answer's last message, the 👍 / 👎 buttons in its place (same edit). Their
+``custom_id``s name the reply (``parley:feedback:42:up``), so a click is understood after a
+restart too (``adapters.discord.feedback``). Mentions in the model's text never ping anyone
+(``allowed_mentions`` none), and link previews are suppressed so a reply with sources does not
+grow a wall of embeds.
 
 Typing: posting a message ends the bot's typing indicator on Discord, so it is triggered after
 the placeholder is up and renewed every 8 s while the reply shows only the placeholder. Discord
@@ -21,7 +24,7 @@ from __future__ import annotations
 import asyncio
 import io
 import logging
-from collections.abc import Awaitable
+from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any, TypeVar
 
 import discord
@@ -39,6 +42,7 @@ T = TypeVar("T")
 
 MAX_CHARS = 2000  # Discord counts code points, as Python does
 STOP_ID = "parley:stop"
+FEEDBACK_ID = "parley:feedback:"  # + "{reply id}:up" or "{reply id}:down"
 TYPING_EVERY = 8.0  # Discord shows typing for 10 s per trigger
 # What a reply shows before its answer exists: while it does, Parley looks busy.
 NO_PINGS = discord.AllowedMentions.none()
@@ -51,6 +55,25 @@ class StopControl(discord.ui.View):
     def __init__(self) -> None:
         super().__init__(timeout=None)
         self.add_item(discord.ui.Button(label="Stop", style=discord.ButtonStyle.secondary, custom_id=STOP_ID))
+
+    def is_dispatchable(self) -> bool:
+        return False
+
+
+class FeedbackControls(discord.ui.View):
+    """👍 / 👎 on an answer's final message; handled, like Stop, by the adapter's ``on_interaction``
+    from the ``custom_id`` alone (no stored view, so the buttons work after a restart)."""
+
+    def __init__(self, reply_id: int) -> None:
+        super().__init__(timeout=None)
+        for emoji, value in (("👍", "up"), ("👎", "down")):
+            self.add_item(
+                discord.ui.Button(
+                    emoji=emoji,
+                    style=discord.ButtonStyle.secondary,
+                    custom_id=f"{FEEDBACK_ID}{reply_id}:{value}",
+                )
+            )
 
     def is_dispatchable(self) -> bool:
         return False
@@ -114,6 +137,7 @@ class DiscordSurface:
         self._typing_over = False
         self._latest: str | None = None  # the reply's latest message: files are attached to it
         self._files: list[discord.Attachment] = []  # what it carries already
+        self._rating: tuple[int, Callable[[str], bool]] | None = None
 
     @property
     def limits(self) -> SurfaceLimits:
@@ -125,10 +149,23 @@ class DiscordSurface:
     def _channel(self, channel_id: int) -> discord.PartialMessageable:
         return self._hub.client.get_partial_messageable(channel_id)
 
+    def rateable(self, reply_id: int, is_last: Callable[[str], bool]) -> None:
+        """The reply is ``reply_id`` and about to get its final text (bot.feedback.Rateable)."""
+        self._rating = (reply_id, is_last)
+
+    def _controls(self, text: str, *, live: bool) -> discord.ui.View | None:
+        """Stop while live; once final, the feedback buttons on an answer's last message."""
+        if live:
+            return StopControl()
+        if self._rating is not None and self._rating[1](text):
+            return FeedbackControls(self._rating[0])
+        return None
+
     async def post(self, text: str, *, live: bool) -> str:
         kwargs: dict[str, Any] = {}
-        if live:
-            kwargs["view"] = StopControl()
+        view = self._controls(text, live=live)
+        if view is not None:
+            kwargs["view"] = view
         if self._reference is not None:
             kwargs["reference"] = self._reference
         message = await discord_call(
@@ -148,7 +185,7 @@ class DiscordSurface:
         message = self._channel(channel_id).get_partial_message(message_id)
         await discord_call(
             "edit",
-            message.edit(content=text, view=StopControl() if live else None, allowed_mentions=NO_PINGS),
+            message.edit(content=text, view=self._controls(text, live=live), allowed_mentions=NO_PINGS),
         )
         self._after(text)
 

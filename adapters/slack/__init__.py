@@ -7,7 +7,10 @@ commands do (:mod:`bot.controls`) are decided there. Modules:
 - ``app``: the Bolt app, Socket Mode or HTTP mode, start/stop;
 - ``events``: message events parsed for the routing decision, then → the core (exactly once);
 - ``thread``: reading a thread back as context; ``text``: Slack markup → plain text;
-- ``surface``: writing a reply (Markdown blocks, Stop button, native streaming, budgets);
+- ``surface``: writing a reply (native streaming, budgets, the status); ``markup``: its blocks
+  (Markdown, the Stop button, the feedback buttons);
+- ``agent``: Slack's Agent messaging experience (the Messages tab's prompts, thread titles,
+  "this channel"); ``feedback``: 👍 / 👎 clicks and "what was wrong?";
 - ``commands``: ``/parley``, the Stop button, message shortcuts (Slack's UI for the controls);
 - ``files``: Slack files as lazy, size-capped downloads; ``directory``: cached ``users.info``;
 - ``manifest``: the app manifest (``python -m adapters.slack.manifest`` prints it).

@@ -19,8 +19,10 @@ from slack_bolt.async_app import AsyncApp
 from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
 
+from adapters.slack.agent import Agent
 from adapters.slack.commands import Interactions
 from adapters.slack.events import MessageEvents
+from adapters.slack.feedback import FeedbackActions
 from adapters.slack.surface import SlackBudgets
 from adapters.slack.workspace import Workspace
 from bot.context import AdapterContext
@@ -73,10 +75,14 @@ class SlackAdapter:
             logger=bolt_log,
         )
         self.app.error(self._on_error)
-        self.events = MessageEvents(self.ws)
+        self.agent = Agent(self.ws)
+        self.agent.register(self.app)
+        self.events = MessageEvents(self.ws, self.agent)
         self.events.register(self.app)
         self.interactions = Interactions(self.ws)
         self.interactions.register(self.app)
+        self.feedback = FeedbackActions(self.ws)
+        self.feedback.register(self.app)
         self._ping_interval = ping_interval
         self._drain_timeout = drain_timeout
         self._connect_timeout = connect_timeout

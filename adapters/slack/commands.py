@@ -55,6 +55,10 @@ RESET_IN_A_CHANNEL = (
     "In a channel each thread is its own conversation. To make Parley forget a thread, "
     "use the message shortcut *Reset Parley's memory* on a message in it."
 )
+RESET_IN_THE_MESSAGES_TAB = (
+    "Here each thread is its own conversation: a new message starts afresh. To make Parley "
+    "forget a thread, use the message shortcut *Reset Parley's memory* on a message in it."
+)
 
 
 def _ids(body: Mapping[str, Any], *path: str) -> str:
@@ -139,8 +143,11 @@ class Interactions:
         if verb == "system":
             return await controls.system(place, rest, is_admin=self._is_admin(user))
         if verb == "reset":
-            if not dm and not _ids(body, "thread_ts"):
-                return RESET_IN_A_CHANNEL
+            if not _ids(body, "thread_ts"):
+                if dm and self.ws.settings.parley_slack_agent:
+                    return RESET_IN_THE_MESSAGES_TAB
+                if not dm:
+                    return RESET_IN_A_CHANNEL
             return await controls.reset(ConversationKey("slack", team, channel, _ids(body, "thread_ts")))
         if verb == "usage":
             return await controls.usage(user, place)
@@ -187,7 +194,7 @@ class Interactions:
             surface=ws.surface(team_id=team, channel=channel, thread_ts=thread_ts, user_id=user),
             context=context,
         )
-        await answer(ws, msg)
+        await answer(ws, msg, merge=False)  # a request of its own, not part of a burst
         return None
 
     async def _reset_thread(self, body: Mapping[str, Any]) -> str:
@@ -195,9 +202,10 @@ class Interactions:
         if not self.ws.admits(user_id=user, channel=channel):
             return NOT_HERE
         thread_ts = _ids(body, "message", "thread_ts")
-        if not thread_ts and not is_dm_channel(channel):
-            thread_ts = _ids(body, "message", "ts")  # a channel message starts its thread
-        # (a top-level DM message belongs to the DM's conversation, thread "")
+        if not thread_ts and (not is_dm_channel(channel) or self.ws.settings.parley_slack_agent):
+            # A channel message starts its thread, and so does one in the Messages tab. (Without
+            # the agent experience a top-level DM belongs to the DM's conversation, thread "".)
+            thread_ts = _ids(body, "message", "ts")
         return await self.controls.reset(ConversationKey("slack", team, channel, thread_ts))
 
 

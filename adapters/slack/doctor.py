@@ -39,9 +39,14 @@ SCOPE_NEEDS: dict[str, Need] = {
     "commands": Need(False, "/parley and the message shortcuts"),
     "assistant:write": Need(
         False,
-        "the thinking status and Slack's agent surface (AI-app threads)",
-        also="turn on Agents & AI Apps in the app settings",
+        "Slack's agent experience: suggested prompts and thread titles in the Messages tab",
+        also=(
+            "turn on Agents & AI Apps in the app settings (agent_view) and subscribe to the "
+            "app_home_opened and app_context_changed events"
+        ),
     ),
+    "channels:read": Need(False, 'answering about "this channel" (a public one) in the Messages tab'),
+    "groups:read": Need(False, 'answering about "this channel" (a private one) in the Messages tab'),
 }
 _ADD = "add {scopes} under OAuth & Permissions → Bot Token Scopes, then reinstall the app to the workspace"
 

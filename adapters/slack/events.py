@@ -7,9 +7,11 @@ its terms (a :class:`~bot.routing.Seen`) and prepares the message when the answe
   message's thread.
 - ``message`` in a thread is a possible follow-up: answered in a thread Parley has answered in,
   unless ``PARLEY_REQUIRE_MENTION`` is set.
-- ``message.im`` is a DM. A top-level DM belongs to one conversation per DM (key thread ``""``)
-  and is answered at the top level; a DM written in a thread is its own conversation, answered
-  in that thread.
+- ``message.im`` is a DM. With Slack's Agent messaging experience (``PARLEY_SLACK_AGENT``, the
+  default) the DM is Parley's Messages tab: a top-level message starts a thread of its own (key
+  thread = its ts), answered in that thread and titled after it; messages in the thread continue
+  it. Without it, a top-level DM belongs to one conversation per DM (key thread ``""``) and is
+  answered at the top level; a DM written in a thread is its own conversation, answered there.
 
 Exactly once: a channel mention arrives twice when both ``app_mention`` and ``message.channels``
 are subscribed (two event ids), and Slack redelivers an event it thinks was not acknowledged
@@ -29,6 +31,7 @@ from typing import Any
 
 from slack_bolt.async_app import AsyncApp
 
+from adapters.slack.agent import Agent
 from adapters.slack.text import mentioned_users, mentions, strip_mention, to_plain
 from adapters.slack.thread import SPOKEN_SUBTYPES, read_thread
 from adapters.slack.workspace import Identity, Workspace, is_dm_channel
@@ -84,10 +87,17 @@ class SlackMessage:
 
 
 def parse(
-    team_id: str, event: Mapping[str, Any], identity: Identity, *, mentioned: bool, allow_bots: frozenset[str]
+    team_id: str,
+    event: Mapping[str, Any],
+    identity: Identity,
+    *,
+    mentioned: bool,
+    allow_bots: frozenset[str],
+    dm_threads: bool = False,
 ) -> SlackMessage | None:
     """``event`` (already :func:`sane_event`) as a :class:`SlackMessage`; None when it is not a
-    message someone wrote to consider: no channel or ts, or Parley's own post."""
+    message someone wrote to consider: no channel or ts, or Parley's own post. ``dm_threads``:
+    a top-level DM starts a thread (the Agent messaging experience)."""
     channel, ts = str(event.get("channel", "")), str(event.get("ts", ""))
     author = _author(event, identity, allow_bots)
     if not channel or not ts or author is None:
@@ -96,7 +106,7 @@ def parse(
     is_dm = is_dm_channel(channel) or event.get("channel_type") == "im"
     thread_ts = str(event.get("thread_ts") or "") or None
     team = team_id or str(event.get("team") or identity.team_id)
-    key, reply_thread = _place(team, channel, ts, thread_ts, is_dm=is_dm)
+    key, reply_thread = _place(team, channel, ts, thread_ts, is_dm=is_dm and not dm_threads)
     profile = event.get("bot_profile") or {}
     return SlackMessage(
         key=key,
@@ -117,7 +127,8 @@ def parse(
 def _place(
     team: str, channel: str, ts: str, thread_ts: str | None, *, is_dm: bool
 ) -> tuple[ConversationKey, str | None]:
-    """The conversation a message belongs to, and the thread an answer goes in."""
+    """The conversation a message belongs to, and the thread an answer goes in (``is_dm``: a DM
+    answered at its top level; Messages-tab DMs are placed like channel messages)."""
     if is_dm:
         # A top-level DM belongs to the DM's one conversation; a DM thread is a conversation of its own.
         return ConversationKey("slack", team, channel, thread_ts or ""), thread_ts
@@ -137,8 +148,9 @@ def _author(
 
 
 class MessageEvents:
-    def __init__(self, ws: Workspace) -> None:
+    def __init__(self, ws: Workspace, agent: Agent) -> None:
         self.ws = ws
+        self.agent = agent
         # Deliveries being prepared here (thread read, names) but not yet claimed by the core: a
         # retry arriving meanwhile is the same message, and the first delivery will answer it.
         self._preparing: set[str] = set()
@@ -172,28 +184,37 @@ class MessageEvents:
             identity,
             mentioned=mentioned,
             allow_bots=ws.settings.parley_allow_bots,
+            dm_threads=self.agent.enabled,
         )
         if msg is None:
             return
         ws.stats.events += 1
         if not mentioned and not msg.is_dm and mentions(msg.text, identity.user_id):
             ws.stats.ignored += 1
-            return  # the app_mention delivery of this message answers it
+            ws.ctx.ignored("slack", "duplicate")  # the app_mention delivery of this message answers it
+            return
         admitted = ws.admits(user_id=msg.author_id, channel=msg.channel, is_bot=msg.is_bot)
         route = await ws.ctx.routing.route(msg.seen(admitted=admitted))
         if not route.answer:
             ws.stats.ignored += 1
+            ws.ctx.ignored("slack", route.reason)
             if route.reason is Reason.DENIED:
                 log.info("message %s in %s not admitted by the access policy", msg.ts, msg.channel)
             return
         if msg.event_id in self._preparing:
             ws.stats.duplicates += 1
+            ws.ctx.ignored("slack", "duplicate")
             return
+        # Parley follows the conversation from now on: a follow-up typed while this message is
+        # prepared is part of it, not chatter in someone else's thread.
+        ws.ctx.routing.follow(msg.key)
         self._preparing.add(msg.event_id)
         try:
             incoming = await self._incoming(identity, msg, route)
         finally:
             self._preparing.discard(msg.event_id)
+        if msg.is_dm and not msg.in_thread and self.agent.enabled:
+            self.agent.name_thread(msg.channel, msg.ts, incoming.text)  # a new Messages-tab thread
         await answer(ws, incoming)
 
     async def _incoming(self, identity: Identity, msg: SlackMessage, route: Route) -> IncomingMessage:
@@ -209,6 +230,10 @@ class MessageEvents:
             author = Author(msg.author_id, msg.bot_name or msg.author_id, True)
         else:
             author = Author(msg.author_id, (await ws.directory.user(msg.author_id)).name)
+        if msg.is_dm and not msg.is_bot:
+            looked_at = await self.agent.channel_context(identity, msg.key.workspace, msg.author_id, raw)
+            if looked_at is not None:
+                context.append(looked_at)  # "this channel": the one the person is looking at
         # Files earlier in the thread travel on the context messages; the file pipeline reads both.
         return IncomingMessage(
             key=msg.key,
@@ -260,8 +285,9 @@ def sane_event(event: Mapping[str, Any]) -> dict[str, Any]:
     return out
 
 
-async def answer(ws: Workspace, msg: IncomingMessage) -> None:
-    if await ws.ctx.handle(msg):
+async def answer(ws: Workspace, msg: IncomingMessage, *, merge: bool = True) -> None:
+    """Hand ``msg`` to the core (``merge``: it may join the author's burst of messages)."""
+    if await ws.ctx.handle(msg, merge=merge):
         ws.stats.answered += 1
     else:
         ws.stats.duplicates += 1

@@ -10,25 +10,35 @@ from __future__ import annotations
 import argparse
 import json
 import re
+import sys
 from typing import Any
 
 from adapters.slack.commands import COMMAND, RESET_CALLBACK, SUMMARIZE_CALLBACK
 from adapters.slack.events import MESSAGE_EVENTS
+from bot.settings import SettingsError, SlackAgentOptions, load_settings
 
 # Each scope, and the call or event that needs it.
 SCOPES: dict[str, str] = {
     "app_mentions:read": "app_mention events",
-    "channels:history": "message.channels events, conversations.replies in public channels",
-    "groups:history": "message.groups events, conversations.replies in private channels",
+    "channels:history": "message.channels events, conversations.replies/history in public channels",
+    "groups:history": "message.groups events, conversations.replies/history in private channels",
     "im:history": "message.im events, conversations.replies in DMs",
     "mpim:history": "message.mpim events, conversations.replies in group DMs",
-    "chat:write": "chat.postMessage, chat.update, chat.startStream/appendStream/stopStream",
+    "chat:write": "chat.postMessage, chat.update, chat.startStream/appendStream/stopStream, "
+    "assistant.threads.setStatus",
     "users:read": "users.info: authors' names, admin rights for /parley settings and Stop",
     "files:read": "downloading url_private of files shared with Parley",
     "files:write": "files.getUploadURLExternal/completeUploadExternal: pictures in replies",
     "commands": "/parley and the message shortcuts",
+    "assistant:write": "the agent experience: assistant.threads.setSuggestedPrompts and setTitle",
+    "channels:read": "conversations.info/members: who may read the public channel asked about",
+    "groups:read": "conversations.info/members: who may read the private channel asked about",
 }
-BOT_EVENTS: tuple[str, ...] = ("app_mention", *MESSAGE_EVENTS)
+# Only the Agent messaging experience uses these (left out of the manifest without it).
+AGENT_SCOPES = frozenset({"assistant:write", "channels:read", "groups:read"})
+# The Agent messaging experience: the Messages tab opened, and what the person is looking at.
+AGENT_EVENTS: tuple[str, ...] = ("app_home_opened", "app_context_changed")
+BOT_EVENTS: tuple[str, ...] = ("app_mention", *MESSAGE_EVENTS, *AGENT_EVENTS)
 
 HEADER = """\
 # Parley's Slack app manifest (Socket Mode). Create the app at https://api.slack.com/apps →
@@ -45,7 +55,10 @@ HEADER = """\
 """
 
 
-def manifest(*, http_base: str | None = None, name: str = "Parley") -> dict[str, Any]:
+def manifest(
+    *, http_base: str | None = None, name: str = "Parley", agent: SlackAgentOptions | None = None
+) -> dict[str, Any]:
+    """The manifest; ``agent`` (``[slack.agent]``) fills ``agent_view``, left out when None."""
     events_url = f"{http_base.rstrip('/')}/slack/events" if http_base else None
     command: dict[str, Any] = {
         "command": COMMAND,
@@ -55,11 +68,29 @@ def manifest(*, http_base: str | None = None, name: str = "Parley") -> dict[str,
     }
     if events_url:
         command["url"] = events_url
-    events: dict[str, Any] = {"bot_events": list(BOT_EVENTS)}
     interactivity: dict[str, Any] = {"is_enabled": True}
     if events_url:
-        events = {"request_url": events_url, **events}
         interactivity["request_url"] = events_url
+    features: dict[str, Any] = {
+        "app_home": {
+            "home_tab_enabled": False,
+            "messages_tab_enabled": True,
+            "messages_tab_read_only_enabled": False,
+        },
+    }
+    scopes, bot_events = list(SCOPES), list(BOT_EVENTS)
+    if agent is not None:
+        features["agent_view"] = {
+            "agent_description": agent.description,
+            "suggested_prompts": [{"title": p.title, "message": p.message} for p in agent.prompts],
+        }
+    else:
+        scopes = [s for s in scopes if s not in AGENT_SCOPES]
+        bot_events = [e for e in bot_events if e not in AGENT_EVENTS]
+    if events_url:
+        events = {"request_url": events_url, "bot_events": bot_events}
+    else:
+        events = {"bot_events": bot_events}
     return {
         "_metadata": {"major_version": 2, "minor_version": 1},
         "display_information": {
@@ -68,11 +99,7 @@ def manifest(*, http_base: str | None = None, name: str = "Parley") -> dict[str,
             "background_color": "#2c2d30",
         },
         "features": {
-            "app_home": {
-                "home_tab_enabled": False,
-                "messages_tab_enabled": True,
-                "messages_tab_read_only_enabled": False,
-            },
+            **features,
             "bot_user": {"display_name": name, "always_online": True},
             "slash_commands": [command],
             "shortcuts": [
@@ -90,7 +117,7 @@ def manifest(*, http_base: str | None = None, name: str = "Parley") -> dict[str,
                 },
             ],
         },
-        "oauth_config": {"scopes": {"bot": list(SCOPES)}},
+        "oauth_config": {"scopes": {"bot": scopes}},
         "settings": {
             "event_subscriptions": events,
             "interactivity": interactivity,
@@ -143,15 +170,24 @@ def to_yaml(value: Any, indent: int = 0) -> str:
     return "\n".join(lines)
 
 
-def document(*, http_base: str | None = None) -> str:
-    return HEADER + to_yaml(manifest(http_base=http_base)) + "\n"
+def document(*, http_base: str | None = None, agent: SlackAgentOptions | None = None) -> str:
+    """The manifest as YAML; ``docs/slack-manifest.yaml`` is ``document(agent=SlackAgentOptions())``."""
+    return HEADER + to_yaml(manifest(http_base=http_base, agent=agent)) + "\n"
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description="Print Parley's Slack app manifest.")
+    parser = argparse.ArgumentParser(
+        description="Print Parley's Slack app manifest (the agent view from [slack.agent] in parley.toml)."
+    )
     parser.add_argument("--http", metavar="BASE_URL", help="HTTP mode, served at BASE_URL/slack/events")
     args = parser.parse_args(argv)
-    print(document(http_base=args.http), end="")
+    try:
+        settings = load_settings()
+    except SettingsError as exc:
+        print(exc, file=sys.stderr)
+        raise SystemExit(1) from None
+    agent = settings.parley_slack.agent if settings.parley_slack_agent else None
+    print(document(http_base=args.http, agent=agent), end="")
 
 
 if __name__ == "__main__":

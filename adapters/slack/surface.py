@@ -4,8 +4,13 @@ native streaming with its fall back to post-and-update.
 Messages carry standard Markdown in a ``markdown`` block (so Slack renders ``**bold**``, lists,
 code fences and tables as the model wrote them) plus a short ``text`` fallback for notifications.
 While a reply is live an actions block with the Stop button follows the Markdown; the final edit
-(``live=False``) leaves only the Markdown. ``markdown_text`` would spare the block but cannot be
-combined with blocks, and the button needs one.
+(``live=False``) leaves the Markdown and, on an answer's last message, Slack's own feedback
+buttons (a ``context_actions`` block) in the same call. ``markdown_text`` would spare the block
+but cannot be combined with blocks, and the buttons need one.
+
+Status: in a thread, once the placeholder is up, the thread shows a status line with rotating
+loading messages (``assistant.threads.setStatus``; Slack itself takes it away when the app posts
+in the thread, so it is set after the placeholder), cleared as soon as answer text shows.
 
 Native streaming (``chat.startStream`` / ``appendStream`` / ``stopStream``) is append-only,
 while the renderer hands the surface full snapshots. ``edit()`` therefore appends only the new
@@ -22,18 +27,24 @@ import contextlib
 import logging
 import re
 import time
-from collections.abc import Awaitable, Callable, Coroutine
-from dataclasses import dataclass
+from collections.abc import Awaitable, Callable, Coroutine, Sequence
+from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
 from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
 
+# The message markup lives in markup.py; these names stay importable from here too.
+from adapters.slack.markup import FALLBACK_CHARS as FALLBACK_CHARS
+from adapters.slack.markup import FEEDBACK_ACTION as FEEDBACK_ACTION
+from adapters.slack.markup import STOP_ACTION as STOP_ACTION
+from adapters.slack.markup import blocks_for as blocks_for
+from adapters.slack.markup import fallback_text as fallback_text
+from adapters.slack.markup import feedback_block
 from adapters.slack.text import message_markdown
 from adapters.slack.uploads import upload_file
 from bot.render.split import fence_after
 from bot.render.surface import (
-    PLACEHOLDER,
     PROVISIONAL,
     Budget,
     RateLimited,
@@ -49,9 +60,6 @@ T = TypeVar("T")
 # The markdown block holds 12,000 characters. Slack may count UTF-16 units (an emoji is two), so
 # parts are cut a little shorter to keep emoji-heavy text within the limit too.
 MAX_MARKDOWN = 11_000
-# The notification fallback: chat.update refuses ``text`` over 4,000 characters (msg_too_long).
-FALLBACK_CHARS = 1_500
-STOP_ACTION = "parley_stop"
 STATUS_THINKING = "is thinking…"
 # Texts the renderer and the core show before an answer exists. A native stream cannot take them
 # back, so they are never streamed; the "thinking" status stands in for them.
@@ -160,11 +168,14 @@ class NativeStreaming:
             log.info("native streaming refused in %s (%s): using post-and-update there", channel, error)
 
 
+@dataclass(slots=True)
 class StatusSwitch:
-    """Process-wide: stop calling assistant.threads.setStatus once Slack says it never works."""
+    """Process-wide: what a thread's status says while the model works, and whether to set it at
+    all (off once Slack says assistant.threads.setStatus never works here)."""
 
-    def __init__(self) -> None:
-        self.off = False
+    text: str = STATUS_THINKING
+    loading_messages: Sequence[str] = field(default_factory=tuple)
+    off: bool = False
 
 
 @dataclass(slots=True)
@@ -182,32 +193,6 @@ def make_ref(channel: str, ts: str) -> str:
 def split_ref(ref: str) -> tuple[str, str]:
     channel, _, ts = ref.partition(":")
     return channel, ts
-
-
-STOP_BLOCK: dict[str, Any] = {
-    "type": "actions",
-    "block_id": STOP_ACTION,
-    "elements": [
-        {
-            "type": "button",
-            "action_id": STOP_ACTION,
-            "text": {"type": "plain_text", "text": "Stop"},
-            "style": "danger",
-            "value": "stop",
-        }
-    ],
-}
-
-
-def blocks_for(text: str, *, live: bool) -> list[dict[str, Any]]:
-    blocks: list[dict[str, Any]] = [{"type": "markdown", "text": text or PLACEHOLDER}]
-    if live:
-        blocks.append(STOP_BLOCK)
-    return blocks
-
-
-def fallback_text(text: str) -> str:
-    return text if len(text) <= FALLBACK_CHARS else text[: FALLBACK_CHARS - 1] + "…"
 
 
 def committed(text: str, *, live: bool) -> str:
@@ -266,7 +251,9 @@ class SlackSurface:
         self._streams: dict[str, _Stream] = {}
         self._status_lock = asyncio.Lock()
         self._status_ok = thread_ts is not None
-        self._status_set = False
+        self._status_set = False  # set once per reply, after its placeholder
+        self._status_shown = False  # and cleared at the first answer text
+        self._rating: tuple[int, Callable[[str], bool]] | None = None
 
     @property
     def limits(self) -> SurfaceLimits:
@@ -279,10 +266,15 @@ class SlackSurface:
     # -- posting ------------------------------------------------------------------------------
 
     async def post(self, text: str, *, live: bool) -> str:
-        if not self._status_set and self._status_ok and not self._status.off:
-            # Shown until the core clears it when the reply ends (AI-app threads only).
-            self._status_set = True
-            self._spawn(self.set_status(STATUS_THINKING), "slack status")
+        self._answer_shows(text)
+        ref = await self._post(text, live=live)
+        if not self._status_set and text in PROVISIONAL and self._status_ok and not self._status.off:
+            # After the post: Slack takes a thread's status away when the app posts in it.
+            self._status_set = self._status_shown = True
+            self._spawn(self.set_status(self._status.text), "slack status")
+        return ref
+
+    async def _post(self, text: str, *, live: bool) -> str:
         if self._native and live:
             ts = await self._start_stream(committed(text, live=True))
             if ts is not None:
@@ -293,12 +285,29 @@ class SlackSurface:
                 channel=self.channel,
                 thread_ts=self.thread_ts,
                 text=fallback_text(text),
-                blocks=blocks_for(text, live=live),
+                blocks=self._blocks(text, live=live),
                 unfurl_links=False,
                 unfurl_media=False,
             ),
         )
         return make_ref(self.channel, str(response["ts"]))
+
+    # -- feedback -----------------------------------------------------------------------------
+
+    def rateable(self, reply_id: int, is_last: Callable[[str], bool]) -> None:
+        """The reply is ``reply_id`` and about to get its final text (bot.feedback.Rateable)."""
+        self._rating = (reply_id, is_last)
+
+    def _rated(self, text: str, *, live: bool) -> int | None:
+        """The reply whose feedback buttons a message showing ``text`` carries, if any: only the
+        final text of an answer's last message."""
+        if live or self._rating is None:
+            return None
+        reply_id, is_last = self._rating
+        return reply_id if is_last(text) else None
+
+    def _blocks(self, text: str, *, live: bool) -> list[dict[str, Any]]:
+        return blocks_for(text, live=live, rated=self._rated(text, live=live))
 
     async def _start_stream(self, text: str) -> str | None:
         """Start a native stream; None when Slack refuses (the caller posts instead)."""
@@ -327,6 +336,7 @@ class SlackSurface:
     # -- editing ------------------------------------------------------------------------------
 
     async def edit(self, ref: str, text: str, *, live: bool) -> None:
+        self._answer_shows(text)
         stream = self._streams.get(ref)
         if stream is not None and await self._stream_edit(ref, stream, text, live=live):
             return
@@ -346,7 +356,7 @@ class SlackSurface:
         await slack_call(
             "chat.update",
             self._client.chat_update(
-                channel=channel, ts=ts, text=fallback_text(text), blocks=blocks_for(text, live=live)
+                channel=channel, ts=ts, text=fallback_text(text), blocks=self._blocks(text, live=live)
             ),
         )
 
@@ -411,10 +421,14 @@ class SlackSurface:
                         )
                 else:
                     # Not a declared budget: see SlackBudgets.start_stream.
+                    rated = self._rated(text, live=False)
                     await slack_call(
                         "chat.stopStream",
                         self._client.chat_stopStream(
-                            channel=self.channel, ts=stream.ts, markdown_text=suffix or None
+                            channel=self.channel,
+                            ts=stream.ts,
+                            markdown_text=suffix or None,
+                            blocks=[feedback_block(rated)] if rated is not None else None,
                         ),
                     )
                     del self._streams[ref]
@@ -445,14 +459,34 @@ class SlackSurface:
 
     # -- status -------------------------------------------------------------------------------
 
+    def _answer_shows(self, text: str) -> None:
+        """Answer text takes the status's place: clear it (once, without holding up the text)."""
+        if self._status_shown and text not in PROVISIONAL:
+            self._status_shown = False
+            self._spawn(self._clear_status(), "slack status")
+
+    async def _clear_status(self) -> None:
+        await self._set_status("")
+
     async def set_status(self, status: str | None) -> None:
-        """assistant.threads.setStatus, best effort: only assistant threads accept it."""
+        """assistant.threads.setStatus, best effort, in threads only; None clears a status this
+        reply set (and costs nothing when there is none)."""
+        if status is None and not self._status_shown:
+            return
+        self._status_shown = status is not None
+        await self._set_status(status or "")
+
+    async def _set_status(self, status: str) -> None:
         if not self._status_ok or self._status.off or self.thread_ts is None:
             return
+        loading = list(self._status.loading_messages) if status else []
         async with self._status_lock:
             try:
                 await self._client.assistant_threads_setStatus(
-                    channel_id=self.channel, thread_ts=self.thread_ts, status=status or ""
+                    channel_id=self.channel,
+                    thread_ts=self.thread_ts,
+                    status=status,
+                    loading_messages=loading or None,
                 )
             except SlackApiError as exc:
                 error = str(exc.response.get("error") or "")

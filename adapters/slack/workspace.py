@@ -39,6 +39,11 @@ _TOKEN_ERRORS = frozenset(
 )
 
 
+# Either lets assistant.threads.setStatus through (Slack's change of 2026-03: chat:write, and
+# assistant:write for the time being).
+STATUS_SCOPES = frozenset({"chat:write", "assistant:write"})
+
+
 @dataclass(frozen=True, slots=True)
 class Identity:
     team_id: str
@@ -72,7 +77,8 @@ class Workspace:
         self.streaming = NativeStreaming(settings.parley_slack_native_streaming)
         if stream_max_age is not None:
             self.streaming.max_age = stream_max_age
-        self.status = StatusSwitch()
+        agent = settings.parley_slack.agent
+        self.status = StatusSwitch(agent.status, tuple(agent.loading_messages))
         self.directory = Directory(client)
         assert settings.slack_bot_token is not None
         self.files = FileFetcher(
@@ -95,8 +101,8 @@ class Workspace:
         async with self._identity_lock:
             if self._identity is None:
                 self._identity = await self._auth_test()
-                if self._identity.scopes and "assistant:write" not in self._identity.scopes:
-                    self.status.off = True  # the "thinking…" status needs the AI-app scope
+                if self._identity.scopes and not self._identity.scopes & STATUS_SCOPES:
+                    self.status.off = True  # setStatus takes chat:write (or, for now, assistant:write)
         return self._identity
 
     async def _auth_test(self) -> Identity:

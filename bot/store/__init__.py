@@ -7,6 +7,7 @@ from bot.store.db import StoreError, downgrade, downgrade_async, upgrade, upgrad
 from bot.store.rows import (
     AttachmentRecord,
     ConversationRow,
+    FeedbackTotals,
     KnownMessage,
     ModelTotals,
     Overrides,
@@ -17,12 +18,14 @@ from bot.store.rows import (
     StoredStep,
     StreamingReply,
     Totals,
+    Voted,
 )
 from bot.store.store import Store
 
 __all__ = [
     "AttachmentRecord",
     "ConversationRow",
+    "FeedbackTotals",
     "KnownMessage",
     "ModelTotals",
     "Overrides",
@@ -35,6 +38,7 @@ __all__ = [
     "StoredStep",
     "StreamingReply",
     "Totals",
+    "Voted",
     "downgrade",
     "downgrade_async",
     "upgrade",

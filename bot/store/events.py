@@ -56,6 +56,18 @@ class Events:
 
         await self._tx.write(work)
 
+    async def forget(self, platform: str, event_id: str) -> None:
+        """Forget the event whatever its state, so that the next claim of it succeeds."""
+
+        async def work(conn: AsyncConnection) -> None:
+            await conn.execute(
+                delete(ProcessedEvent).where(
+                    ProcessedEvent.platform == platform, ProcessedEvent.event_id == event_id
+                )
+            )
+
+        await self._tx.write(work)
+
     async def prune(self, before: datetime) -> int:
         """Forget done events claimed before ``before``; returns how many. Claims not yet done
         stay: their turn may still be waiting or running."""

@@ -76,6 +76,36 @@ class History:
 
         return await self._tx.read(work)
 
+    async def mark_merged(self, conversation_id: int, platform_ids: Iterable[str], into: str) -> int:
+        """Mark the user messages ``platform_ids`` as answered together with the later message
+        ``into`` (platform ids in this conversation); returns how many were marked."""
+        merged = sorted({p for p in platform_ids if p and p != into})
+        if not merged or not into:
+            return 0
+
+        async def work(conn: AsyncConnection) -> int:
+            target = (
+                select(func.max(Message.id))
+                .where(
+                    Message.conversation_id == conversation_id,
+                    Message.platform_message_id == into,
+                    Message.role == "user",
+                )
+                .scalar_subquery()
+            )
+            result = await conn.execute(
+                update(Message)
+                .where(
+                    Message.conversation_id == conversation_id,
+                    Message.platform_message_id.in_(merged),
+                    Message.role == "user",
+                )
+                .values(merged_into=target)
+            )
+            return result.rowcount
+
+        return await self._tx.write(work)
+
 
 _COLUMNS = (
     Message.id,
@@ -90,6 +120,7 @@ _COLUMNS = (
     Message.created_at,
     Message.finished_at,
     Message.tool_steps,
+    Message.merged_into,
 )
 
 
@@ -122,6 +153,7 @@ def _message(row: Any) -> StoredMessage:
         created_at=row.created_at,
         finished_at=row.finished_at,
         tool_steps=tool_steps.decode(row.tool_steps),
+        merged_into=row.merged_into,
     )
 
 

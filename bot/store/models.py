@@ -136,6 +136,8 @@ class Message(Base):
     # (bot/store/tool_steps.py has the shape). On the row it belongs to, so the context query
     # reads it without a second statement; None for replies that called no tool.
     tool_steps: Mapped[list[dict[str, Any]] | None] = mapped_column(JSON)
+    # A user message typed in a burst and answered together with a later one: that message's id.
+    merged_into: Mapped[int | None] = mapped_column(BigInteger)
 
 
 class AttachmentRow(Base):
@@ -220,3 +222,21 @@ class UsageRow(Base):
     # Pictures a tool had made (generate_image), on a row of their own per image model; such a
     # row is not a reply and counts no tokens.
     images: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+
+
+class FeedbackRow(Base):
+    """One person's 👍 or 👎 on one reply: changeable, never two (the unique pair)."""
+
+    __tablename__ = "feedback"
+    __table_args__ = (UniqueConstraint("reply_id", "user_id"), Index(None, "model"))
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    reply_id: Mapped[int] = mapped_column(BigId, ForeignKey("messages.id", ondelete="CASCADE"))
+    user_id: Mapped[str] = mapped_column(Name)
+    # Copied from the reply and its conversation, so the counts need no join.
+    platform: Mapped[str] = mapped_column(String(32))
+    model: Mapped[str] = mapped_column(Name)
+    value: Mapped[str] = mapped_column(String(8))  # up | down
+    comment: Mapped[str | None] = mapped_column(Text)  # "what was wrong?", when asked and answered
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow)

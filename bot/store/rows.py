@@ -90,6 +90,7 @@ class StoredMessage:
     created_at: datetime
     finished_at: datetime | None
     tool_steps: tuple[StoredStep, ...] = ()  # a reply's tool loop, oldest step first
+    merged_into: int | None = None  # typed in a burst: the message it was answered with
 
 
 @dataclass(frozen=True, slots=True)
@@ -138,3 +139,25 @@ class StoredBlob:
     size: int
     extracted_text: str | None
     created_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class Voted:
+    """What a vote did: ``changed`` False when the person's vote already had this value (or the
+    click was a duplicate delivery, ``duplicate``)."""
+
+    reply_id: int
+    platform: str
+    model: str
+    value: str  # up | down
+    changed: bool
+    duplicate: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class FeedbackTotals:
+    """The current votes on one model's replies (each person's last vote per reply)."""
+
+    model: str
+    up: int
+    down: int

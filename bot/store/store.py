@@ -9,6 +9,7 @@
     store.replies        # begin, where its messages are, finish, streaming ones, interrupted
     store.blobs          # file bytes and extracted text, attachment rows
     store.usage          # token totals, overall and per model
+    store.feedback       # 👍 / 👎 per person and reply, "what was wrong?", counts per model
 
 Every call is one short, index-bounded transaction (see ``bot/store/tx.py``) and returns frozen
 values (``bot/store/rows.py``).
@@ -23,6 +24,7 @@ from bot.store import db
 from bot.store.blobs import Blobs
 from bot.store.conversations import Conversations
 from bot.store.events import Events
+from bot.store.feedback import FeedbackLedger
 from bot.store.history import History
 from bot.store.replies import Replies
 from bot.store.tx import Transactions
@@ -38,6 +40,7 @@ class Store:
         self.replies = Replies(self._tx)
         self.blobs = Blobs(self._tx)
         self.usage = UsageLedger(self._tx)
+        self.feedback = FeedbackLedger(self._tx)
 
     @classmethod
     async def open(cls, url: str, *, migrate: bool = True) -> Store:

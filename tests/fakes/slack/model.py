@@ -61,6 +61,11 @@ class Channel:
     kind: ChannelKind = "public"
     #: The other member of a DM.
     user: str | None = None
+    #: Who is in the channel (user ids, the bot's included); None: everyone in the workspace.
+    members: set[str] | None = None
+
+    def has_member(self, user: str) -> bool:
+        return self.members is None or user in self.members
 
     @property
     def is_dm(self) -> bool:
@@ -71,7 +76,7 @@ class Channel:
         """The ``channel_type`` field of message events."""
         return {"public": "channel", "private": "group", "im": "im", "mpim": "mpim"}[self.kind]
 
-    def to_api(self) -> dict[str, Any]:
+    def to_api(self, bot_user: str | None = None) -> dict[str, Any]:
         data: dict[str, Any] = {
             "id": self.id,
             "created": 1700000000,
@@ -92,7 +97,7 @@ class Channel:
                 "is_mpim": self.kind == "mpim",
                 "is_private": self.kind != "public",
                 "is_general": self.name == "general",
-                "is_member": True,
+                "is_member": bot_user is None or self.has_member(bot_user),
                 "is_shared": False,
                 "is_ext_shared": False,
                 "topic": {"value": "", "creator": "", "last_set": 0},

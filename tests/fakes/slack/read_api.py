@@ -1,6 +1,10 @@
 """Reading the workspace: ``auth.test``, ``apps.connections.open``, ``conversations.*``,
 ``users.info``, ``files.info``, and ``reactions.add``.
 
+Channel membership (``Channel.members``; None: everyone): ``conversations.members`` lists it,
+``conversations.info`` says ``is_member`` for the bot, and reading a channel the bot is not in
+answers ``not_in_channel``.
+
 slack_sdk sends most of these as query parameters; history pages newest first, replies oldest
 first, both with Slack's cursor pagination.
 """
@@ -11,7 +15,7 @@ import base64
 from typing import Any
 
 from .api_group import ApiGroup
-from .model import Message
+from .model import Channel, Message
 from .records import ApiError, Handler, Params, as_bool, require
 
 
@@ -23,6 +27,7 @@ class ReadApi(ApiGroup):
             "conversations.replies": self.conversations_replies,
             "conversations.history": self.conversations_history,
             "conversations.info": self.conversations_info,
+            "conversations.members": self.conversations_members,
             "users.info": self.users_info,
             "reactions.add": self.reactions_add,
             "files.info": self.files_info,
@@ -91,9 +96,15 @@ class ReadApi(ApiGroup):
             "response_metadata": {"next_cursor": cursor},
         }
 
+    def readable(self, params: Params) -> Channel:
+        channel = self.channel(params)
+        if not channel.is_dm and not channel.has_member(self.fs.identity.bot_user_id):
+            raise ApiError("not_in_channel")
+        return channel
+
     async def conversations_history(self, params: Params) -> dict[str, Any]:
         fs = self.fs
-        channel = self.channel(params)
+        channel = self.readable(params)
         top = [m for m in fs.channel_messages(channel.id) if not m.is_reply and not m.deleted]
         top = self._window(list(reversed(top)), params)  # newest first, like Slack
         page, cursor = self._page(top, params, 100)
@@ -105,7 +116,24 @@ class ReadApi(ApiGroup):
         }
 
     async def conversations_info(self, params: Params) -> dict[str, Any]:
-        return {"channel": self.channel(params).to_api()}
+        return {"channel": self.channel(params).to_api(self.fs.identity.bot_user_id)}
+
+    async def conversations_members(self, params: Params) -> dict[str, Any]:
+        channel = self.channel(params)
+        if channel.is_dm:
+            members = sorted({channel.user or "", self.fs.identity.bot_user_id} - {""})
+        elif channel.members is None:
+            members = sorted(self.fs.users)
+        else:
+            members = sorted(channel.members)
+        try:
+            limit = max(1, min(int(params.get("limit") or 100), 1000))
+            offset = int(base64.b64decode(str(params["cursor"])).decode()) if params.get("cursor") else 0
+        except (ValueError, TypeError) as exc:
+            raise ApiError("invalid_cursor") from exc
+        more = offset + limit < len(members)
+        cursor = base64.b64encode(str(offset + limit).encode()).decode() if more else ""
+        return {"members": members[offset : offset + limit], "response_metadata": {"next_cursor": cursor}}
 
     async def users_info(self, params: Params) -> dict[str, Any]:
         user = self.fs.users.get(require(params, "user"))

@@ -135,7 +135,7 @@ class WebApi:
         kind = channel.kind if channel else "public"
         if method in ("conversations.replies", "conversations.history"):
             return _HISTORY_SCOPE[kind]
-        if method == "conversations.info":
+        if method in ("conversations.info", "conversations.members"):
             return _READ_SCOPE[kind]
         return None
 
