@@ -114,7 +114,7 @@ def test_after_db_upgrade_a_healthy_setup_passes_every_check(setup: Setup) -> No
         "gateway: key accepted",
         "gateway: the default model gemini-2.5-flash is offered",
         "slack: bot token accepted in workspace Fake Workspace (T0FAKE0001) as U0BOT00001",
-        "slack: the bot token has all 12 scopes Parley uses",
+        "slack: the bot token has all 13 scopes Parley uses",
         "slack: app token opens Socket Mode",
         f"discord: token accepted for Parley ({setup.fd.application_id})",
         f"discord: application Parley ({setup.fd.application_id})",

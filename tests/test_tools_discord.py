@@ -105,4 +105,7 @@ async def test_a_picture_is_attached_to_the_reply_byte_exact(bench: DiscordBench
     [attached] = reply.attachments
     assert attached.data == gw.image
     assert attached.filename.startswith("picture-") and attached.content_type == "image/png"
-    assert reply.components == []  # the final edit still took the Stop button away
+    # The final edit still took the Stop button away; the answer's feedback buttons came instead.
+    buttons = [button["custom_id"] for row in reply.components for button in row["components"]]
+    assert [b.rsplit(":", 1)[1] for b in buttons] == ["up", "down"]
+    assert all(b.startswith("parley:feedback:") for b in buttons)

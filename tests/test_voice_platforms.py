@@ -150,7 +150,9 @@ async def test_a_discord_voice_reply_to_parley_in_a_channel_opens_a_thread_named
         await bench.settle(answered=1)
         thread = bench.thread_of(sent)
         assert thread.name == "Voice message"  # no words to name it from until it is transcribed
-        assert bench.reply_text(thread) == f"You said: {QUESTION}"
+        # The fake model echoes the user turn: Parley's message replied to, then the words.
+        echoed = bench.reply_text(thread)
+        assert "The harbour board meets on Monday." in echoed and echoed.endswith(QUESTION)
 
 
 async def test_a_docx_on_discord_reaches_the_model_and_names_the_thread(tmp_path: Path) -> None:
@@ -183,7 +185,8 @@ async def test_a_slack_audio_clip_in_a_dm_is_transcribed_and_answered(tmp_path: 
         event = fs.dm_message("", files=[clip])  # subtype file_share, no text
         assert event["subtype"] == "file_share" and event["files"][0]["subtype"] == "slack_audio"
         await bench.deliver(event)
-        (reply,) = await bench.reply_in(DEFAULT_DM, None)
+        # Slack's agent experience: a message in the Messages tab is answered in its own thread.
+        (reply,) = await bench.reply_in(DEFAULT_DM, event["ts"])
 
         (heard,) = gw.transcriptions
         assert heard.data == clip_bytes
@@ -191,13 +194,13 @@ async def test_a_slack_audio_clip_in_a_dm_is_transcribed_and_answered(tmp_path: 
         assert [d.authorized for d in fs.file_downloads] == [True]  # with the bot token
         assert sent_texts(gw)[-1] == QUESTION
         assert fs.visible_text(DEFAULT_DM, reply.ts) == f"You said: {QUESTION}"
-        key = ConversationKey("slack", fs.identity.team_id, DEFAULT_DM, "")
+        key = ConversationKey("slack", fs.identity.team_id, DEFAULT_DM, event["ts"])
         assert QUESTION in [m.text for m in await bench.stored(key)]
 
         # A later change to the message (message_changed) is not a second question.
         await bench.deliver(fs.edit_user_message(DEFAULT_DM, event["ts"], ""))
         await bench.settle()
-        assert len(bench.bot_messages(DEFAULT_DM, None)) == 1 and len(gw.transcriptions) == 1
+        assert len(bench.bot_messages(DEFAULT_DM, event["ts"])) == 1 and len(gw.transcriptions) == 1
 
 
 async def test_a_slack_audio_clip_in_a_followed_thread_and_one_without_words(tmp_path: Path) -> None:
