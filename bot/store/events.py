@@ -29,7 +29,7 @@ class Events:
         """
 
         async def work(conn: AsyncConnection) -> bool:
-            return await _claim(conn, platform, event_id, owner, lease_seconds)
+            return await take_claim(conn, platform, event_id, owner, lease_seconds)
 
         return await self._tx.write(work)
 
@@ -71,9 +71,10 @@ class Events:
         return await self._tx.write(work)
 
 
-async def _claim(
+async def take_claim(
     conn: AsyncConnection, platform: str, event_id: str, owner: str, lease_seconds: float
 ) -> bool:
+    """:meth:`Events.claim` inside the caller's transaction."""
     now = utcnow()
     values = {
         "platform": platform,

@@ -9,6 +9,8 @@
     store.replies        # begin, where its messages are, finish, streaming ones, interrupted
     store.blobs          # file bytes and extracted text, attachment rows
     store.usage          # token totals, overall and per model
+    store.instances      # which parley run processes are alive (a heartbeat each)
+    store.turns          # on a shared database: each conversation's turns in order, its lease
 
 Every call is one short, index-bounded transaction (see ``bot/store/tx.py``) and returns frozen
 values (``bot/store/rows.py``).
@@ -24,6 +26,8 @@ from bot.store.blobs import Blobs
 from bot.store.conversations import Conversations
 from bot.store.events import Events
 from bot.store.history import History
+from bot.store.instances import Instances
+from bot.store.leases import Turns
 from bot.store.replies import Replies
 from bot.store.tx import Transactions
 from bot.store.usage import UsageLedger
@@ -38,6 +42,8 @@ class Store:
         self.replies = Replies(self._tx)
         self.blobs = Blobs(self._tx)
         self.usage = UsageLedger(self._tx)
+        self.instances = Instances(self._tx)
+        self.turns = Turns(self._tx)
 
     @classmethod
     async def open(cls, url: str, *, migrate: bool = True) -> Store:
