@@ -12,7 +12,7 @@ Adapters are built from it by the factories named in the ``parley.adapters`` ent
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, Protocol
 
 from bot.controls import Controls, LiveReplies, ModelList, Wording
@@ -28,6 +28,9 @@ if TYPE_CHECKING:
 #: A reply the store last saw streaming, handed to an adapter to rebuild its surface.
 OrphanedReply = StreamingReply
 SurfaceFor = Callable[[OrphanedReply], Recoverable | None]
+#: Rebuilds a message from the ``origin`` the adapter gave it (``IncomingMessage.origin``), in a
+#: process other than the one that received it; None when it is no longer to be answered.
+Rebuild = Callable[[Mapping[str, Any]], Awaitable[IncomingMessage | None]]
 RouteHandler = Callable[["web.Request"], Awaitable["web.StreamResponse"]]
 
 
@@ -39,6 +42,8 @@ class Intake(LiveReplies, Protocol):
     def answering(self, key: ConversationKey) -> bool: ...
 
     async def recover(self, platform: str, surface_for: SurfaceFor) -> int: ...
+
+    def revive_with(self, platform: str, rebuild: Rebuild) -> None: ...
 
 
 class AdapterContext:
@@ -87,6 +92,12 @@ class AdapterContext:
     async def recover(self, platform: str, surface_for: SurfaceFor) -> int:
         """Close the replies a crashed Parley left streaming on ``platform`` (and keep doing so)."""
         return await self._service.recover(platform, surface_for)
+
+    def revive_with(self, platform: str, rebuild: Rebuild) -> None:
+        """How this adapter rebuilds a message from its ``origin``. With several instances on one
+        database, a turn that waited in an instance that stopped is rebuilt this way and
+        answered by this one."""
+        self._service.revive_with(platform, rebuild)
 
     # -- HTTP -----------------------------------------------------------------------------------------
 

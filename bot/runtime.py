@@ -34,6 +34,7 @@ class Runtime:
     @classmethod
     async def create(cls, settings: Settings, *, files: FilePipeline | None = None) -> Runtime:
         store = await Store.open(settings.database_url, migrate=True)
+        service: ConversationService | None = None
         try:
             gateway = Gateway(settings)
             pacer = Pacer()
@@ -41,16 +42,20 @@ class Runtime:
                 from bot.files import FileService
 
                 files = FileService(settings, store)
-            service = ConversationService(settings, store, gateway, pacer, files=files)
+            service = created = ConversationService(settings, store, gateway, pacer, files=files)
             # Live figures are read from the service and the renderer at each scrape.
             metrics = Metrics(
-                in_flight=lambda: service.in_flight,
-                waiting=lambda: service.waiting,
+                in_flight=lambda: created.in_flight,
+                waiting=lambda: created.waiting,
                 by_platform=lambda: pacer.stats.by_platform,
             )
-            service.observer = metrics
+            created.observer = metrics
             tools = build_toolbox(settings, gateway)
+            # The heartbeat before any turn: other instances must know this one is alive.
+            await created.start()
         except BaseException:
+            if service is not None:
+                await service.aclose()
             await store.close()
             raise
         try:
@@ -59,10 +64,11 @@ class Runtime:
             await tools.start(within=_TOOLS_START_WAIT)
         except BaseException:
             await tools.aclose()
+            await created.aclose()
             await gateway.aclose()
             await store.close()
             raise
-        return cls(settings, store, gateway, pacer, service, metrics, tools)
+        return cls(settings, store, gateway, pacer, created, metrics, tools)
 
     def adapter_context(self) -> AdapterContext:
         """What adapters get instead of this object; one for all of them (they share its caches)."""

@@ -8,6 +8,14 @@ to the adapter: every failure ends as an honest note in the reply.
 Besides: Stop and "whose reply is this" for live replies, draining at shutdown, and a sweep that
 closes replies a crashed process left open (``bot/recovery.py``) and forgets event claims once
 no platform redelivers them.
+
+On a shared database (PostgreSQL, several instances) the claim, the admission and the queue are
+every instance's: one transaction claims the event, counts every instance's turns against the
+limits and queues the turn (``store.turns``); the turn then waits for its conversation's lease
+(``bot/queue.py: SharedTurnQueue``), in the order the events were claimed. Each tick of the
+heartbeat (``bot/instances.py``) takes over from instances that stopped beating: their replies
+are closed, and their waiting turns are rebuilt by the adapter (``revive_with``) and answered
+here, in their place in the queue.
 """
 
 from __future__ import annotations
@@ -16,19 +24,23 @@ import asyncio
 import contextlib
 import logging
 import uuid
-from collections.abc import Iterator
+from collections.abc import Awaitable, Callable, Iterator, Mapping
 from datetime import timedelta
+from typing import Any
 
-from bot.limits import Admission, Refusal
+from bot.instances import Membership
+from bot.limits import Admission, Refusal, shared_rules
 from bot.live import LiveReplies
-from bot.queue import TurnQueue
+from bot.queue import SharedTurnQueue, TurnQueue
 from bot.recovery import Recovery, SurfaceFor
 from bot.render import Pacer
 from bot.reporting import ReplyObserver
 from bot.settings import Settings
 from bot.short_replies import database_down, refuse
 from bot.store import Store, StoreError
+from bot.store.leases import NOTIFY_CHANNEL, TurnEntry
 from bot.store.models import utcnow
+from bot.store.notify import Listener
 from bot.turn import FilePipeline, ProviderSource, Turn
 from bot.types import ConversationKey, IncomingMessage, ReplyResult
 
@@ -41,6 +53,13 @@ log = logging.getLogger("parley.conversation")
 EVENT_RETENTION = timedelta(days=1)
 # How often the sweep forgets old claims: one indexed DELETE, so an hour is plenty.
 PRUNE_EVERY = timedelta(hours=1)
+# Ticks of the heartbeat between two prunings of ended turns and long-dead instances' rows.
+_TIDY_EVERY = 20
+# A dead instance's row is kept this long after its last beat (doctor shows recent deaths).
+FORGET_INSTANCES = timedelta(days=1)
+# Rebuilds a message a stopped instance left waiting, from the ``origin`` its adapter gave it;
+# None when it can no longer be answered (deleted, or no longer for Parley).
+Rebuild = Callable[[Mapping[str, Any]], Awaitable[IncomingMessage | None]]
 
 
 class ConversationService:
@@ -68,7 +87,23 @@ class ConversationService:
         self.live = LiveReplies()
         self.recovery = Recovery(settings, store, self.instance_id, self.live.reply_ids)
         self._queue = TurnQueue()
+        # Several instances on one database: the queue is the database's (None on SQLite).
+        self._shared = SharedTurnQueue(store.turns, self.instance_id) if store.shared else None
+        self.membership = Membership(
+            store,
+            self.instance_id,
+            name=settings.parley_instance_id,
+            timeout=settings.parley_instance_timeout,
+            on_tick=self._take_over,
+        )
+        self._listener = (
+            Listener(store.engine, NOTIFY_CHANNEL, self._shared.wake) if self._shared is not None else None
+        )
+        self._rebuilders: dict[str, Rebuild] = {}
+        self._started = False
+        self._ticks = 0
         self._handlers: set[asyncio.Task[object]] = set()
+        self._revivals: set[asyncio.Task[None]] = set()
         self._accepting = True
         self._event_retention = event_retention
         self._pruned_at: float | None = None  # loop time of the last prune
@@ -82,7 +117,7 @@ class ConversationService:
 
     @property
     def waiting(self) -> int:
-        return self._queue.waiting
+        return self._queue.waiting + (self._shared.waiting if self._shared is not None else 0)
 
     @property
     def accepting(self) -> bool:
@@ -104,7 +139,7 @@ class ConversationService:
     def answering(self, key: ConversationKey) -> bool:
         """Whether this process has a turn of ``key`` under way (its reply may not be stored yet:
         a follow-up written while the placeholder shows belongs to a followed thread)."""
-        return self._queue.holds(key)
+        return self._queue.holds(key) or (self._shared is not None and self._shared.holds(key))
 
     def reply_owner(self, ref: str) -> str | None:
         """The author id of the person whose question the live message ``ref`` answers."""
@@ -123,6 +158,7 @@ class ConversationService:
         (or interrupted with the others), never dropped after its platform was told "got it".
         """
         await self._stop_sweeper()
+        await self._hand_back()
         pending = [t for t in self._handlers if not t.done()]
         if pending:
             await asyncio.wait(pending, timeout=deadline)
@@ -134,9 +170,21 @@ class ConversationService:
             # Interrupted replies still get their final edit ("interrupted …") and their row.
             await asyncio.wait(pending, timeout=10)
 
+    async def start(self) -> None:
+        """The first heartbeat and, on a shared database, the notifications; before any turn."""
+        if self._started:
+            return
+        self._started = True
+        await self.membership.start()
+        if self._listener is not None:
+            await self._listener.ensure()
+
     async def aclose(self) -> None:
-        """Stop background work (the sweep); replies are drained by :meth:`drain`."""
+        """Stop background work (the sweep, the heartbeat); replies are drained by :meth:`drain`."""
         await self._stop_sweeper()
+        await self.membership.stop()
+        if self._listener is not None:
+            await self._listener.aclose()
 
     async def recover(self, platform: str, surface_for: SurfaceFor) -> int:
         """Close the replies a crashed process left streaming on ``platform``; returns how many.
@@ -144,14 +192,22 @@ class ConversationService:
         An adapter calls this once it is connected (see :mod:`bot.recovery`). From then on the
         sweep runs every ``PARLEY_RECOVER_INTERVAL`` seconds.
         """
+        self.membership.platforms.add(platform)
         closed = await self.recovery.recover(platform, surface_for)
         if self._sweeper is None or self._sweeper.done():
             self._sweeper = asyncio.create_task(self._sweep(), name="parley recovery sweep")
         return closed
 
+    def revive_with(self, platform: str, rebuild: Rebuild) -> None:
+        """How ``platform``'s adapter rebuilds a message from its ``origin``: on a shared database,
+        turns a stopped instance left waiting on ``platform`` are answered here."""
+        self._rebuilders[platform] = rebuild
+
     # -- intake ----------------------------------------------------------------------------------
 
     async def _handle(self, msg: IncomingMessage) -> ReplyResult | None:
+        if self._shared is not None:
+            return await self._handle_shared(msg, self._shared)
         try:
             # Only the claim comes before the placeholder: in a burst of questions every claim
             # waits for the ones before it, so it is kept to one statement.
@@ -169,6 +225,112 @@ class ConversationService:
                 return await Turn(self, msg).run()
         finally:
             self.admission.release(ticket)
+
+    async def _handle_shared(self, msg: IncomingMessage, queue: SharedTurnQueue) -> ReplyResult | None:
+        """:meth:`_handle` with every instance's claims, limits and queue (one transaction)."""
+        await self.start()
+        try:
+            claim = await self.store.turns.claim(
+                msg.key,
+                msg.event_id,
+                self.instance_id,
+                author=msg.author.id,
+                is_bot=msg.author.is_bot,
+                origin=msg.origin,
+                decide=shared_rules(self.settings, msg),
+            )
+        except StoreError as exc:
+            return await database_down(self.pacer, msg, exc)
+        if not claim.claimed:
+            log.info("duplicate event %s on %s ignored", msg.event_id, msg.key.platform)
+            return None
+        if claim.refusal is not None or claim.entry is None:
+            refusal = Refusal(claim.refusal or Refusal.GLOBAL_BUSY)
+            return await refuse(self.store, self.pacer, self.settings, self.instance_id, msg, refusal)
+        return await self._run_shared(msg, claim.entry, queue)
+
+    async def _run_shared(
+        self, msg: IncomingMessage, entry: TurnEntry, queue: SharedTurnQueue
+    ) -> ReplyResult | None:
+        async with queue.turn(msg.key, entry) as ours:
+            if not ours:
+                # Taken over meanwhile (this process was silent too long, or it is stopping).
+                log.info("turn %s in %s is answered by another instance", entry.event_id, msg.key)
+                return None
+            return await Turn(self, msg).run()
+
+    # -- taking over from silent instances (shared database) ------------------------------------
+
+    async def _take_over(self) -> None:
+        """One tick: close silent instances' replies, then answer the turns they left waiting."""
+        shared, listener = self._shared, self._listener
+        if shared is None:
+            return
+        self._ticks += 1
+        if listener is not None:
+            await listener.ensure()
+        # Replies first: the turn after an interrupted one must read what it had shown.
+        await self.recovery.sweep()
+        timeout = self.settings.parley_instance_timeout
+        adopted = await self.store.turns.adopt(self.instance_id, sorted(self._rebuilders), silent_for=timeout)
+        for conversation in adopted.moved:
+            shared.wake(conversation)
+        for entry in adopted.given_up:
+            log.warning(
+                "gave up turn %s in %s: each instance taking it stopped", entry.event_id, entry.conversation
+            )
+        for entry in adopted.revive:
+            task = asyncio.create_task(self._revive(entry, shared), name=f"parley revive {entry.event_id}")
+            self._revivals.add(task)
+            task.add_done_callback(self._revivals.discard)
+        await self.store.turns.tidy(self.instance_id, shared.known())
+        if self._ticks % _TIDY_EVERY == 0:
+            await self.store.turns.prune()
+            await self.store.instances.forget(older_than=FORGET_INSTANCES.total_seconds())
+
+    async def _revive(self, entry: TurnEntry, queue: SharedTurnQueue) -> None:
+        """Answer a turn a stopped instance left waiting, rebuilt by its adapter."""
+        with self._handling():
+            msg = await self._rebuild(entry)
+            if msg is None:
+                with contextlib.suppress(StoreError):
+                    await self.store.turns.finish(entry)
+                return
+            msg.event_id = entry.event_id
+            log.info("answering turn %s in %s, left waiting by a stopped instance", entry.event_id, msg.key)
+            try:
+                await self._run_shared(msg, entry, queue)
+            except Exception:
+                log.exception("revived turn %s failed outside the reply", entry.event_id)
+
+    async def _rebuild(self, entry: TurnEntry) -> IncomingMessage | None:
+        rebuild = self._rebuilders.get(entry.platform)
+        if rebuild is None or entry.origin is None:
+            log.warning("turn %s in %s cannot be rebuilt here; dropped", entry.event_id, entry.conversation)
+            return None
+        try:
+            msg = await rebuild(entry.origin)
+        except Exception:
+            log.exception("rebuilding turn %s failed; dropped", entry.event_id)
+            return None
+        if msg is None:
+            log.info("turn %s in %s is no longer to be answered; dropped", entry.event_id, entry.conversation)
+        return msg
+
+    async def _hand_back(self) -> None:
+        """Stopping: turns still waiting here are left to a live instance, which answers them."""
+        shared = self._shared
+        if shared is None or not self._started:
+            return
+        try:
+            handed = await self.store.turns.hand_back(self.instance_id)
+        except StoreError as exc:
+            log.warning("could not hand waiting turns over: %s", exc)
+            return
+        for entry in handed:
+            shared.wake(entry.conversation)
+        if handed:
+            log.info("left %d waiting turns to the other instances", len(handed))
 
     @contextlib.contextmanager
     def _handling(self) -> Iterator[None]:

@@ -246,6 +246,10 @@ class Settings(BaseSettings):
     # A name that survives restarts (e.g. a StatefulSet pod name): replies a crashed predecessor
     # of the same name left streaming are then closed at once, even on a shared database.
     parley_instance_id: str | None = None
+    # Several instances on one PostgreSQL: an instance whose heartbeat (every fifth of this) has
+    # been silent this long is taken for dead; its replies are closed as interrupted and the
+    # turns it left waiting are answered by another instance, in their place in the queue.
+    parley_instance_timeout: float = Field(default=15.0, ge=1.0, le=600.0)
 
     # Files in chat (bot/files; each is described in docs/files.md).
     parley_file_max_bytes: int = Field(default=32 * 1024 * 1024, gt=0)  # one file, downloaded

@@ -98,6 +98,8 @@ class DiscordAdapter:
         )
         self.hub = Hub(ctx, self.client, budgets or DiscordBudgets())
         self.events = MessageEvents(self.hub)
+        # Several instances: a message another one took and left waiting is answered here.
+        ctx.revive_with("discord", self.events.rebuild)
         self.commands = Commands(self.hub)
         self.tree = self.commands.tree(self.client)
         self._ready = asyncio.Event()

@@ -75,6 +75,8 @@ class SlackAdapter:
         self.app.error(self._on_error)
         self.events = MessageEvents(self.ws)
         self.events.register(self.app)
+        # Several instances: a message another one took and left waiting is rebuilt here.
+        ctx.revive_with("slack", self.events.rebuild)
         self.interactions = Interactions(self.ws)
         self.interactions.register(self.app)
         self._ping_interval = ping_interval

@@ -216,14 +216,18 @@ class Turns:
 
         await self._tx.write(work)
 
-    async def hand_back(self, owner: str) -> list[TurnEntry]:
-        """Leave ``owner``'s waiting turns to whichever live instance adopts them first."""
+    async def hand_back(self, owner: str, entry: TurnEntry | None = None) -> list[TurnEntry]:
+        """Leave ``owner``'s waiting turns (or only ``entry``) to whichever live instance adopts
+        them first."""
+        which = [TurnRow.owner == owner, TurnRow.state == WAITING]
+        if entry is not None:
+            which += [TurnRow.platform == entry.platform, TurnRow.event_id == entry.event_id]
 
         async def work(conn: AsyncConnection) -> list[TurnEntry]:
             rows = (
                 await conn.execute(
                     update(TurnRow)
-                    .where(TurnRow.owner == owner, TurnRow.state == WAITING)
+                    .where(*which)
                     .values(owner="")
                     .returning(*_ENTRY)
                 )
@@ -287,6 +291,38 @@ class Turns:
             await _notify(conn, moved)
             given_up = [_entry(r) for r in done if r.revived >= MAX_REVIVALS]
             return Adopted(tuple(_entry(r) for r in taken), frozenset(moved), tuple(given_up))
+
+        return await self._tx.write(work)
+
+    async def tidy(self, owner: str, known: Sequence[tuple[str, str]], *, older_than: float = 30.0) -> int:
+        """Open turns of ``owner`` that it no longer knows of (its wait or finish failed, e.g. the
+        database was unreachable for a moment): a waiting one is left for adoption, a running
+        one ended, so no conversation stays blocked by a live process. Rows younger than
+        ``older_than`` seconds are left alone: their turn may not be registered yet."""
+
+        async def work(conn: AsyncConnection) -> int:
+            stale = [
+                TurnRow.owner == owner,
+                TurnRow.state.in_(OPEN),
+                TurnRow.queued_at < db_now(conn) - timedelta(seconds=older_than),
+            ]
+            if known:
+                stale.append(tuple_(TurnRow.platform, TurnRow.event_id).not_in(list(known)))
+            handed = await conn.execute(
+                update(TurnRow)
+                .where(*stale, TurnRow.state == WAITING)
+                .values(owner="")
+                .returning(TurnRow.conversation)
+            )
+            ended = await conn.execute(
+                update(TurnRow)
+                .where(*stale, TurnRow.state == RUNNING)
+                .values(state=DONE, finished_at=db_now(conn))
+                .returning(TurnRow.conversation)
+            )
+            rows = [*handed.scalars(), *ended.scalars()]
+            await _notify(conn, set(rows))
+            return len(rows)
 
         return await self._tx.write(work)
 
