@@ -24,9 +24,8 @@ import asyncio
 import contextlib
 import logging
 import uuid
-from collections.abc import Awaitable, Callable, Iterator, Mapping
+from collections.abc import Iterator
 from datetime import timedelta
-from typing import Any
 
 from bot.instances import Membership
 from bot.limits import Admission, Refusal, shared_rules
@@ -38,9 +37,9 @@ from bot.reporting import ReplyObserver
 from bot.settings import Settings
 from bot.short_replies import database_down, refuse
 from bot.store import Store, StoreError
-from bot.store.leases import NOTIFY_CHANNEL, TurnEntry
+from bot.store.leases import TurnEntry
 from bot.store.models import utcnow
-from bot.store.notify import Listener
+from bot.takeover import Rebuild, TakeOver
 from bot.turn import FilePipeline, ProviderSource, Turn
 from bot.types import ConversationKey, IncomingMessage, ReplyResult
 
@@ -53,13 +52,6 @@ log = logging.getLogger("parley.conversation")
 EVENT_RETENTION = timedelta(days=1)
 # How often the sweep forgets old claims: one indexed DELETE, so an hour is plenty.
 PRUNE_EVERY = timedelta(hours=1)
-# Ticks of the heartbeat between two prunings of ended turns and long-dead instances' rows.
-_TIDY_EVERY = 20
-# A dead instance's row is kept this long after its last beat (doctor shows recent deaths).
-FORGET_INSTANCES = timedelta(days=1)
-# Rebuilds a message a stopped instance left waiting, from the ``origin`` its adapter gave it;
-# None when it can no longer be answered (deleted, or no longer for Parley).
-Rebuild = Callable[[Mapping[str, Any]], Awaitable[IncomingMessage | None]]
 
 
 class ConversationService:
@@ -89,21 +81,16 @@ class ConversationService:
         self._queue = TurnQueue()
         # Several instances on one database: the queue is the database's (None on SQLite).
         self._shared = SharedTurnQueue(store.turns, self.instance_id) if store.shared else None
+        self._takeover = self._take_over_from_others(self._shared)
         self.membership = Membership(
             store,
             self.instance_id,
             name=settings.parley_instance_id,
             timeout=settings.parley_instance_timeout,
-            on_tick=self._take_over,
+            on_tick=self._takeover.tick if self._takeover is not None else None,
         )
-        self._listener = (
-            Listener(store.engine, NOTIFY_CHANNEL, self._shared.wake) if self._shared is not None else None
-        )
-        self._rebuilders: dict[str, Rebuild] = {}
         self._started = False
-        self._ticks = 0
         self._handlers: set[asyncio.Task[object]] = set()
-        self._revivals: set[asyncio.Task[None]] = set()
         self._accepting = True
         self._event_retention = event_retention
         self._pruned_at: float | None = None  # loop time of the last prune
@@ -158,7 +145,8 @@ class ConversationService:
         (or interrupted with the others), never dropped after its platform was told "got it".
         """
         await self._stop_sweeper()
-        await self._hand_back()
+        if self._takeover is not None and self._started:
+            await self._takeover.hand_back()
         pending = [t for t in self._handlers if not t.done()]
         if pending:
             await asyncio.wait(pending, timeout=deadline)
@@ -176,15 +164,15 @@ class ConversationService:
             return
         self._started = True
         await self.membership.start()
-        if self._listener is not None:
-            await self._listener.ensure()
+        if self._takeover is not None:
+            await self._takeover.start()
 
     async def aclose(self) -> None:
         """Stop background work (the sweep, the heartbeat); replies are drained by :meth:`drain`."""
         await self._stop_sweeper()
         await self.membership.stop()
-        if self._listener is not None:
-            await self._listener.aclose()
+        if self._takeover is not None:
+            await self._takeover.aclose()
 
     async def recover(self, platform: str, surface_for: SurfaceFor) -> int:
         """Close the replies a crashed process left streaming on ``platform``; returns how many.
@@ -201,7 +189,8 @@ class ConversationService:
     def revive_with(self, platform: str, rebuild: Rebuild) -> None:
         """How ``platform``'s adapter rebuilds a message from its ``origin``: on a shared database,
         turns a stopped instance left waiting on ``platform`` are answered here."""
-        self._rebuilders[platform] = rebuild
+        if self._takeover is not None:
+            self._takeover.rebuilders[platform] = rebuild
 
     # -- intake ----------------------------------------------------------------------------------
 
@@ -259,78 +248,16 @@ class ConversationService:
                 return None
             return await Turn(self, msg).run()
 
-    # -- taking over from silent instances (shared database) ------------------------------------
-
-    async def _take_over(self) -> None:
-        """One tick: close silent instances' replies, then answer the turns they left waiting."""
-        shared, listener = self._shared, self._listener
-        if shared is None:
-            return
-        self._ticks += 1
-        if listener is not None:
-            await listener.ensure()
-        # Replies first: the turn after an interrupted one must read what it had shown.
-        await self.recovery.sweep()
-        timeout = self.settings.parley_instance_timeout
-        adopted = await self.store.turns.adopt(self.instance_id, sorted(self._rebuilders), silent_for=timeout)
-        for conversation in adopted.moved:
-            shared.wake(conversation)
-        for entry in adopted.given_up:
-            log.warning(
-                "gave up turn %s in %s: each instance taking it stopped", entry.event_id, entry.conversation
-            )
-        for entry in adopted.revive:
-            task = asyncio.create_task(self._revive(entry, shared), name=f"parley revive {entry.event_id}")
-            self._revivals.add(task)
-            task.add_done_callback(self._revivals.discard)
-        await self.store.turns.tidy(self.instance_id, shared.known())
-        if self._ticks % _TIDY_EVERY == 0:
-            await self.store.turns.prune()
-            await self.store.instances.forget(older_than=FORGET_INSTANCES.total_seconds())
-
-    async def _revive(self, entry: TurnEntry, queue: SharedTurnQueue) -> None:
-        """Answer a turn a stopped instance left waiting, rebuilt by its adapter."""
-        with self._handling():
-            msg = await self._rebuild(entry)
-            if msg is None:
-                with contextlib.suppress(StoreError):
-                    await self.store.turns.finish(entry)
-                return
-            msg.event_id = entry.event_id
-            log.info("answering turn %s in %s, left waiting by a stopped instance", entry.event_id, msg.key)
-            try:
-                await self._run_shared(msg, entry, queue)
-            except Exception:
-                log.exception("revived turn %s failed outside the reply", entry.event_id)
-
-    async def _rebuild(self, entry: TurnEntry) -> IncomingMessage | None:
-        rebuild = self._rebuilders.get(entry.platform)
-        if rebuild is None or entry.origin is None:
-            log.warning("turn %s in %s cannot be rebuilt here; dropped", entry.event_id, entry.conversation)
+    def _take_over_from_others(self, queue: SharedTurnQueue | None) -> TakeOver | None:
+        if queue is None:
             return None
-        try:
-            msg = await rebuild(entry.origin)
-        except Exception:
-            log.exception("rebuilding turn %s failed; dropped", entry.event_id)
-            return None
-        if msg is None:
-            log.info("turn %s in %s is no longer to be answered; dropped", entry.event_id, entry.conversation)
-        return msg
 
-    async def _hand_back(self) -> None:
-        """Stopping: turns still waiting here are left to a live instance, which answers them."""
-        shared = self._shared
-        if shared is None or not self._started:
-            return
-        try:
-            handed = await self.store.turns.hand_back(self.instance_id)
-        except StoreError as exc:
-            log.warning("could not hand waiting turns over: %s", exc)
-            return
-        for entry in handed:
-            shared.wake(entry.conversation)
-        if handed:
-            log.info("left %d waiting turns to the other instances", len(handed))
+        async def run(msg: IncomingMessage, entry: TurnEntry) -> object:
+            return await self._run_shared(msg, entry, queue)
+
+        return TakeOver(
+            self.settings, self.store, self.instance_id, queue, self.recovery, run=run, track=self._handling
+        )
 
     @contextlib.contextmanager
     def _handling(self) -> Iterator[None]:
