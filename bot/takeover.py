@@ -70,6 +70,7 @@ class TakeOver:
         self._listener = Listener(store.engine, NOTIFY_CHANNEL, queue.wake)
         self._revivals: set[asyncio.Task[None]] = set()
         self._ticks = 0
+        self._stopping = False  # a stopping process hands turns over; it takes none
 
     async def start(self) -> None:
         await self._listener.ensure()
@@ -83,6 +84,8 @@ class TakeOver:
         await self._listener.ensure()
         # Replies first: the turn after an interrupted one must read what it had shown.
         await self._recovery.sweep()
+        if self._stopping:
+            return
         timeout = self._settings.parley_instance_timeout
         adopted = await self._store.turns.adopt(self._process, sorted(self.rebuilders), silent_for=timeout)
         for conversation in adopted.moved:
@@ -102,6 +105,7 @@ class TakeOver:
 
     async def hand_back(self) -> None:
         """Stopping: turns still waiting here are left to a live instance, which answers them."""
+        self._stopping = True
         try:
             handed = await self._store.turns.hand_back(self._process)
         except StoreError as exc:
