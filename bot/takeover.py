@@ -99,6 +99,7 @@ class TakeOver:
             self._revivals.add(task)
             task.add_done_callback(self._revivals.discard)
         await self._store.turns.tidy(self._process, self._queue.known())
+        await self._store.instances.drop_held_slots(timeout)
         if self._ticks % _TIDY_EVERY == 0:
             await self._store.turns.prune()
             await self._store.instances.forget(older_than=FORGET_INSTANCES.total_seconds())

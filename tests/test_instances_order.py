@@ -8,30 +8,17 @@ from __future__ import annotations
 import asyncio
 import itertools
 import json
-import uuid
-from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack
 from pathlib import Path
 
-import pytest
-from sqlalchemy.engine import make_url
-
 from tests.fakes.gateway import FakeGateway, Reply
 from tests.fakes.slack_api import DEFAULT_CHANNEL, OTHER_USER, FakeSlack
+from tests.instances_harness import needs_postgres, pg_url
 from tests.slack_harness import SlackBench, bench_env
-from tests.store_fixtures import POSTGRES_URL, _postgres_admin
 
-pytestmark = pytest.mark.skipif(not POSTGRES_URL, reason="PARLEY_TEST_POSTGRES_URL is not set")
+__all__ = ["pg_url"]  # a fixture
 
-
-@pytest.fixture
-async def pg_url() -> AsyncIterator[str]:
-    name = f"parley_test_{uuid.uuid4().hex[:12]}"
-    await _postgres_admin(f'CREATE DATABASE "{name}"')
-    try:
-        yield make_url(POSTGRES_URL).set(database=name).render_as_string(hide_password=False)
-    finally:
-        await _postgres_admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+pytestmark = needs_postgres
 
 
 async def _instances(

@@ -16,7 +16,7 @@ from typing import Any
 from sqlalchemy import ColumnElement, delete, func, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from bot.store.models import Instance, utcnow
+from bot.store.models import BudgetSlot, Instance, utcnow
 from bot.store.tx import Transactions, insert_new
 
 
@@ -86,6 +86,19 @@ class Instances:
             await conn.execute(delete(Instance).where(Instance.process == process))
 
         await self._tx.write(work)
+
+    async def drop_held_slots(self, silent_for: float) -> int:
+        """Budget slots still held by processes silent for ``silent_for`` s: their calls ended
+        long ago, so the slots stop counting now rather than at their provisional end."""
+
+        async def work(conn: AsyncConnection) -> int:
+            alive = select(Instance.process).where(Instance.seen_at >= _ago(conn, silent_for))
+            result = await conn.execute(
+                delete(BudgetSlot).where(BudgetSlot.held.is_(True), BudgetSlot.owner.not_in(alive))
+            )
+            return result.rowcount
+
+        return await self._tx.write(work)
 
     async def forget(self, older_than: float) -> int:
         """Drop rows silent for ``older_than`` seconds (long dead, their leftovers handled)."""

@@ -30,8 +30,9 @@ Name = sa.String(length=255)
 
 # Reserve a slot on every key of one action, or on none of them. Keys are locked in one order
 # (no deadlock between two actions sharing keys); slots past their end are dropped first. The
-# answer lists, per key, when each slot still counting ends (seconds from now), this owner's
-# own unanswered ones left out: the caller counts those itself.
+# answer lists, per key, when each slot still counting ends (seconds from now; one still
+# unanswered is taken to end a window from now), this owner's own unanswered ones left out: the
+# caller counts those itself.
 TAKE_BUDGET = """
 CREATE FUNCTION parley_take_budget(
     p_grant bigint, p_owner text, p_keys text[], p_limits int[], p_spans float8[], p_hold float8
@@ -60,9 +61,10 @@ BEGIN
     END IF;
     RETURN QUERY
     SELECT ok, u.k, ARRAY(
-        SELECT b.ends_at - now_ FROM budget_slots AS b
+        SELECT CASE WHEN b.held THEN b.span ELSE b.ends_at - now_ END AS ends_in
+        FROM budget_slots AS b
         WHERE b.key = u.k AND NOT (b.held AND b.owner = p_owner)
-        ORDER BY b.ends_at
+        ORDER BY ends_in
     )
     FROM unnest(p_keys) AS u (k);
 END
