@@ -45,6 +45,8 @@ class Intake(LiveReplies, Protocol):
 
     def revive_with(self, platform: str, rebuild: Rebuild) -> None: ...
 
+    def peers(self, platform: str) -> int: ...
+
 
 class AdapterContext:
     def __init__(
@@ -98,6 +100,11 @@ class AdapterContext:
         database, a turn that waited in an instance that stopped is rebuilt this way and
         answered by this one."""
         self._service.revive_with(platform, rebuild)
+
+    def peers(self, platform: str) -> int:
+        """How many instances run ``platform``'s adapter on this database now, this one included
+        (1 on SQLite): a budget no shared state covers is split between them."""
+        return self._service.peers(platform)
 
     # -- HTTP -----------------------------------------------------------------------------------------
 

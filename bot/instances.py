@@ -47,6 +47,8 @@ class Membership:
         self.timeout = timeout
         self.interval = timeout / BEATS_PER_TIMEOUT
         self.platforms: set[str] = set()  # adapters that run here (they registered for recovery)
+        # On a shared database: live instances per platform they run, this one included.
+        self.peers: dict[str, int] = {}
         self._on_tick = on_tick
         self._task: asyncio.Task[None] | None = None
         self._beats = 0
@@ -90,11 +92,25 @@ class Membership:
             except StoreError as exc:
                 log.warning("heartbeat: %s", exc)
                 continue
-            if self._on_tick is not None and self.store.shared:
-                try:
+            if not self.store.shared:
+                continue
+            try:
+                await self._count_peers()
+                if self._on_tick is not None:
                     await self._on_tick()
-                except Exception:
-                    log.exception("taking over from silent instances failed")
+            except Exception:
+                log.exception("taking over from silent instances failed")
+
+    def running(self, platform: str) -> int:
+        """How many live instances run ``platform`` (1 until known: this one)."""
+        return max(1, self.peers.get(platform, 1))
+
+    async def _count_peers(self) -> None:
+        peers: dict[str, int] = {}
+        for row in await self.store.instances.alive(self.timeout):
+            for platform in row.platforms:
+                peers[platform] = peers.get(platform, 0) + 1
+        self.peers = peers
 
     async def _beat(self) -> None:
         await self.store.instances.beat(

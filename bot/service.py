@@ -186,6 +186,10 @@ class ConversationService:
             self._sweeper = asyncio.create_task(self._sweep(), name="parley recovery sweep")
         return closed
 
+    def peers(self, platform: str) -> int:
+        """Live instances running ``platform`` on this database, this one included (at least 1)."""
+        return self.membership.running(platform)
+
     def revive_with(self, platform: str, rebuild: Rebuild) -> None:
         """How ``platform``'s adapter rebuilds a message from its ``origin``: on a shared database,
         turns a stopped instance left waiting on ``platform`` are answered here."""
