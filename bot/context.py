@@ -47,6 +47,8 @@ class Intake(LiveReplies, Protocol):
 
     def peers(self, platform: str) -> int: ...
 
+    async def once(self, platform: str, event_id: str) -> bool: ...
+
 
 class AdapterContext:
     def __init__(
@@ -100,6 +102,11 @@ class AdapterContext:
         database, a turn that waited in an instance that stopped is rebuilt this way and
         answered by this one."""
         self._service.revive_with(platform, rebuild)
+
+    async def once(self, platform: str, event_id: str) -> bool:
+        """Whether this is the first delivery of ``event_id`` (e.g. ``command:{trigger id}``) to
+        any instance: a slash command, button or shortcut is acted on once, whoever receives it."""
+        return await self._service.once(platform, event_id)
 
     def peers(self, platform: str) -> int:
         """How many instances run ``platform``'s adapter on this database now, this one included

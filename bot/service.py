@@ -186,6 +186,16 @@ class ConversationService:
             self._sweeper = asyncio.create_task(self._sweep(), name="parley recovery sweep")
         return closed
 
+    async def once(self, platform: str, event_id: str) -> bool:
+        """Whether this is the first delivery of ``event_id`` to any instance (a slash command, a
+        button click, a shortcut: work without a reply row). A database out of reach answers
+        True: a control is better done twice than lost."""
+        try:
+            return await self.store.events.once(platform, event_id, self.instance_id)
+        except StoreError as exc:
+            log.warning("could not claim %s on %s: %s", event_id, platform, exc)
+            return True
+
     def peers(self, platform: str) -> int:
         """Live instances running ``platform`` on this database, this one included (at least 1)."""
         return self.membership.running(platform)

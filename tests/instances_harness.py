@@ -5,10 +5,15 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import AsyncIterator, Iterable
+from contextlib import AsyncExitStack
+from pathlib import Path
 
 import pytest
 from sqlalchemy.engine import make_url
 
+from tests.fakes.gateway import FakeGateway
+from tests.fakes.slack_api import FakeSlack
+from tests.slack_harness import SlackBench, bench_env
 from tests.store_fixtures import POSTGRES_URL, _postgres_admin
 
 needs_postgres = pytest.mark.skipif(not POSTGRES_URL, reason="PARLEY_TEST_POSTGRES_URL is not set")
@@ -34,3 +39,21 @@ def most_in_any_window(times: Iterable[float], window: float) -> int:
             start += 1
         most = max(most, end - start + 1)
     return most
+
+
+async def slack_instances(
+    stack: AsyncExitStack, tmp: Path, fs: FakeSlack, gw: FakeGateway, pg_url: str, n: int, **env: str
+) -> list[SlackBench]:
+    """``n`` runtimes with the real Slack adapter in HTTP mode, in this process, on one database;
+    ``fs.events_urls`` lists them. Stopped when ``stack`` closes."""
+    benches = []
+    for i in range(n):
+        cwd = tmp / f"instance-{i}"
+        cwd.mkdir()
+        extra = {"DATABASE_URL": pg_url, "PARLEY_INSTANCE_TIMEOUT": "1", **env}
+        bench = SlackBench(fs, gw, cwd, "http", bench_env(fs, gw, cwd, "http", extra), None, {})
+        await bench.start()
+        stack.push_async_callback(bench.stop)
+        benches.append(bench)
+    fs.events_urls = [f"http://127.0.0.1:{b.server.port}/slack/events" for b in benches if b.server]
+    return benches

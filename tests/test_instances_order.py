@@ -13,28 +13,11 @@ from pathlib import Path
 
 from tests.fakes.gateway import FakeGateway, Reply
 from tests.fakes.slack_api import DEFAULT_CHANNEL, OTHER_USER, FakeSlack
-from tests.instances_harness import needs_postgres, pg_url
-from tests.slack_harness import SlackBench, bench_env
+from tests.instances_harness import needs_postgres, pg_url, slack_instances
 
 __all__ = ["pg_url"]  # a fixture
 
 pytestmark = needs_postgres
-
-
-async def _instances(
-    stack: AsyncExitStack, tmp: Path, fs: FakeSlack, gw: FakeGateway, pg_url: str, n: int, **env: str
-) -> list[SlackBench]:
-    benches = []
-    for i in range(n):
-        cwd = tmp / f"instance-{i}"
-        cwd.mkdir()
-        extra = {"DATABASE_URL": pg_url, "PARLEY_INSTANCE_TIMEOUT": "1", **env}
-        bench = SlackBench(fs, gw, cwd, "http", bench_env(fs, gw, cwd, "http", extra), None, {})
-        await bench.start()
-        stack.push_async_callback(bench.stop)
-        benches.append(bench)
-    fs.events_urls = [f"http://127.0.0.1:{b.server.port}/slack/events" for b in benches if b.server]
-    return benches
 
 
 def _asked(gw: FakeGateway, index: int) -> str:
@@ -47,7 +30,7 @@ async def test_follow_ups_on_two_instances_are_answered_in_order_with_the_earlie
     async with FakeGateway() as gw, FakeSlack() as fs, AsyncExitStack() as stack:
         # Each answer echoes its question and takes about a second: the follow-ups overlap.
         gw.default = Reply(delay=0.15, first_delay=0.1)
-        a, b = await _instances(stack, tmp_path, fs, gw, pg_url, 2)
+        a, b = await slack_instances(stack, tmp_path, fs, gw, pg_url, 2)
         mention = fs.app_mention("start a thread")
         await fs.deliver_event(mention, mode="http", url=fs.events_urls[0])
         await a.reply_in(DEFAULT_CHANNEL, mention["ts"])
@@ -80,7 +63,7 @@ async def test_follow_ups_on_two_instances_are_answered_in_order_with_the_earlie
 async def test_a_user_s_concurrency_limit_holds_over_both_instances(tmp_path: Path, pg_url: str) -> None:
     async with FakeGateway() as gw, FakeSlack() as fs, AsyncExitStack() as stack:
         gw.default = Reply(text="a slow answer " * 10, delay=0.1)
-        a, b = await _instances(stack, tmp_path, fs, gw, pg_url, 2, PARLEY_MAX_CONCURRENT_PER_USER="1")
+        a, b = await slack_instances(stack, tmp_path, fs, gw, pg_url, 2, PARLEY_MAX_CONCURRENT_PER_USER="1")
         first = fs.app_mention("one")
         await fs.deliver_event(first, mode="http", url=fs.events_urls[0])
         await fs.wait_for(lambda: gw.stream_requests, within=10)
@@ -98,7 +81,7 @@ async def test_a_user_s_concurrency_limit_holds_over_both_instances(tmp_path: Pa
 async def test_a_stopping_instance_leaves_its_waiting_turn_to_the_other(tmp_path: Path, pg_url: str) -> None:
     async with FakeGateway() as gw, FakeSlack() as fs, AsyncExitStack() as stack:
         gw.default = Reply(delay=0.1)
-        a, b = await _instances(stack, tmp_path, fs, gw, pg_url, 2)
+        a, b = await slack_instances(stack, tmp_path, fs, gw, pg_url, 2)
         mention = fs.app_mention("a question " * 10)
         await fs.deliver_event(mention, mode="http", url=fs.events_urls[0])
         await fs.wait_for(lambda: gw.stream_requests, within=10)

@@ -33,6 +33,23 @@ class Events:
 
         return await self._tx.write(work)
 
+    async def once(self, platform: str, event_id: str, owner: str) -> bool:
+        """True the first time ``event_id`` is seen on ``platform``, by any instance: for work
+        that needs no reply row (a slash command, a button), claimed and done in one statement."""
+        values = {
+            "platform": platform,
+            "event_id": event_id,
+            "status": "done",
+            "owner": owner,
+            "claimed_at": utcnow(),
+            "finished_at": utcnow(),
+        }
+
+        async def work(conn: AsyncConnection) -> bool:
+            return await insert_new(conn, ProcessedEvent, values) is not None
+
+        return await self._tx.write(work)
+
     async def done(self, platform: str, event_id: str) -> None:
         """The event is handled without a reply row (e.g. a bot turn the loop breaker dropped)."""
 
