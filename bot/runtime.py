@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import socket
 import uuid
 from dataclasses import dataclass, field
 from typing import Any
@@ -57,6 +58,9 @@ class Runtime:
                 in_flight=lambda: created.in_flight,
                 waiting=lambda: created.waiting,
                 by_platform=lambda: pacer.stats.by_platform,
+                instance=settings.parley_instance_id or process,
+                process=process,
+                host=socket.gethostname(),
             )
             created.observer = metrics
             tools = build_toolbox(settings, gateway)
