@@ -3,8 +3,9 @@ check of a platform's sliding-window budget against calls as they were sent and 
 
 from __future__ import annotations
 
+import asyncio
 import uuid
-from collections.abc import AsyncIterator, Iterable
+from collections.abc import AsyncIterator, Callable, Iterable, Iterator
 from contextlib import AsyncExitStack
 from pathlib import Path
 
@@ -12,6 +13,7 @@ import pytest
 from sqlalchemy.engine import make_url
 
 from tests.fakes.gateway import FakeGateway
+from tests.fakes.run import ParleyProcess
 from tests.fakes.slack_api import FakeSlack
 from tests.slack_harness import SlackBench, bench_env
 from tests.store_fixtures import POSTGRES_URL, _postgres_admin
@@ -57,3 +59,33 @@ async def slack_instances(
         benches.append(bench)
     fs.events_urls = [f"http://127.0.0.1:{b.server.port}/slack/events" for b in benches if b.server]
     return benches
+
+
+@pytest.fixture
+def pg_database() -> Iterator[str]:
+    """:func:`pg_url` for tests that are not coroutines (``parley run`` in subprocesses)."""
+    name = f"parley_test_{uuid.uuid4().hex[:12]}"
+    asyncio.run(_postgres_admin(f'CREATE DATABASE "{name}"'))
+    try:
+        yield make_url(POSTGRES_URL).set(database=name).render_as_string(hide_password=False)
+    finally:
+        asyncio.run(_postgres_admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+
+
+def start_instances(tmp: Path, n: int, env: Callable[[Path], dict[str, str]]) -> list[ParleyProcess]:
+    """``n`` ``parley run`` processes, each in a folder of its own with ``env(folder)``, started
+    together (close them in a ``finally``); wait for them with :func:`wait_all`."""
+    runs = []
+    for i in range(n):
+        cwd = tmp / f"instance-{i}"
+        cwd.mkdir()
+        runs.append(ParleyProcess(cwd, {**env(cwd), "PARLEY_INSTANCE_ID": f"pod-{i}"}, f"pod-{i}").start())
+    return runs
+
+
+def wait_all(runs: Iterable[ParleyProcess], within: float = 60.0) -> list[int]:
+    """Until every one is running and healthy; their HTTP ports."""
+    ports = [run.wait_ready(within) for run in runs]
+    for run in runs:
+        run.wait_healthy(within)
+    return ports
