@@ -203,6 +203,7 @@ class ConversationService:
     def revive_with(self, platform: str, rebuild: Rebuild) -> None:
         """How ``platform``'s adapter rebuilds a message from its ``origin``: on a shared database,
         turns a stopped instance left waiting on ``platform`` are answered here."""
+        self.membership.platforms.add(platform)  # the next heartbeat tells the others
         if self._takeover is not None:
             self._takeover.rebuilders[platform] = rebuild
 

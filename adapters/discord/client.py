@@ -31,7 +31,7 @@ from bot.settings import SettingsError
 
 log = logging.getLogger("parley.discord")
 # How often the REST share is split again by the Discord processes alive (several instances).
-_SHARE_EVERY = 5.0
+_SHARE_EVERY = 1.0
 
 MESSAGE_CONTENT_HELP = (
     "DISCORD_BOT_TOKEN: Discord refuses Parley the Message Content intent — enable "
