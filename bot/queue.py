@@ -87,14 +87,15 @@ class SharedTurnQueue:
             event.set()
 
     @asynccontextmanager
-    async def turn(self, key: Hashable, entry: TurnEntry) -> AsyncIterator[bool]:
-        """Wait for ``entry``'s turn; yields True while it holds the lease, False if the turn is
-        no longer this process's (adopted elsewhere). The lease is given up on leaving."""
+    async def turn(self, key: Hashable, entry: TurnEntry, *, running: bool = False) -> AsyncIterator[bool]:
+        """Wait for ``entry``'s turn (``running``: it holds the lease already); yields True while
+        it holds the lease, False if the turn is no longer this process's (adopted elsewhere).
+        The lease is given up on leaving."""
         self._keys[key] = self._keys.get(key, 0) + 1
         self._open[(entry.platform, entry.event_id)] = entry
         ours: bool | None = None  # None: still waiting
         try:
-            ours = await self._wait(entry)
+            ours = True if running else await self._wait(entry)
             yield ours
         finally:
             try:

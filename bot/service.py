@@ -251,12 +251,12 @@ class ConversationService:
         if claim.refusal is not None or claim.entry is None:
             refusal = Refusal(claim.refusal or Refusal.GLOBAL_BUSY)
             return await refuse(self.store, self.pacer, self.settings, self.instance_id, msg, refusal)
-        return await self._run_shared(msg, claim.entry, queue)
+        return await self._run_shared(msg, claim.entry, queue, running=claim.running)
 
     async def _run_shared(
-        self, msg: IncomingMessage, entry: TurnEntry, queue: SharedTurnQueue
+        self, msg: IncomingMessage, entry: TurnEntry, queue: SharedTurnQueue, *, running: bool = False
     ) -> ReplyResult | None:
-        async with queue.turn(msg.key, entry) as ours:
+        async with queue.turn(msg.key, entry, running=running) as ours:
             if not ours:
                 # Taken over meanwhile (this process was silent too long, or it is stopping).
                 log.info("turn %s in %s is answered by another instance", entry.event_id, msg.key)

@@ -49,11 +49,11 @@ async def test_heartbeats_tell_live_processes_from_silent_ones(store: Store) -> 
 async def test_turns_of_one_conversation_run_one_at_a_time_in_claim_order(store: Store) -> None:
     for process in ("a", "b"):
         await store.instances.beat(process, name=None, host="h", pid=0, platforms=["slack"])
-    first = (await store.turns.claim(KEY, "e1", "a", author="U1", is_bot=False)).entry
-    second = (await store.turns.claim(KEY, "e2", "b", author="U2", is_bot=False)).entry
-    elsewhere = (await store.turns.claim(OTHER, "e3", "b", author="U1", is_bot=False)).entry
+    first = (await store.turns.claim(KEY, "e1", "a", author="U1", is_bot=False, take=False)).entry
+    second = (await store.turns.claim(KEY, "e2", "b", author="U2", is_bot=False, take=False)).entry
+    elsewhere = (await store.turns.claim(OTHER, "e3", "b", author="U1", is_bot=False, take=False)).entry
     assert first and second and elsewhere
-    assert not (await store.turns.claim(KEY, "e1", "b", author="U1", is_bot=False)).claimed
+    assert not (await store.turns.claim(KEY, "e1", "b", author="U1", is_bot=False, take=False)).claimed
 
     # The later turn waits whoever asks first; another conversation is not held up.
     assert await store.turns.take(second, "b") is Lease.WAIT
@@ -69,7 +69,8 @@ async def test_turns_of_one_conversation_run_one_at_a_time_in_claim_order(store:
 async def test_concurrent_takes_give_the_lease_to_one_turn(store: Store) -> None:
     await store.instances.beat("a", name=None, host="h", pid=0, platforms=["slack"])
     entries = [
-        (await store.turns.claim(KEY, f"e{i}", "a", author="U1", is_bot=False)).entry for i in range(6)
+        (await store.turns.claim(KEY, f"e{i}", "a", author="U1", is_bot=False, take=False)).entry
+        for i in range(6)
     ]
     results = await asyncio.gather(*(store.turns.take(e, "a") for e in reversed(entries) if e))
     assert results.count(Lease.TAKEN) == 1
@@ -79,9 +80,11 @@ async def test_concurrent_takes_give_the_lease_to_one_turn(store: Store) -> None
 async def test_a_dead_process_s_waiting_turns_are_adopted_and_its_begun_one_dropped(store: Store) -> None:
     for process in ("dead", "live"):
         await store.instances.beat(process, name=None, host="h", pid=0, platforms=["slack"])
-    running = (await store.turns.claim(KEY, "e1", "dead", author="U1", is_bot=False)).entry
+    running = (await store.turns.claim(KEY, "e1", "dead", author="U1", is_bot=False, take=False)).entry
     waiting = (
-        await store.turns.claim(KEY, "e2", "dead", author="U1", is_bot=False, origin={"event": {"ts": "2"}})
+        await store.turns.claim(
+            KEY, "e2", "dead", author="U1", is_bot=False, origin={"event": {"ts": "2"}}, take=False
+        )
     ).entry
     other_platform = (
         await store.turns.claim(
@@ -116,7 +119,7 @@ async def test_a_dead_process_s_waiting_turns_are_adopted_and_its_begun_one_drop
 async def test_handed_back_turns_are_adopted_by_the_next_live_process(store: Store) -> None:
     for process in ("stopping", "live"):
         await store.instances.beat(process, name=None, host="h", pid=0, platforms=["slack"])
-    entry = (await store.turns.claim(KEY, "e1", "stopping", author="U1", is_bot=False)).entry
+    entry = (await store.turns.claim(KEY, "e1", "stopping", author="U1", is_bot=False, take=False)).entry
     assert entry is not None
     assert [t.event_id for t in await store.turns.hand_back("stopping")] == ["e1"]
     assert await store.turns.take(entry, "stopping") is Lease.LOST
@@ -125,7 +128,7 @@ async def test_handed_back_turns_are_adopted_by_the_next_live_process(store: Sto
 
 async def test_a_turn_revived_too_often_is_given_up(store: Store) -> None:
     await store.instances.beat("live", name=None, host="h", pid=0, platforms=["slack"])
-    assert (await store.turns.claim(KEY, "e1", "gone-0", author="U1", is_bot=False)).entry
+    assert (await store.turns.claim(KEY, "e1", "gone-0", author="U1", is_bot=False, take=False)).entry
     for n in range(3):
         adopted = await store.turns.adopt("live", ["slack"], silent_for=30)
         assert len(adopted.revive) == 1
@@ -163,3 +166,14 @@ async def test_admission_counts_every_instance_s_turns(store: Store) -> None:
         user_open=2, user_last_minute=3, channel_open=2, all_open=2, bot_last_minute=1
     )
     assert await store.turns.prune(older_than=0) == 1
+
+
+async def test_a_claim_takes_the_lease_at_once_when_nothing_is_ahead(store: Store) -> None:
+    await store.instances.beat("a", name=None, host="h", pid=0, platforms=["slack"])
+    first = await store.turns.claim(KEY, "e1", "a", author="U1", is_bot=False)
+    second = await store.turns.claim(KEY, "e2", "a", author="U1", is_bot=False)
+    elsewhere = await store.turns.claim(OTHER, "e3", "a", author="U1", is_bot=False)
+    assert (first.running, second.running, elsewhere.running) == (True, False, True)
+    assert first.entry is not None and second.entry is not None
+    await store.turns.finish(first.entry)
+    assert await store.turns.take(second.entry, "a") is Lease.TAKEN

@@ -75,6 +75,7 @@ class TurnClaim:
     claimed: bool
     refusal: str | None = None
     entry: TurnEntry | None = None
+    running: bool = False  # the turn holds its conversation's lease already
 
 
 class Lease(enum.Enum):
@@ -110,12 +111,15 @@ class Turns:
         is_bot: bool,
         origin: Mapping[str, Any] | None = None,
         decide: Decide | None = None,
+        take: bool = True,
         lease_seconds: float = 300,
     ) -> TurnClaim:
         """Claim the event and, unless ``decide`` refuses it, queue its turn; one transaction.
 
         ``decide`` sees every instance's counts and returns a refusal's name, or None to admit;
-        without it nothing is counted (no limit is set).
+        without it nothing is counted (no limit is set). With ``take``, the turn also takes its
+        conversation's lease in the same transaction when nothing is ahead of it (the usual
+        case: a new thread), saving the round trips of a separate :meth:`take`.
         """
         conversation = str(key)
 
@@ -147,59 +151,17 @@ class Turns:
                 .returning(TurnRow.queued_at)
             )
             queued_at = inserted.scalar_one()
-            return TurnClaim(
-                True, None, TurnEntry(key.platform, event_id, conversation, author, queued_at, origin)
-            )
+            entry = TurnEntry(key.platform, event_id, conversation, author, queued_at, origin)
+            running = take and await _take(conn, entry, owner) is Lease.TAKEN
+            return TurnClaim(True, None, entry, running)
 
         return await self._tx.write(work)
 
     async def take(self, entry: TurnEntry, owner: str) -> Lease:
         """The conversation's lease for ``entry``, if it is its turn now."""
-        other = TurnRow.__table__.alias("other")
-        ahead = (
-            select(other.c.event_id)
-            .where(
-                other.c.conversation == entry.conversation,
-                other.c.state.in_(OPEN),
-                tuple_(other.c.platform, other.c.event_id) != tuple_(entry.platform, entry.event_id),
-                or_(
-                    other.c.state == RUNNING,
-                    tuple_(other.c.queued_at, other.c.event_id) < tuple_(TurnRow.queued_at, TurnRow.event_id),
-                ),
-            )
-            .correlate(TurnRow)
-        )
-        statement = (
-            update(TurnRow)
-            .where(
-                TurnRow.platform == entry.platform,
-                TurnRow.event_id == entry.event_id,
-                TurnRow.owner == owner,
-                TurnRow.state == WAITING,
-                ~exists(ahead),
-            )
-            .values(state=RUNNING)
-        )
 
         async def work(conn: AsyncConnection) -> Lease:
-            if conn.dialect.name == "postgresql":
-                # Two turns of one conversation deciding at once must see each other's decision.
-                await conn.execute(
-                    text("SELECT pg_advisory_xact_lock(hashtextextended(:c, 0))"),
-                    {"c": "parley-turn:" + entry.conversation},
-                )
-            if (await conn.execute(statement)).rowcount == 1:
-                return Lease.TAKEN
-            row = (
-                await conn.execute(
-                    select(TurnRow.owner, TurnRow.state).where(
-                        TurnRow.platform == entry.platform, TurnRow.event_id == entry.event_id
-                    )
-                )
-            ).first()
-            if row is None or row.owner != owner or row.state != WAITING:
-                return Lease.LOST
-            return Lease.WAIT
+            return await _take(conn, entry, owner)
 
         return await self._tx.write(work)
 
@@ -225,12 +187,7 @@ class Turns:
 
         async def work(conn: AsyncConnection) -> list[TurnEntry]:
             rows = (
-                await conn.execute(
-                    update(TurnRow)
-                    .where(*which)
-                    .values(owner="")
-                    .returning(*_ENTRY)
-                )
+                await conn.execute(update(TurnRow).where(*which).values(owner="").returning(*_ENTRY))
             ).all()
             return [_entry(r) for r in rows]
 
@@ -361,6 +318,53 @@ _ENTRY = (
     TurnRow.origin,
     TurnRow.revived,
 )
+
+
+async def _take(conn: AsyncConnection, entry: TurnEntry, owner: str) -> Lease:
+    """:meth:`Turns.take` inside the caller's transaction."""
+    if conn.dialect.name == "postgresql":
+        # Two turns of one conversation deciding at once must see each other's decision.
+        await conn.execute(
+            text("SELECT pg_advisory_xact_lock(hashtextextended(:c, 0))"),
+            {"c": "parley-turn:" + entry.conversation},
+        )
+    other = TurnRow.__table__.alias("other")
+    ahead = (
+        select(other.c.event_id)
+        .where(
+            other.c.conversation == entry.conversation,
+            other.c.state.in_(OPEN),
+            tuple_(other.c.platform, other.c.event_id) != tuple_(entry.platform, entry.event_id),
+            or_(
+                other.c.state == RUNNING,
+                tuple_(other.c.queued_at, other.c.event_id) < tuple_(TurnRow.queued_at, TurnRow.event_id),
+            ),
+        )
+        .correlate(TurnRow)
+    )
+    taken = await conn.execute(
+        update(TurnRow)
+        .where(
+            TurnRow.platform == entry.platform,
+            TurnRow.event_id == entry.event_id,
+            TurnRow.owner == owner,
+            TurnRow.state == WAITING,
+            ~exists(ahead),
+        )
+        .values(state=RUNNING)
+    )
+    if taken.rowcount == 1:
+        return Lease.TAKEN
+    row = (
+        await conn.execute(
+            select(TurnRow.owner, TurnRow.state).where(
+                TurnRow.platform == entry.platform, TurnRow.event_id == entry.event_id
+            )
+        )
+    ).first()
+    if row is None or row.owner != owner or row.state != WAITING:
+        return Lease.LOST
+    return Lease.WAIT
 
 
 def _entry(row: Any) -> TurnEntry:
