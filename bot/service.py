@@ -138,6 +138,15 @@ class ConversationService:
         live = self.live.writing(ref)
         return live is not None and live.stop()
 
+    async def owner_elsewhere(self, ref: str) -> str | None:
+        """On a shared database: the author of the question whose reply another instance writes
+        in message ``ref`` (a Stop button clicked here, in Slack's HTTP mode)."""
+        return None if self._takeover is None else await self._takeover.owner_elsewhere(ref)
+
+    async def stop_elsewhere(self, ref: str) -> bool:
+        """Ask the instance writing message ``ref`` to stop it (what was written stays)."""
+        return self._takeover is not None and await self._takeover.stop_elsewhere(ref)
+
     async def drain(self, deadline: float) -> None:
         """Let replies in flight finish for ``deadline`` seconds, then interrupt the rest.
 
@@ -271,7 +280,14 @@ class ConversationService:
             return await self._run_shared(msg, entry, queue)
 
         return TakeOver(
-            self.settings, self.store, self.instance_id, queue, self.recovery, run=run, track=self._handling
+            self.settings,
+            self.store,
+            self.instance_id,
+            queue,
+            self.recovery,
+            run=run,
+            track=self._handling,
+            stop=self.stop,
         )
 
     @contextlib.contextmanager

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import logging
 from collections.abc import Awaitable, Callable, Mapping
 from datetime import timedelta
@@ -27,6 +28,7 @@ from bot.queue import SharedTurnQueue
 from bot.recovery import Recovery
 from bot.settings import Settings
 from bot.store import Store, StoreError
+from bot.store.instances import STOP_CHANNEL
 from bot.store.leases import NOTIFY_CHANNEL, TurnEntry
 from bot.store.notify import Listener
 from bot.types import IncomingMessage
@@ -58,6 +60,7 @@ class TakeOver:
         *,
         run: RunTurn,
         track: Track,
+        stop: Callable[[str], bool],
     ) -> None:
         self._settings = settings
         self._store = store
@@ -67,7 +70,8 @@ class TakeOver:
         self._run = run
         self._track = track
         self.rebuilders: dict[str, Rebuild] = {}
-        self._listener = Listener(store.engine, NOTIFY_CHANNEL, queue.wake)
+        self._stop = stop
+        self._listener = Listener(store.engine, {NOTIFY_CHANNEL: queue.wake, STOP_CHANNEL: self._stop_asked})
         self._revivals: set[asyncio.Task[None]] = set()
         self._ticks = 0
         self._stopping = False  # a stopping process hands turns over; it takes none
@@ -116,6 +120,44 @@ class TakeOver:
             self._queue.wake(entry.conversation)
         if handed:
             log.info("left %d waiting turns to the other instances", len(handed))
+
+    # -- Stop pressed on a reply another instance writes ------------------------------------------
+
+    async def owner_elsewhere(self, ref: str) -> str | None:
+        """Who asked the question of the reply another live instance writes in message ``ref``."""
+        found = await self._writer_elsewhere(ref)
+        return None if found is None else found[1]
+
+    async def stop_elsewhere(self, ref: str) -> bool:
+        """Ask the instance writing message ``ref`` to stop it; False if none does."""
+        found = await self._writer_elsewhere(ref)
+        if found is None:
+            return False
+        try:
+            await self._store.instances.ask_to_stop(found[0], ref)
+        except StoreError as exc:
+            log.warning("could not pass a Stop on to the instance writing %s: %s", ref, exc)
+            return False
+        return True
+
+    async def _writer_elsewhere(self, ref: str) -> tuple[str, str] | None:
+        try:
+            found = await self._store.instances.writer_of(ref)
+        except StoreError as exc:
+            log.warning("could not look up who writes %s: %s", ref, exc)
+            return None
+        if found is None or found[0] == self._process:
+            return None
+        return found
+
+    def _stop_asked(self, payload: str) -> None:
+        try:
+            asked = json.loads(payload)
+            process, ref = str(asked["process"]), str(asked["ref"])
+        except (ValueError, KeyError, TypeError):
+            return
+        if process == self._process and self._stop(ref):
+            log.info("stopped the reply in %s at another instance's request", ref)
 
     async def _revive(self, entry: TurnEntry) -> None:
         """Answer a turn a stopped instance left waiting, rebuilt by its adapter."""

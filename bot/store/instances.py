@@ -8,16 +8,22 @@ database's, so instances whose clocks disagree still agree on who is alive.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import ColumnElement, delete, func, select, update
+from sqlalchemy import ColumnElement, cast, delete, func, or_, select, text, update
+from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from bot.store.models import BudgetSlot, Instance, utcnow
+from bot.store.models import BudgetSlot, Instance, Message, utcnow
 from bot.store.tx import Transactions, insert_new
+from bot.types import Outcome
+
+# NOTIFY channel of Stop requests for a reply another process writes.
+STOP_CHANNEL = "parley_stop"
 
 
 @dataclass(frozen=True, slots=True)
@@ -99,6 +105,58 @@ class Instances:
             return result.rowcount
 
         return await self._tx.write(work)
+
+    async def writer_of(self, ref: str) -> tuple[str, str] | None:
+        """Who writes the reply still streaming whose messages include ``ref`` (a platform ref,
+        as a surface returned it): its process, and the author of the question it answers. On a
+        shared database only (where another process may be writing it); None otherwise."""
+
+        async def work(conn: AsyncConnection) -> tuple[str, str] | None:
+            if conn.dialect.name != "postgresql":
+                return None
+            reply = (
+                await conn.execute(
+                    select(Message.id, Message.conversation_id, Message.surface)
+                    .where(
+                        Message.status == Outcome.STREAMING.value,
+                        # A reply posted before its row was written keeps its refs in the surface
+                        # info only (see Turn._begin); later parts land in reply_refs too.
+                        or_(
+                            cast(Message.reply_refs, JSONB).contains([ref]),
+                            cast(Message.surface, JSONB)["refs"].contains([ref]),
+                        ),
+                    )
+                    .limit(1)
+                )
+            ).first()
+            if reply is None or not isinstance((reply.surface or {}).get("process"), str):
+                return None
+            author = (
+                await conn.execute(
+                    select(Message.author_id)
+                    .where(
+                        Message.conversation_id == reply.conversation_id,
+                        Message.role == "user",
+                        Message.id < reply.id,
+                    )
+                    .order_by(Message.id.desc())
+                    .limit(1)
+                )
+            ).scalar()
+            return str(reply.surface["process"]), str(author or "")
+
+        return await self._tx.read(work)
+
+    async def ask_to_stop(self, process: str, ref: str) -> None:
+        """Tell ``process`` (through ``NOTIFY``) that someone pressed Stop on message ``ref``."""
+
+        async def work(conn: AsyncConnection) -> None:
+            payload = json.dumps({"process": process, "ref": ref})
+            await conn.execute(
+                text("SELECT pg_notify(:channel, :payload)"), {"channel": STOP_CHANNEL, "payload": payload}
+            )
+
+        await self._tx.write(work)
 
     async def forget(self, older_than: float) -> int:
         """Drop rows silent for ``older_than`` seconds (long dead, their leftovers handled)."""

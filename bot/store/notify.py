@@ -1,5 +1,6 @@
 """PostgreSQL's LISTEN on a connection of its own: how an instance hears, within milliseconds,
-that a turn of a conversation it waits on has ended in another instance.
+that a turn of a conversation it waits on has ended in another instance, or that someone
+pressed Stop on a reply it writes.
 
 Only with the asyncpg driver (the image's); anywhere else :class:`Listener` stays silent and
 the waiters fall back on polling. Notifications are a shortcut, never the only way: one lost
@@ -10,7 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
@@ -19,12 +20,12 @@ log = logging.getLogger("parley.store")
 
 
 class Listener:
-    """``LISTEN channel`` for as long as it is open; ``on_message(payload)`` for each NOTIFY."""
+    """``LISTEN`` on each channel of ``handlers`` for as long as it is open; the channel's
+    handler gets each NOTIFY's payload."""
 
-    def __init__(self, engine: AsyncEngine, channel: str, on_message: Callable[[str], None]) -> None:
+    def __init__(self, engine: AsyncEngine, handlers: Mapping[str, Callable[[str], None]]) -> None:
         self._engine = engine
-        self._channel = channel
-        self._on_message = on_message
+        self._handlers = dict(handlers)
         self._conn: AsyncConnection | None = None
         self._driver: Any = None
 
@@ -48,7 +49,8 @@ class Listener:
         try:
             raw = await conn.get_raw_connection()
             driver: Any = raw.driver_connection
-            await driver.add_listener(self._channel, self._deliver)
+            for channel in self._handlers:
+                await driver.add_listener(channel, self._deliver)
         except Exception as exc:
             log.warning("cannot listen for turn notifications: %s", type(exc).__name__)
             await conn.close()
@@ -56,18 +58,22 @@ class Listener:
         self._conn, self._driver = conn, driver
         return True
 
-    def _deliver(self, _connection: Any, _pid: int, _channel: str, payload: str) -> None:
+    def _deliver(self, _connection: Any, _pid: int, channel: str, payload: str) -> None:
+        handler = self._handlers.get(channel)
+        if handler is None:
+            return
         try:
-            self._on_message(payload)
+            handler(payload)
         except Exception:
-            log.exception("a turn notification's handler failed")
+            log.exception("the handler of a %s notification failed", channel)
 
     async def aclose(self) -> None:
         conn, driver = self._conn, self._driver
         self._conn = self._driver = None
         if driver is not None and not driver.is_closed():
-            with contextlib.suppress(Exception):
-                await driver.remove_listener(self._channel, self._deliver)
+            for channel in self._handlers:
+                with contextlib.suppress(Exception):
+                    await driver.remove_listener(channel, self._deliver)
         if conn is not None:
             with contextlib.suppress(Exception):
                 await conn.close()
