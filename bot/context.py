@@ -67,7 +67,7 @@ class AdapterContext:
             settings,
             FollowedThreads(
                 answering=service.answering,
-                has_reply=store.conversations.has_reply,
+                has_reply=_has_reply(store),
                 remember_misses=not store.shared,
             ),
         )
@@ -118,3 +118,15 @@ class AdapterContext:
     def add_route(self, method: str, path: str, handler: RouteHandler) -> None:
         """Mount ``handler`` on Parley's HTTP server (call before ``parley run`` starts it)."""
         self._routes.append((method, path, handler))
+
+
+def _has_reply(store: Store) -> Callable[[ConversationKey], Awaitable[bool]]:
+    """Whether Parley answers in a conversation, for routing: a reply stored, or, with several
+    instances, a turn under way in any of them (its reply may not be stored yet)."""
+    if not store.shared:
+        return store.conversations.has_reply
+
+    async def has_reply(key: ConversationKey) -> bool:
+        return await store.conversations.has_reply(key) or await store.turns.any_open(key)
+
+    return has_reply

@@ -8,7 +8,7 @@ from datetime import timedelta
 from bot.limits import Refusal, decide, shared_rules
 from bot.recovery import Writers, is_orphaned
 from bot.settings import Settings
-from bot.store import StreamingReply
+from bot.store import Store, StreamingReply
 from bot.store.leases import TurnCounts
 from bot.store.models import utcnow
 from bot.types import Author, ConversationKey, IncomingMessage
@@ -63,3 +63,13 @@ def test_nothing_is_counted_when_no_limit_applies() -> None:
     assert rule(TurnCounts(0, 0, 0, 0, bot_last_minute=3)) == "bot_loop"
     rule = shared_rules(_settings(parley_max_concurrent_global=2), _message())
     assert rule is not None and rule(TurnCounts(0, 0, 0, all_open=2, bot_last_minute=0)) == "global_busy"
+
+
+async def test_a_thread_another_instance_is_answering_is_followed(store: Store) -> None:
+    from bot.context import _has_reply
+
+    has_reply = _has_reply(store)
+    assert not await has_reply(KEY)
+    await store.turns.claim(KEY, "e1", "elsewhere", author="U1", is_bot=False)
+    # Its reply is not stored yet, but on a shared database the turn under way counts.
+    assert await has_reply(KEY) is store.shared

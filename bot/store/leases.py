@@ -295,6 +295,20 @@ class Turns:
 
         return await self._tx.write(work)
 
+    async def any_open(self, conversation: ConversationKey) -> bool:
+        """Whether a turn of ``conversation`` is waiting or running in any instance (its reply may
+        not be stored yet: a follow-up written meanwhile belongs to a followed thread)."""
+
+        async def work(conn: AsyncConnection) -> bool:
+            query = (
+                select(TurnRow.event_id)
+                .where(TurnRow.conversation == str(conversation), TurnRow.state.in_(OPEN))
+                .limit(1)
+            )
+            return (await conn.execute(query)).first() is not None
+
+        return await self._tx.read(work)
+
     async def open_turns(self, conversation: ConversationKey) -> list[TurnEntry]:
         """The conversation's turns waiting or running, oldest first (tests, diagnostics)."""
 
