@@ -53,6 +53,7 @@ class Membership:
         self._task: asyncio.Task[None] | None = None
         self._beats = 0
         self._last_beat: float | None = None
+        self._checked = False  # whether this process looked for another `parley run` on SQLite
 
     @property
     def beats(self) -> int:
@@ -62,15 +63,6 @@ class Membership:
         """The first heartbeat (before any turn is taken, so no one takes this process's turns for
         a dead one's), then the loop."""
         await self._beat()
-        if not self.store.shared:
-            others = [r for r in await self.store.instances.alive(self.timeout) if r.process != self.process]
-            running = [r for r in others if r.platforms]
-            if running:
-                log.warning(
-                    "another Parley (%s) is using this SQLite database: run one instance per SQLite "
-                    "file, or use PostgreSQL for several",
-                    ", ".join(f"{r.name or r.process} on {r.host}, pid {r.pid}" for r in running),
-                )
         if self._task is None:
             self._task = asyncio.create_task(self._loop(), name="parley heartbeat")
 
@@ -93,6 +85,7 @@ class Membership:
                 log.warning("heartbeat: %s", exc)
                 continue
             if not self.store.shared:
+                await self._check_alone()
                 continue
             try:
                 await self._count_peers()
@@ -100,6 +93,28 @@ class Membership:
                     await self._on_tick()
             except Exception:
                 log.exception("taking over from silent instances failed")
+
+    async def check_alone(self) -> bool:
+        """On SQLite, once this process runs an adapter: whether it is the only ``parley run`` on
+        the file; if not, say so in the log (``parley doctor`` warns too)."""
+        others = [r for r in await self.store.instances.alive(self.timeout) if r.process != self.process]
+        running = [r for r in others if r.platforms]
+        if running:
+            log.warning(
+                "another Parley (%s) is using this SQLite database: run one instance per SQLite "
+                "file, or use PostgreSQL for several",
+                ", ".join(f"{r.name or r.process} on {r.host}, pid {r.pid}" for r in running),
+            )
+        return not running
+
+    async def _check_alone(self) -> None:
+        if self._checked or not self.platforms:
+            return  # a console or a tool shares the file with a `parley run` by design
+        self._checked = True
+        try:
+            await self.check_alone()
+        except StoreError:
+            self._checked = False
 
     def running(self, platform: str) -> int:
         """How many live instances run ``platform`` (1 until known: this one)."""

@@ -55,11 +55,16 @@ async def test_a_second_run_on_one_sqlite_file_says_so(
         env = parley_env(gw, tmp_path, {})
         first = await open_runtime(env, tmp_path)
         try:
-            first.service.membership.platforms.add("slack")  # as its adapter does on start
+            first.service.membership.platforms.add("slack")  # as its adapter does
             await first.service.membership._beat()
             with caplog.at_level(logging.WARNING, logger="parley.instances"):
                 second = await open_runtime(env, tmp_path)
-                await second.aclose()
+                try:
+                    second.service.membership.platforms.add("discord")
+                    # What its heartbeat does once its adapter runs (a console never does).
+                    assert not await second.service.membership.check_alone()
+                finally:
+                    await second.aclose()
         finally:
             await first.aclose()
     assert "another Parley" in caplog.text and "is using this SQLite database" in caplog.text
