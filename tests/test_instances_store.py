@@ -177,3 +177,19 @@ async def test_a_claim_takes_the_lease_at_once_when_nothing_is_ahead(store: Stor
     assert first.entry is not None and second.entry is not None
     await store.turns.finish(first.entry)
     assert await store.turns.take(second.entry, "a") is Lease.TAKEN
+
+
+async def test_a_claim_taken_over_after_its_lease_queues_its_turn_again(store: Store) -> None:
+    from datetime import timedelta
+
+    from bot.store.models import utcnow
+
+    await store.instances.beat("live", name=None, host="h", pid=0, platforms=["slack"])
+    first = (await store.turns.claim(KEY, "e1", "gone", author="U1", is_bot=False, take=False)).entry
+    assert first is not None
+    await store.turns.finish(first)  # e.g. given up; its claim was never done
+    async with store.engine.begin() as conn:  # the claim's lease runs out
+        await conn.execute(update(ProcessedEvent).values(claimed_at=utcnow() - timedelta(minutes=10)))
+    again = await store.turns.claim(KEY, "e1", "live", author="U1", is_bot=False)
+    assert again.claimed and again.running  # a late redelivery answers it after all
+    assert [t.event_id for t in await store.turns.open_turns(KEY)] == ["e1"]

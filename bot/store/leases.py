@@ -26,7 +26,9 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import and_, delete, exists, func, insert, or_, select, text, tuple_, update
+from sqlalchemy import and_, delete, exists, func, or_, select, text, tuple_, update
+from sqlalchemy.dialects.postgresql import insert as postgresql_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from bot.store.events import take_claim
@@ -132,24 +134,21 @@ class Turns:
                 refusal = decide(await _counts(conn, key, author))
                 if refusal is not None:
                     return TurnClaim(True, refusal)
-            inserted = await conn.execute(
-                insert(TurnRow)
-                .values(
-                    platform=key.platform,
-                    event_id=event_id,
-                    conversation=conversation,
-                    workspace=key.workspace,
-                    channel=key.channel,
-                    author=author,
-                    is_bot=is_bot,
-                    owner=owner,
-                    state=WAITING,
-                    queued_at=db_now(conn),
-                    origin=dict(origin) if origin is not None else None,
-                    revived=0,
-                )
-                .returning(TurnRow.queued_at)
-            )
+            values = {
+                "platform": key.platform,
+                "event_id": event_id,
+                "conversation": conversation,
+                "workspace": key.workspace,
+                "channel": key.channel,
+                "author": author,
+                "is_bot": is_bot,
+                "owner": owner,
+                "state": WAITING,
+                "queued_at": db_now(conn),
+                "origin": dict(origin) if origin is not None else None,
+                "revived": 0,
+            }
+            inserted = await conn.execute(_queue_turn(conn, values).returning(TurnRow.queued_at))
             queued_at = inserted.scalar_one()
             entry = TurnEntry(key.platform, event_id, conversation, author, queued_at, origin)
             running = take and await _take(conn, entry, owner) is Lease.TAKEN
@@ -332,6 +331,17 @@ _ENTRY = (
     TurnRow.origin,
     TurnRow.revived,
 )
+
+
+def _queue_turn(conn: AsyncConnection, values: dict[str, Any]) -> Any:
+    """INSERT the turn; over a row left by an earlier claim of the same event (a claim taken over
+    after its lease ran out, its turn given up meanwhile), which this claim replaces."""
+    dialect_insert = postgresql_insert if conn.dialect.name == "postgresql" else sqlite_insert
+    keys = ("platform", "event_id")
+    statement = dialect_insert(TurnRow).values(**values)
+    return statement.on_conflict_do_update(
+        index_elements=list(keys), set_={k: v for k, v in values.items() if k not in keys}
+    )
 
 
 async def _take(conn: AsyncConnection, entry: TurnEntry, owner: str) -> Lease:
