@@ -81,8 +81,9 @@ async def _measure(
 ) -> dict[str, object]:
     from pydantic import SecretStr
 
+    from bot.options import ModelOptions
     from bot.runtime import Runtime
-    from bot.settings import ModelOptions, Settings
+    from bot.settings import Settings
     from bot.types import Attachment, Author, ConversationKey, IncomingMessage
     from tests.fakes.surface import RecordingSurface
 

@@ -81,7 +81,19 @@ def _other(r: Result) -> str:
             f"buffered: {raw} → {prov} µs CPU/token (+{b.get('cpu_overhead_pct')}%); "
             f"at {rr.get('rate_tokens_per_s')} tok/s: +{added} µs/token (+{pct}% of the gap)"
         )
+    if r.get("skipped"):
+        return f"skipped: {r['skipped']}"
+    if name.startswith("shared-budget"):
+        return (
+            f"booking p50/p99 {_pair(r.get('take_ms'), 1)} ms; "
+            f"{_num(r.get('bookings_per_s_one_key'))}/s on one key, "
+            f"{_num(r.get('bookings_per_s_eight_keys'))}/s on eight ({r.get('note')})"
+        )
     extra = [f"{r.get('complete')}/{r.get('replies')} exact", f"{r.get('edits_per_reply')} edits/reply"]
+    if r.get("instances"):
+        answered = r.get("answered_per_instance")
+        extra.append(f"{r['instances']} instances, answered {answered} (warm-ups incl.)")
+        extra.append(f"{r.get('bookings_per_action')} bookings/action, {r.get('budget_refusals')} refused")
     if r.get("dpy_waits"):
         extra.append(f"discord.py waits {r['dpy_waits']}")
     return ", ".join(extra)

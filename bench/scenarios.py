@@ -9,6 +9,7 @@ from pathlib import Path
 from bench.config import Config, Result
 from bench.core import long_thread_scenario, pdf_scenario, scale_scenario
 from bench.files_memory import files_scenario
+from bench.instances import shared_budget_scenario, slack_instances_scenario
 from bench.on_platforms import discord_scenario, slack_scenario
 from bench.provider import provider_scenario
 from bench.tool_step import tools_scenario
@@ -70,6 +71,20 @@ SCENARIOS: tuple[Scenario, ...] = (
         "slack-workspace-N", 10, 3, _slack_workspace, "N replies sharing the workspace chat.update budget"
     ),
     Scenario("slack-native-stream", 1, 1, _slack_native, "one Slack reply with native streaming"),
+    Scenario(
+        "slack-instances-N",
+        10,
+        3,
+        slack_instances_scenario,
+        "slack-workspace-N over three instances on one PostgreSQL (PARLEY_BENCH_POSTGRES_URL)",
+    ),
+    Scenario(
+        "shared-budget",
+        2000,
+        50,
+        shared_budget_scenario,
+        "a shared budget's booking on PostgreSQL: latency, and bookings a second it carries",
+    ),
     Scenario(
         "long-thread", 10_000, 2_000, long_thread_scenario, "one more turn in a thread of N stored messages"
     ),

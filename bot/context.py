@@ -15,7 +15,7 @@ Adapters are built from it by the factories named in the ``parley.adapters`` ent
 from __future__ import annotations
 
 import logging
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, Protocol
 
 from bot.controls import Controls, LiveReplies, ModelList, Wording
@@ -35,6 +35,9 @@ log = logging.getLogger("parley.context")
 #: A reply the store last saw streaming, handed to an adapter to rebuild its surface.
 OrphanedReply = StreamingReply
 SurfaceFor = Callable[[OrphanedReply], Recoverable | None]
+#: Rebuilds a message from the ``origin`` the adapter gave it (``IncomingMessage.origin``), in a
+#: process other than the one that received it; None when it is no longer to be answered.
+Rebuild = Callable[[Mapping[str, Any]], Awaitable[IncomingMessage | None]]
 RouteHandler = Callable[["web.Request"], Awaitable["web.StreamResponse"]]
 
 
@@ -48,6 +51,12 @@ class Intake(LiveReplies, Protocol):
     def answering(self, key: ConversationKey) -> bool: ...
 
     async def recover(self, platform: str, surface_for: SurfaceFor) -> int: ...
+
+    def revive_with(self, platform: str, rebuild: Rebuild) -> None: ...
+
+    def peers(self, platform: str) -> int: ...
+
+    async def once(self, platform: str, event_id: str) -> bool: ...
 
 
 class Observer(FeedbackObserver, IntakeObserver, Protocol):
@@ -74,7 +83,7 @@ class AdapterContext:
             settings,
             FollowedThreads(
                 answering=service.answering,
-                has_reply=store.conversations.has_reply,
+                has_reply=_has_reply(store),
                 remember_misses=not store.shared,
             ),
         )
@@ -138,8 +147,36 @@ class AdapterContext:
         """Close the replies a crashed Parley left streaming on ``platform`` (and keep doing so)."""
         return await self._service.recover(platform, surface_for)
 
+    def revive_with(self, platform: str, rebuild: Rebuild) -> None:
+        """How this adapter rebuilds a message from its ``origin``. With several instances on one
+        database, a turn that waited in an instance that stopped is rebuilt this way and
+        answered by this one."""
+        self._service.revive_with(platform, rebuild)
+
+    async def once(self, platform: str, event_id: str) -> bool:
+        """Whether this is the first delivery of ``event_id`` (e.g. ``command:{trigger id}``) to
+        any instance: a slash command, button or shortcut is acted on once, whoever receives it."""
+        return await self._service.once(platform, event_id)
+
+    def peers(self, platform: str) -> int:
+        """How many instances run ``platform``'s adapter on this database now, this one included
+        (1 on SQLite): a budget no shared state covers is split between them."""
+        return self._service.peers(platform)
+
     # -- HTTP -----------------------------------------------------------------------------------------
 
     def add_route(self, method: str, path: str, handler: RouteHandler) -> None:
         """Mount ``handler`` on Parley's HTTP server (call before ``parley run`` starts it)."""
         self._routes.append((method, path, handler))
+
+
+def _has_reply(store: Store) -> Callable[[ConversationKey], Awaitable[bool]]:
+    """Whether Parley answers in a conversation, for routing: a reply stored, or, with several
+    instances, a turn under way in any of them (its reply may not be stored yet)."""
+    if not store.shared:
+        return store.conversations.has_reply
+
+    async def has_reply(key: ConversationKey) -> bool:
+        return await store.conversations.has_reply(key) or await store.turns.any_open(key)
+
+    return has_reply

@@ -20,7 +20,7 @@ import logging
 import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Protocol, runtime_checkable
 
 from bot.settings import Settings
 from bot.store import Store, Totals
@@ -94,6 +94,16 @@ class LiveReplies(Protocol):
     def reply_owner(self, ref: str) -> str | None: ...
 
     def stop(self, ref: str) -> bool: ...
+
+
+@runtime_checkable
+class RepliesElsewhere(Protocol):
+    """Replies another instance writes (several instances on one database): a Stop clicked here
+    is passed on to it."""
+
+    async def owner_elsewhere(self, ref: str) -> str | None: ...
+
+    async def stop_elsewhere(self, ref: str) -> bool: ...
 
 
 class ModelList:
@@ -241,13 +251,19 @@ class Controls:
         ``is_admin`` is asked only when someone else asked (on Slack it costs a look-up).
         """
         owner = self._replies.reply_owner(ref)
+        elsewhere = self._replies if isinstance(self._replies, RepliesElsewhere) and owner is None else None
+        if elsewhere is not None:
+            owner = await elsewhere.owner_elsewhere(ref)  # another instance may be writing it
         if owner is None:
             return StopAnswer(StopResult.GONE)
         if owner != clicker and not await is_admin():
             who = self.wording.mention.format(owner)
             text = f"Only {who}, who asked, or {self.wording.stop_admins} can stop this reply."
             return StopAnswer(StopResult.REFUSED, text)
-        self._replies.stop(ref)
+        if elsewhere is not None:
+            await elsewhere.stop_elsewhere(ref)
+        else:
+            self._replies.stop(ref)
         return StopAnswer(StopResult.STOPPED)
 
     # -- storage ------------------------------------------------------------------------------------

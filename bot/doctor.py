@@ -227,6 +227,41 @@ async def check_mcp(settings: Settings) -> list[Finding]:
     return found
 
 
+async def check_instances(settings: Settings) -> list[Finding]:
+    """Which ``parley run`` processes use this database now (their heartbeats). Several on one
+    SQLite file is a warning: SQLite suits one instance (each would pace, queue and recover as
+    if it were alone); several instances need PostgreSQL."""
+    from bot.store import Store, StoreError
+
+    try:
+        store = await Store.open(settings.database_url, migrate=False)
+    except StoreError:
+        return []  # check_database has said why
+    try:
+        rows = await store.instances.alive(settings.parley_instance_timeout)
+    except StoreError:
+        return []  # not migrated yet: nothing runs on it
+    finally:
+        await store.close()
+    running = [r for r in rows if r.platforms]
+    if not running:
+        return []
+    names = ", ".join(f"{r.name or r.process} ({r.host}, pid {r.pid})" for r in running)
+    if store.shared:
+        noun = "instance" if len(running) == 1 else "instances"
+        return [Finding(True, f"instances: {len(running)} {noun} of `parley run` on this database: {names}")]
+    if len(running) == 1:
+        return [Finding(True, f"instances: `parley run` is running on this SQLite file: {names}")]
+    return [
+        Finding.warning(
+            f"instances: {len(running)} `parley run` processes share this SQLite file ({names}); "
+            "each paces, queues and recovers replies as if it were alone",
+            "run one `parley run` per SQLite file, or use PostgreSQL for several instances "
+            "(DATABASE_URL=postgresql+asyncpg://…; docs/deploy.md, Scaling out)",
+        )
+    ]
+
+
 def _status(exc: Exception) -> str:
     status = getattr(exc, "status", None)
     return f" (HTTP {status})" if status else ""
@@ -234,7 +269,7 @@ def _status(exc: Exception) -> str:
 
 # The core's own checks, in the order they print. A new one is an async ``(settings) -> findings``
 # added here; a platform's checks come through the ``parley.doctor`` entry points instead.
-CORE_CHECKS: tuple[Check, ...] = (check_settings, check_database, check_gateway, check_mcp)
+CORE_CHECKS: tuple[Check, ...] = (check_settings, check_database, check_instances, check_gateway, check_mcp)
 
 
 async def _guarded(check: Check, settings: Settings) -> list[Finding]:

@@ -70,7 +70,10 @@ class HttpServer:
             connected = adapter.connected
             checks[adapter.name] = "connected" if connected else "disconnected"
             healthy = healthy and connected
-        body = {"status": "ok" if healthy else "unavailable", **checks}
+        service = self.runtime.service
+        instance = {"instance": self.runtime.settings.parley_instance_id or service.instance_id}
+        instance["process"] = service.instance_id
+        body = {"status": "ok" if healthy else "unavailable", **instance, **checks}
         return web.json_response(body, status=200 if healthy else 503)
 
     async def _metrics(self, request: web.Request) -> web.Response:

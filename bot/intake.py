@@ -21,13 +21,17 @@ from __future__ import annotations
 
 import asyncio
 import enum
+import logging
 import re
 import time
 from collections.abc import Callable, Hashable, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Protocol
 
+from bot.store import Store, StoreError
 from bot.types import ContextMessage, IncomingMessage, ReplyResult
+
+log = logging.getLogger("parley.conversation")
 
 # "stop", "stop it", "please stop", "stop now!" … and nothing else: a question that mentions
 # stopping is a question.
@@ -148,3 +152,24 @@ class Bursts:
 
 def _key(msg: IncomingMessage) -> Hashable:
     return (msg.key, msg.author.id)
+
+
+async def record_merged(store: Store, burst: Burst, result: ReplyResult | None, owner: str) -> None:
+    """What became of a burst's merged messages, in the store: their events are done (or, when
+    the turn showed nothing, free again for a redelivery) and their rows marked merged."""
+    merged = burst.merged
+    if not merged:
+        return
+    shown = result is not None and bool(result.shown)
+    try:
+        for m in merged:
+            if shown:
+                await store.events.done(m.key.platform, m.event_id)
+            else:
+                await store.events.release(m.key.platform, m.event_id, owner)
+        conversation = await store.conversations.find(burst.leader.key)
+        if conversation is not None:
+            into = burst.messages[-1].platform_message_id
+            await store.history.mark_merged(conversation.id, [m.platform_message_id for m in merged], into)
+    except StoreError as exc:
+        log.warning("could not record the messages merged in %s: %s", burst.leader.key, exc)

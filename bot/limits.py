@@ -1,6 +1,8 @@
 """Admission: whether a turn may start now, or gets a short "busy" reply (or, from a bot, none).
 
-Counted in this process: with several instances each enforces its own share. A turn counts as
+Counted in this process on SQLite; on a shared database (several instances) over every
+instance's turns, in the transaction that claims and queues the turn (:func:`shared_rules`, read
+by ``store.turns.claim``), so the limits hold for the service as a whole. A turn counts as
 running from admission until its reply is stored, waiting in its conversation's queue included.
 
 - ``PARLEY_USER_RATE``: turns a user may start per minute (sliding window);
@@ -19,6 +21,7 @@ from collections.abc import Callable, Hashable
 from dataclasses import dataclass
 
 from bot.settings import Settings
+from bot.store.leases import Decide, TurnCounts
 from bot.types import IncomingMessage
 
 WINDOW = 60.0
@@ -85,20 +88,16 @@ class Admission:
         key = msg.key
         user = (key.platform, msg.author.id)
         channel = (key.platform, key.workspace, key.channel)
-        if msg.author.is_bot and s.parley_bot_turns_per_minute:
-            # Per conversation: a bot may be allowed in many threads, a loop lives in one.
-            if self._bots.count(key) >= s.parley_bot_turns_per_minute:
-                return Refusal.BOT_LOOP
-        if s.parley_user_rate and self._rates.count(user) >= s.parley_user_rate:
-            return Refusal.USER_RATE
-        limit = s.parley_max_concurrent_per_user
-        if limit and self._by_user.get(user, 0) >= limit:
-            return Refusal.USER_BUSY
-        limit = s.parley_max_concurrent_per_channel
-        if limit and self._by_channel.get(channel, 0) >= limit:
-            return Refusal.CHANNEL_BUSY
-        if s.parley_max_concurrent_global and self.running >= s.parley_max_concurrent_global:
-            return Refusal.GLOBAL_BUSY
+        counts = TurnCounts(
+            user_open=self._by_user.get(user, 0),
+            user_last_minute=self._rates.count(user) if s.parley_user_rate else 0,
+            channel_open=self._by_channel.get(channel, 0),
+            all_open=self.running,
+            bot_last_minute=self._bots.count(key) if msg.author.is_bot else 0,
+        )
+        refusal = decide(s, counts, is_bot=msg.author.is_bot)
+        if refusal is not None:
+            return refusal
         if msg.author.is_bot:
             self._bots.add(key)
         if s.parley_user_rate:
@@ -121,3 +120,40 @@ class Admission:
     def tracked(self) -> int:
         """Keys held in memory (for tests: bounded by recent activity, not by history)."""
         return len(self._rates) + len(self._bots) + len(self._by_user) + len(self._by_channel)
+
+
+def decide(s: Settings, counts: TurnCounts, *, is_bot: bool) -> Refusal | None:
+    """The limits, in the order they are checked; None admits. ``counts`` are this process's
+    (SQLite) or every instance's (a shared database)."""
+    # Per conversation: a bot may be allowed in many threads, a loop lives in one.
+    if is_bot and s.parley_bot_turns_per_minute and counts.bot_last_minute >= s.parley_bot_turns_per_minute:
+        return Refusal.BOT_LOOP
+    if s.parley_user_rate and counts.user_last_minute >= s.parley_user_rate:
+        return Refusal.USER_RATE
+    if s.parley_max_concurrent_per_user and counts.user_open >= s.parley_max_concurrent_per_user:
+        return Refusal.USER_BUSY
+    if s.parley_max_concurrent_per_channel and counts.channel_open >= s.parley_max_concurrent_per_channel:
+        return Refusal.CHANNEL_BUSY
+    if s.parley_max_concurrent_global and counts.all_open >= s.parley_max_concurrent_global:
+        return Refusal.GLOBAL_BUSY
+    return None
+
+
+def shared_rules(s: Settings, msg: IncomingMessage) -> Decide | None:
+    """:func:`decide` for a turn on a shared database, over every instance's counts; None when no
+    limit applies to ``msg`` (the default for people), so that nothing is counted or locked."""
+    is_bot = msg.author.is_bot
+    human_limits = (
+        s.parley_user_rate,
+        s.parley_max_concurrent_per_user,
+        s.parley_max_concurrent_per_channel,
+        s.parley_max_concurrent_global,
+    )
+    if not any(human_limits) and not (is_bot and s.parley_bot_turns_per_minute):
+        return None
+
+    def rule(counts: TurnCounts) -> str | None:
+        refusal = decide(s, counts, is_bot=is_bot)
+        return None if refusal is None else refusal.value
+
+    return rule

@@ -4,6 +4,10 @@ Two kinds of figures: what the conversation service reports as replies run (it c
 class as its ReplyObserver), and live figures read at scrape time through the callables it was
 built with: the renderer's action counts per platform, replies in flight, turns waiting. It
 knows nothing of what provides them, so it imports no runtime.
+
+Every series carries ``parley_instance`` (``PARLEY_INSTANCE_ID``, or the process's generated id):
+with several instances, each serves its own figures, and a sum over them is the service's.
+``parley_instance_info`` (value 1) adds the process id and host of each.
 """
 
 from __future__ import annotations
@@ -11,7 +15,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator, Mapping
 from typing import Protocol
 
-from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 from prometheus_client.registry import Collector
@@ -53,8 +57,12 @@ class Metrics:
         in_flight: Callable[[], int] = _zero,
         waiting: Callable[[], int] = _zero,
         by_platform: Callable[[], Mapping[str, ActionCounts]] = _no_platforms,
+        instance: str = "",
+        process: str = "",
+        host: str = "",
     ) -> None:
         self.registry = CollectorRegistry()
+        self.instance = instance
         r = self.registry
         self.replies_started = Counter(
             "parley_replies_started", "Replies started", ["platform", "model"], registry=r
@@ -93,6 +101,11 @@ class Metrics:
             registry=r,
         )
         r.register(_Live(in_flight, waiting, by_platform))
+        info = Gauge(
+            "parley_instance_info", "This instance: its process id and host", ["process", "host"], registry=r
+        )
+        info.labels(process or instance, host).set(1)
+        self._labelled = _Labelled(r, {"parley_instance": instance}) if instance else r
 
     # bot.feedback's FeedbackObserver.
     def vote_cast(self, platform: str, model: str, value: str) -> None:
@@ -126,7 +139,7 @@ class Metrics:
         self.tokens.labels("thinking", model).inc(usage.thinking_tokens)
 
     def exposition(self) -> tuple[bytes, str]:
-        return generate_latest(self.registry), CONTENT_TYPE_LATEST
+        return generate_latest(self._labelled), CONTENT_TYPE_LATEST
 
 
 class _Live(Collector):
@@ -177,3 +190,18 @@ class _Live(Collector):
         in_flight.add_metric([], self._in_flight())
         waiting.add_metric([], self._waiting())
         yield from (posts, edits, limited, failed, in_flight, waiting)
+
+
+class _Labelled(Collector):
+    """Every series of ``registry`` with ``labels`` added (the instance), at scrape time."""
+
+    def __init__(self, registry: CollectorRegistry, labels: Mapping[str, str]) -> None:
+        self._registry = registry
+        self._labels = dict(labels)
+
+    def collect(self) -> Iterator[Metric]:
+        for metric in self._registry.collect():
+            labelled = Metric(metric.name, metric.documentation, metric.type, metric.unit)
+            for s in metric.samples:
+                labelled.add_sample(s.name, {**self._labels, **s.labels}, s.value, s.timestamp, s.exemplar)
+            yield labelled

@@ -41,6 +41,9 @@ class Writers:
     instance: str | None  # PARLEY_INSTANCE_ID: the same across restarts of one instance
     shared: bool  # other instances use this database (PostgreSQL)
     reply_timeout: float  # PARLEY_REPLY_TIMEOUT: no reply runs longer
+    # On a shared database, the processes whose heartbeat is fresh (read after the replies, so
+    # any writer of a reply read is registered); None where it is not known.
+    alive: frozenset[str] | None = None
 
 
 def is_orphaned(reply: StreamingReply, writers: Writers, live: set[int]) -> bool:
@@ -49,7 +52,8 @@ def is_orphaned(reply: StreamingReply, writers: Writers, live: set[int]) -> bool
     - This process's own replies only once past ``PARLEY_REPLY_TIMEOUT``: no reply runs longer.
     - On SQLite (one process per database) every other process's reply: that process is gone.
     - On a shared database another instance may be writing it, so only replies past the
-      timeout, or left by a previous process of the same ``PARLEY_INSTANCE_ID``.
+      timeout, left by a previous process of the same ``PARLEY_INSTANCE_ID``, or written by a
+      process that stopped heart-beating (``PARLEY_INSTANCE_TIMEOUT``).
     """
     if reply.id in live:
         return False
@@ -59,6 +63,9 @@ def is_orphaned(reply: StreamingReply, writers: Writers, live: set[int]) -> bool
     if info.get("process") == writers.process:
         return False
     if not writers.shared:
+        return True
+    writer = info.get("process")
+    if writers.alive is not None and isinstance(writer, str) and writer not in writers.alive:
         return True
     return bool(writers.instance) and info.get("instance") == writers.instance
 
@@ -73,10 +80,14 @@ class Recovery:
         self._live = live
         self._surfaces: dict[str, SurfaceFor] = {}
 
-    def orphaned(self, reply: StreamingReply) -> bool:
+    def orphaned(self, reply: StreamingReply, alive: frozenset[str] | None = None) -> bool:
         settings = self._settings
         writers = Writers(
-            self._process, settings.parley_instance_id, self._store.shared, settings.parley_reply_timeout
+            self._process,
+            settings.parley_instance_id,
+            self._store.shared,
+            settings.parley_reply_timeout,
+            alive,
         )
         return is_orphaned(reply, writers, self._live())
 
@@ -103,9 +114,10 @@ class Recovery:
         except StoreError as exc:
             log.warning("recovery: cannot read the store: %s", exc)
             return 0
+        alive = await self._alive() if replies else None
         closed = 0
         for reply in replies:
-            if not self.orphaned(reply):
+            if not self.orphaned(reply, alive):
                 continue
             try:
                 if await close_orphan(self._store, reply, surface_for):
@@ -115,6 +127,17 @@ class Recovery:
         if closed:
             log.info("recovery: closed %d interrupted %s replies", closed, platform)
         return closed
+
+    async def _alive(self) -> frozenset[str] | None:
+        """The processes alive now, on a shared database; None where unknown (or unreadable)."""
+        if not self._store.shared:
+            return None
+        try:
+            rows = await self._store.instances.alive(self._settings.parley_instance_timeout)
+        except StoreError as exc:
+            log.warning("recovery: cannot read which instances are alive: %s", exc)
+            return None
+        return frozenset(row.process for row in rows)
 
 
 async def close_orphan(store: Store, reply: StreamingReply, surface_for: SurfaceFor) -> bool:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import socket
+import uuid
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -12,6 +14,7 @@ from bot.render import Pacer
 from bot.service import ConversationService
 from bot.settings import Settings
 from bot.store import Store
+from bot.store.budgets import PostgresBudgets
 from bot.tools import ToolBox, build_toolbox
 from bot.turn import FilePipeline
 
@@ -27,6 +30,8 @@ class Runtime:
     service: ConversationService
     metrics: Metrics
     tools: ToolBox  # what the model may call; MCP servers run until aclose()
+    # The platforms' budgets shared with other instances (PostgreSQL), or None.
+    budgets: PostgresBudgets | None = field(default=None, init=False)
     # Adapters add their HTTP routes here (Slack's /slack/events) before the server starts.
     http_routes: list[tuple[str, str, Any]] = field(default_factory=list)
     _adapter_context: AdapterContext | None = field(default=None, init=False, repr=False)
@@ -34,24 +39,39 @@ class Runtime:
     @classmethod
     async def create(cls, settings: Settings, *, files: FilePipeline | None = None) -> Runtime:
         store = await Store.open(settings.database_url, migrate=True)
+        service: ConversationService | None = None
+        process = uuid.uuid4().hex[:12]  # this process, whatever PARLEY_INSTANCE_ID calls it
+        # Several instances on one database share the platforms' budgets through it.
+        budgets = PostgresBudgets(store.engine, process) if store.shared else None
         try:
             gateway = Gateway(settings)
-            pacer = Pacer()
+            pacer = Pacer(shared=budgets)
             if files is None:
                 from bot.files import FileService
 
                 files = FileService(settings, store, transcriber=gateway)
             tools = build_toolbox(settings, gateway)
-            service = ConversationService(settings, store, gateway, pacer, files=files, tools=tools)
+            service = created = ConversationService(
+                settings, store, gateway, pacer, files=files, tools=tools, instance_id=process
+            )
             # Live figures are read from the service and the renderer at each scrape.
             metrics = Metrics(
-                in_flight=lambda: service.in_flight,
-                waiting=lambda: service.waiting,
+                in_flight=lambda: created.in_flight,
+                waiting=lambda: created.waiting,
                 by_platform=lambda: pacer.stats.by_platform,
+                instance=settings.parley_instance_id or process,
+                process=process,
+                host=socket.gethostname(),
             )
-            service.observer = metrics
-            service.counts = metrics
+            created.observer = metrics
+            created.counts = metrics
+            # The heartbeat before any turn: other instances must know this one is alive.
+            await created.start()
         except BaseException:
+            if service is not None:
+                await service.aclose()
+            if budgets is not None:
+                await budgets.aclose()
             await store.close()
             raise
         try:
@@ -60,10 +80,15 @@ class Runtime:
             await tools.start(within=_TOOLS_START_WAIT)
         except BaseException:
             await tools.aclose()
+            await created.aclose()
             await gateway.aclose()
+            if budgets is not None:
+                await budgets.aclose()
             await store.close()
             raise
-        return cls(settings, store, gateway, pacer, service, metrics, tools)
+        runtime = cls(settings, store, gateway, pacer, created, metrics, tools)
+        runtime.budgets = budgets
+        return runtime
 
     def adapter_context(self) -> AdapterContext:
         """What adapters get instead of this object; one for all of them (they share its caches)."""
@@ -84,5 +109,7 @@ class Runtime:
         await self.tools.aclose()
         await self.service.aclose()
         await self.pacer.aclose()
+        if self.budgets is not None:
+            await self.budgets.aclose()
         await self.gateway.aclose()
         await self.store.close()

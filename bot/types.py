@@ -7,9 +7,9 @@ An adapter turns a platform event into an :class:`IncomingMessage` and gives the
 from __future__ import annotations
 
 import enum
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from bot.render.surface import ReplySurface
@@ -96,6 +96,10 @@ class IncomingMessage:
     context: Sequence[ContextMessage] = ()
     platform_message_id: str = ""
     model: str | None = None  # a one-off model choice (console --model); else the conversation's
+    # What the adapter needs to rebuild this message in another process (plain JSON: Slack's
+    # event, Discord's channel and message ids), should the process that took it stop before
+    # its turn came (several instances on one database). None: it cannot be rebuilt.
+    origin: Mapping[str, Any] | None = None
 
 
 @dataclass(slots=True)

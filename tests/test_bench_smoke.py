@@ -89,4 +89,13 @@ def test_quick_bench_reports_every_scenario() -> None:
     assert provider["buffered"]["provider_cpu_us_per_token"] > 0
     assert provider["real_rate"]["provider_latency_us"]["n"] > 0
 
+    # Several instances (with a PostgreSQL server; skipped without one).
+    shared = results["slack-instances-N"]
+    if not shared.get("skipped"):
+        assert shared["complete"] == shared["replies"] >= 1
+        # Every post and edit booked its slot on the shared budget once (refused bookings retried).
+        assert shared["budget_bookings"] - shared["budget_refusals"] == shared["posts"] + shared["edits"] > 0
+        booking = results["shared-budget"]
+        assert booking["take_ms"]["p50"] > 0 and booking["bookings_per_s_one_key"] > 50
+
     assert took < 60, f"the smoke run took {took:.0f}s"

@@ -17,8 +17,9 @@ from pypdf import PdfReader
 
 from bot.files import DownloadFailed, DownloadRefused
 from bot.files.sniff import WHAT_PARLEY_READS
+from bot.options import ModelOptions
 from bot.runtime import Runtime
-from bot.settings import ModelOptions, Settings
+from bot.settings import Settings
 from bot.store.models import utcnow
 from bot.types import (
     Attachment,

@@ -11,12 +11,13 @@ import httpx
 import pytest
 from pydantic import SecretStr
 
+from bot.options import ModelOptions
 from bot.providers import ChatRequest, Gateway, GatewayPolicy, Turn, build_request, errors
 from bot.providers.anthropic import AnthropicProvider
 from bot.providers.base import ToolSpec
 from bot.providers.gateway import billing, list_models
 from bot.providers.openai_chat import OpenAIChatProvider
-from bot.settings import ModelOptions, Settings, load_settings
+from bot.settings import Settings, load_settings
 from bot.types import Outcome
 from tests.fakes.gateway import FakeGateway, Reply, collect
 

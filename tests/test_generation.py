@@ -10,6 +10,7 @@ from datetime import UTC, datetime
 
 from bot.files import PreparedFiles
 from bot.generation import MIN_ANSWER_CAP, Generation, generate
+from bot.options import ModelOptions
 from bot.providers.base import (
     ChatRequest,
     Finish,
@@ -23,7 +24,7 @@ from bot.providers.base import (
 from bot.providers.errors import ProviderError, RateLimitedError
 from bot.render.surface import THINKING_PLACEHOLDER
 from bot.request import Question, build
-from bot.settings import ModelOptions, Settings
+from bot.settings import Settings
 from bot.store import Overrides, StoredMessage
 from bot.types import Outcome, Usage
 

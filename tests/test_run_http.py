@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import socket
 import time
 import uuid
 from collections.abc import Iterator
@@ -92,12 +93,18 @@ def world(tmp_path: Path) -> Iterator[World]:
 
 
 def samples(exposition: str) -> dict[tuple[str, frozenset[tuple[str, str]]], float]:
-    """Every sample of a Prometheus text exposition, keyed by name and labels."""
+    """Every sample of a Prometheus text exposition, keyed by name and labels (every series'
+    ``parley_instance`` label left out)."""
     return {
-        (s.name, frozenset(s.labels.items())): s.value
+        (s.name, frozenset((k, v) for k, v in s.labels.items() if k != "parley_instance")): s.value
         for family in text_string_to_metric_families(exposition)
         for s in family.samples
     }
+
+
+def checks(body: bytes) -> dict[str, str]:
+    """What /healthz says, without which instance says it."""
+    return {k: v for k, v in json.loads(body).items() if k not in ("instance", "process")}
 
 
 def value(parsed: dict[tuple[str, frozenset[tuple[str, str]]], float], name: str, **labels: str) -> float:
@@ -110,7 +117,11 @@ def test_health_metrics_and_the_reply_log_after_one_mention(world: World) -> Non
     with ParleyProcess(world.tmp, world.env, "parley-run") as bot:
         status, body, _ = bot.get("/healthz")
         assert status == 200
-        assert json.loads(body) == {
+        health = json.loads(body)
+        # Which instance answers: PARLEY_INSTANCE_ID, else this process's generated id.
+        instance = health.pop("instance")
+        assert instance == health.pop("process") != ""
+        assert health == {
             "status": "ok",
             "database": "ok",
             "discord": "connected",
@@ -137,6 +148,10 @@ def test_health_metrics_and_the_reply_log_after_one_mention(world: World) -> Non
                 break
             time.sleep(0.05)
 
+        # Every series says which instance it comes from (several instances: sum over them).
+        families = list(text_string_to_metric_families(body.decode()))
+        assert {sample.labels.get("parley_instance") for f in families for sample in f.samples} == {instance}
+        assert value(parsed, "parley_instance_info", process=instance, host=socket.gethostname()) == 1
         assert value(parsed, "parley_replies_started_total", **slack) == 1
         assert value(parsed, "parley_replies_finished_total", **slack, outcome="complete") == 1
         assert value(parsed, "parley_first_token_seconds_count", **slack) == 1
@@ -188,7 +203,7 @@ def test_healthz_is_503_while_slack_is_disconnected(world: World) -> None:
         # (Reconnecting by itself is tested in-process: tests/test_slack_app.py.)
         world.fs.app_token = "xapp-1-revoked"
         world.fs.run(world.fs.drop_sockets(abrupt=True))
-        body = json.loads(bot.wait_for_status("/healthz", 503))
+        body = checks(bot.wait_for_status("/healthz", 503))
         assert body == {
             "status": "unavailable",
             "database": "ok",
@@ -203,7 +218,7 @@ def test_healthz_is_503_once_discord_closes_the_gateway(world: World) -> None:
         bot.wait_for_status("/healthz", 200)
         # 4004 "authentication failed" (the token was reset meanwhile): discord.py must not resume.
         world.fd.run(world.fd.drop_connections(4004, wait=False))
-        body = json.loads(bot.wait_for_status("/healthz", 503))
+        body = checks(bot.wait_for_status("/healthz", 503))
         assert body == {
             "status": "unavailable",
             "database": "ok",

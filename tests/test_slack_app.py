@@ -17,8 +17,9 @@ from adapters.slack.events import MESSAGE_EVENTS
 from adapters.slack.manifest import BOT_EVENTS, SCOPES, document
 from bot.context import AdapterContext
 from bot.errors import UserFacingError
+from bot.options import SlackAgentOptions
 from bot.runtime import Runtime
-from bot.settings import Settings, SettingsError, SlackAgentOptions, load_settings
+from bot.settings import Settings, SettingsError, load_settings
 from tests.cli_harness import parley
 from tests.fakes.gateway import FakeGateway
 from tests.fakes.slack_api import DEFAULT_SCOPES, FakeSlack

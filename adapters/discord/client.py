@@ -31,6 +31,8 @@ from bot.errors import UserFacingError
 from bot.settings import SettingsError
 
 log = logging.getLogger("parley.discord")
+# How often the REST share is split again by the Discord processes alive (several instances).
+_SHARE_EVERY = 1.0
 
 MESSAGE_CONTENT_HELP = (
     "DISCORD_BOT_TOKEN: Discord refuses Parley the Message Content intent — enable "
@@ -102,6 +104,8 @@ class DiscordAdapter:
         )
         self.hub = Hub(ctx, self.client, budgets or DiscordBudgets())
         self.events = MessageEvents(self.hub)
+        # Several instances: a message another one took and left waiting is answered here.
+        ctx.revive_with("discord", self.events.rebuild)
         self.commands = Commands(self.hub)
         self.feedback = FeedbackButtons(self.hub)
         self.tree = self.commands.tree(self.client)
@@ -141,6 +145,13 @@ class DiscordAdapter:
         )
         # Replies a crashed Parley left streaming get their "interrupted" note now.
         self.hub.spawn(self.hub.ctx.recover("discord", self._recovered_surface), "discord recovery")
+        self.hub.spawn(self._share_rest_budget(), "discord rest budget", background=True)
+
+    async def _share_rest_budget(self) -> None:
+        """Keep the adapter's own REST share split by the shard processes alive (docs/deploy.md)."""
+        while True:
+            self.hub.share_rest_budget()
+            await asyncio.sleep(_SHARE_EVERY)
 
     def _recovered_surface(self, reply: OrphanedReply) -> DiscordSurface | None:
         return recovered_surface(self.hub, reply)

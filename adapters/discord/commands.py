@@ -165,7 +165,17 @@ class Commands:
         data: dict[str, object] = dict(interaction.data or {})
         if not str(data.get("custom_id", "")).startswith(STOP_ID) or interaction.message is None:
             return
+        if not await self.first_delivery(interaction):
+            return
         await self.stop(interaction, interaction.message)
+
+    async def first_delivery(self, interaction: discord.Interaction) -> bool:
+        """Whether no instance has acted on ``interaction`` yet (its id is claimed in the store);
+        a repeat is left unanswered: whoever took it first answers it."""
+        if await self.hub.ctx.once("discord", f"interaction:{interaction.id}"):
+            return True
+        log.info("interaction %s was delivered again; ignored", interaction.id)
+        return False
 
     async def stop(self, interaction: discord.Interaction, message: discord.Message) -> None:
         if not self.admits(interaction):
@@ -192,7 +202,9 @@ class _Tree(app_commands.CommandTree[discord.Client]):
 
     async def interaction_check(self, interaction: discord.Interaction, /) -> bool:
         if self._commands.admits(interaction):
-            return True
+            if interaction.type is discord.InteractionType.autocomplete:
+                return True  # suggestions only: asking twice changes nothing
+            return await self._commands.first_delivery(interaction)
         if interaction.type is discord.InteractionType.autocomplete:
             await interaction.response.autocomplete([])
         else:

@@ -25,9 +25,9 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Literal, TypeVar
+from typing import Any, Literal, TypeVar
 
 import discord
 
@@ -71,6 +71,19 @@ class Answer:
     context: list[ContextMessage] = field(default_factory=list)
     reference: discord.MessageReference | None = None  # answered in the channel, as a reply
     opened: discord.Thread | None = None  # the thread opened for this answer
+
+
+def _origin(message: discord.Message, where: Answer, text: str) -> dict[str, Any]:
+    """What another instance needs to answer ``message`` as this one would (see ``rebuild``)."""
+    key = where.key
+    return {
+        "key": [key.workspace, key.channel, key.thread],
+        "target": where.target,
+        "source": message.channel.id,
+        "message": message.id,
+        "text": text,
+        "reply": where.reference is not None,
+    }
 
 
 def spot_of(message: discord.Message) -> Spot | None:
@@ -206,6 +219,7 @@ class MessageEvents:
             attachments=attachments,
             context=where.context,
             platform_message_id=str(message.id),
+            origin=_origin(message, where, text),
         )
         if where.opened is None:
             return await hub.ctx.handle(incoming, in_line=in_line)
@@ -213,6 +227,38 @@ class MessageEvents:
         # is taken before this task yields again after opening the thread.
         return await self._in_lane(
             where.opened.id, lambda lined_up: hub.ctx.handle(incoming, in_line=lined_up)
+        )
+
+    async def rebuild(self, origin: Mapping[str, Any]) -> IncomingMessage | None:
+        """The message of a turn another instance took and left waiting when it stopped (it may
+        run other shards: the message is read back over REST, and answered where the first
+        instance had decided, with the text it had read); None when it is gone."""
+        try:
+            key = ConversationKey("discord", *(str(part) for part in origin["key"]))
+            target, source, message_id = (int(origin[name]) for name in ("target", "source", "message"))
+            text = str(origin["text"])
+        except (KeyError, TypeError, ValueError):
+            return None
+        hub = self.hub
+        try:
+            async with hub.throttle.slot():
+                message = await hub.client.get_partial_messageable(source).fetch_message(message_id)
+        except discord.NotFound:
+            return None  # deleted meanwhile: nothing to answer
+        reference = None
+        if origin.get("reply"):
+            reference = discord.MessageReference(
+                message_id=message_id, channel_id=source, fail_if_not_exists=False
+            )
+        return IncomingMessage(
+            key=key,
+            event_id=str(message_id),
+            author=author_of(hub, message.author),
+            text=text,
+            surface=DiscordSurface(hub, target, reference=reference),
+            attachments=hub.files.attachments(message.attachments),
+            platform_message_id=str(message_id),
+            origin=dict(origin),
         )
 
     async def _answer_where(

@@ -44,6 +44,12 @@ class Hub:
             raise RuntimeError("the Discord client is not logged in")
         return user
 
+    def share_rest_budget(self) -> None:
+        """Split the adapter's own calls' share of the bot-wide 50 a second between the processes
+        running Discord on this database (shard processes): the renderer's share is booked for
+        all of them in the database, this one is not."""
+        self.throttle.capacity = max(1, self.budgets.other[0] // self.ctx.peers("discord"))
+
     # -- tasks -------------------------------------------------------------------------------------
 
     def spawn(

@@ -79,6 +79,8 @@ class SlackAdapter:
         self.agent.register(self.app)
         self.events = MessageEvents(self.ws, self.agent)
         self.events.register(self.app)
+        # Several instances: a message another one took and left waiting is rebuilt here.
+        ctx.revive_with("slack", self.events.rebuild)
         self.interactions = Interactions(self.ws)
         self.interactions.register(self.app)
         self.feedback = FeedbackActions(self.ws)

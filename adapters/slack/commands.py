@@ -86,25 +86,42 @@ class Interactions:
         self, ack: Callable[..., Awaitable[None]], body: dict[str, Any], respond: Respond
     ) -> None:
         await ack()
-        self.ws.spawn(self._answering(self._command(body), respond), "slack /parley")
+        work = self._once(body, "command", self._command)
+        self.ws.spawn(self._answering(work, respond), "slack /parley")
 
     async def _on_stop(
         self, ack: Callable[..., Awaitable[None]], body: dict[str, Any], respond: Respond
     ) -> None:
         await ack()
-        self.ws.spawn(self._answering(self._stop(body), respond), "slack stop")
+        self.ws.spawn(self._answering(self._once(body, "action", self._stop), respond), "slack stop")
 
     async def _on_summarize(
         self, ack: Callable[..., Awaitable[None]], body: dict[str, Any], respond: Respond
     ) -> None:
         await ack()
+        # Claimed by the core with the turn (its event id is the trigger id).
         self.ws.spawn(self._answering(self._summarize(body), respond), "slack summarize")
 
     async def _on_reset(
         self, ack: Callable[..., Awaitable[None]], body: dict[str, Any], respond: Respond
     ) -> None:
         await ack()
-        self.ws.spawn(self._answering(self._reset_thread(body), respond), "slack reset")
+        work = self._once(body, "reset", self._reset_thread)
+        self.ws.spawn(self._answering(work, respond), "slack reset")
+
+    async def _once(
+        self,
+        body: Mapping[str, Any],
+        kind: str,
+        act: Callable[[Mapping[str, Any]], Awaitable[str | None]],
+    ) -> str | None:
+        """``act(body)`` unless another delivery of the same interaction (its trigger id) was acted
+        on already, here or by another instance; then nothing, not even an answer."""
+        trigger = _ids(body, "trigger_id")
+        if trigger and not await self.ws.ctx.once("slack", f"{kind}:{trigger}"):
+            log.info("a %s Parley acted on already was delivered again; ignored", kind)
+            return None
+        return await act(body)
 
     async def _answering(self, work: Awaitable[str | None], respond: Respond) -> None:
         """Run ``work`` and tell the person its answer, if any; a failure is logged and said."""

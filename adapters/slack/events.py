@@ -74,6 +74,26 @@ class SlackMessage:
     def in_thread(self) -> bool:
         return self.thread_ts is not None and self.thread_ts != self.ts
 
+    def origin(self) -> dict[str, Any]:
+        """What another instance needs to rebuild this message (see ``MessageEvents.rebuild``):
+        the event as :func:`sane_event` keeps it, in plain JSON."""
+        event: dict[str, Any] = {
+            "channel": self.channel,
+            "ts": self.ts,
+            "text": self.text,
+            "channel_type": "im" if self.is_dm else "channel",
+        }
+        if self.thread_ts is not None:
+            event["thread_ts"] = self.thread_ts
+        if self.is_bot:
+            event["bot_id"] = self.author_id
+            event["bot_profile"] = {"name": self.bot_name}
+        else:
+            event["user"] = self.author_id
+        if self.files:
+            event["files"] = [dict(f) for f in self.files]
+        return {"team_id": self.key.workspace, "event": event, "mentioned": self.mentioned}
+
     def seen(self, *, admitted: bool) -> Seen:
         return Seen(
             self.key,
@@ -175,32 +195,12 @@ class MessageEvents:
         self.ws.spawn(self.process(body, event, mentioned=False), "slack message")
 
     async def process(self, body: Mapping[str, Any], event: Mapping[str, Any], *, mentioned: bool) -> None:
-        ws = self.ws
-        identity = await ws.identity()
         team = body.get("team_id")
-        msg = parse(
-            team if isinstance(team, str) else "",
-            sane_event(event),
-            identity,
-            mentioned=mentioned,
-            allow_bots=ws.settings.parley_allow_bots,
-            dm_threads=self.agent.enabled,
-        )
-        if msg is None:
+        found = await self._decide(team if isinstance(team, str) else "", sane_event(event), mentioned)
+        if found is None:
             return
-        ws.stats.events += 1
-        if not mentioned and not msg.is_dm and mentions(msg.text, identity.user_id):
-            ws.stats.ignored += 1
-            ws.ctx.ignored("slack", "duplicate")  # the app_mention delivery of this message answers it
-            return
-        admitted = ws.admits(user_id=msg.author_id, channel=msg.channel, is_bot=msg.is_bot)
-        route = await ws.ctx.routing.route(msg.seen(admitted=admitted))
-        if not route.answer:
-            ws.stats.ignored += 1
-            ws.ctx.ignored("slack", route.reason)
-            if route.reason is Reason.DENIED:
-                log.info("message %s in %s not admitted by the access policy", msg.ts, msg.channel)
-            return
+        identity, msg, route = found
+        ws = self.ws
         if msg.event_id in self._preparing:
             ws.stats.duplicates += 1
             ws.ctx.ignored("slack", "duplicate")
@@ -216,6 +216,51 @@ class MessageEvents:
         if msg.is_dm and not msg.in_thread and self.agent.enabled:
             self.agent.name_thread(msg.channel, msg.ts, incoming.text)  # a new Messages-tab thread
         await answer(ws, incoming)
+
+    async def rebuild(self, origin: Mapping[str, Any]) -> IncomingMessage | None:
+        """The message of a turn another instance took and left waiting when it stopped, from the
+        ``origin`` it was given; None when Parley would no longer answer it."""
+        event = origin.get("event")
+        if not isinstance(event, Mapping):
+            return None
+        team = origin.get("team_id")
+        found = await self._decide(
+            team if isinstance(team, str) else "", sane_event(event), origin.get("mentioned") is True
+        )
+        if found is None:
+            return None
+        return await self._incoming(*found)
+
+    async def _decide(
+        self, team: str, event: dict[str, Any], mentioned: bool
+    ) -> tuple[Identity, SlackMessage, Route] | None:
+        """The parsed message and the decision to answer it; None when Parley does not."""
+        ws = self.ws
+        identity = await ws.identity()
+        msg = parse(
+            team,
+            event,
+            identity,
+            mentioned=mentioned,
+            allow_bots=ws.settings.parley_allow_bots,
+            dm_threads=self.agent.enabled,
+        )
+        if msg is None:
+            return None
+        ws.stats.events += 1
+        if not mentioned and not msg.is_dm and mentions(msg.text, identity.user_id):
+            ws.stats.ignored += 1
+            ws.ctx.ignored("slack", "duplicate")  # the app_mention delivery of this message answers it
+            return None
+        admitted = ws.admits(user_id=msg.author_id, channel=msg.channel, is_bot=msg.is_bot)
+        route = await ws.ctx.routing.route(msg.seen(admitted=admitted))
+        if not route.answer:
+            ws.stats.ignored += 1
+            ws.ctx.ignored("slack", route.reason)
+            if route.reason is Reason.DENIED:
+                log.info("message %s in %s not admitted by the access policy", msg.ts, msg.channel)
+            return None
+        return identity, msg, route
 
     async def _incoming(self, identity: Identity, msg: SlackMessage, route: Route) -> IncomingMessage:
         ws = self.ws
@@ -249,6 +294,7 @@ class MessageEvents:
             attachments=ws.files.attachments(msg.files),
             context=context,
             platform_message_id=msg.ts,
+            origin=msg.origin(),
         )
 
 

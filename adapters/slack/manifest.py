@@ -15,7 +15,8 @@ from typing import Any
 
 from adapters.slack.commands import COMMAND, RESET_CALLBACK, SUMMARIZE_CALLBACK
 from adapters.slack.events import MESSAGE_EVENTS
-from bot.settings import SettingsError, SlackAgentOptions, load_settings
+from bot.options import SlackAgentOptions
+from bot.settings import SettingsError, load_settings
 
 # Each scope, and the call or event that needs it.
 SCOPES: dict[str, str] = {

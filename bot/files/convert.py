@@ -13,8 +13,9 @@ from bot.files.loaded import Loaded, Room, cut_note
 from bot.files.pdf import PdfInfo, decrypted_copy, extract_text, inspect_pdf, release_free_memory
 from bot.files.sniff import Kind
 from bot.files.texts import TextMemory
+from bot.options import ModelOptions, WireFormat
 from bot.providers.base import Part
-from bot.settings import ModelOptions, Settings, WireFormat
+from bot.settings import Settings
 
 _LAYOUT = "layout and images are not seen"
 _PDF_INFO_CACHE = 128

@@ -16,8 +16,9 @@ from bot.files.fetch import DownloadBudget
 from bot.files.intake import Intake
 from bot.files.loaded import Loaded, Room, sniff_stored, with_sha
 from bot.files.sniff import PDF_MEDIA_TYPE, Kind, format_of
+from bot.options import ModelOptions, WireFormat
 from bot.providers.base import Part, TextPart
-from bot.settings import ModelOptions, Settings, WireFormat
+from bot.settings import Settings
 from bot.store import AttachmentRecord, Store, StoredAttachment, StoreError
 from bot.store.models import utcnow
 from bot.types import Attachment, ContextMessage

@@ -10,8 +10,8 @@ import dataclasses
 import re
 from collections.abc import Sequence
 
+from bot.options import WireFormat
 from bot.providers.base import DocumentPart, ImagePart, Part, TextPart, Turn
-from bot.settings import WireFormat
 
 # Anthropic refuses an image whose base64 exceeds 5 MiB; OpenAI-format upstreams take 20 MiB.
 _IMAGE_ENCODED_LIMIT: dict[WireFormat, int] = {"anthropic": 5 * 1024 * 1024, "openai": 20 * 1024 * 1024}

@@ -31,8 +31,9 @@ from bot.files.memory import ThreadFiles
 from bot.files.sniff import Kind, claims_pdf
 from bot.files.texts import TextMemory
 from bot.files.voice import Transcriber, Voice
+from bot.options import ModelOptions, WireFormat
 from bot.providers.base import Part, Turn
-from bot.settings import ModelOptions, Settings, WireFormat
+from bot.settings import Settings
 from bot.store import AttachmentRecord, Store
 from bot.types import Attachment, ContextMessage
 

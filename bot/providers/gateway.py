@@ -11,6 +11,7 @@ from typing import Any, Literal
 
 import httpx
 
+from bot.options import WireFormat
 from bot.providers.anthropic import AnthropicProvider
 from bot.providers.audio import transcribe
 from bot.providers.base import ChatRequest, Provider, StreamEvent, ToolSpec, Turn
@@ -20,7 +21,7 @@ from bot.providers.images import GeneratedImage, generate_image
 from bot.providers.openai_chat import OpenAIChatProvider
 from bot.providers.policy import GatewayPolicy
 from bot.providers.streaming import StreamingProvider, transport_error
-from bot.settings import Settings, WireFormat
+from bot.settings import Settings
 
 USER_AGENT = "parley/0.1"
 

@@ -208,6 +208,29 @@ class Window:
         """Least gap between two intermediate actions (0 without smoothing)."""
         return self._spacing
 
+    # -- shared with other processes (bot/render/shared.py) --------------------------------------
+
+    @property
+    def span(self) -> float:
+        """How long an answered action keeps counting: the window plus the margin."""
+        return self._span
+
+    def limit(self, *, urgent: bool) -> int:
+        """Actions that may count when one more starts: all of them for first and final text,
+        the budget less its reserve for the others."""
+        return self.capacity if urgent else self.capacity - self._reserve
+
+    def mirror(self, ends: Iterable[float]) -> None:
+        """The shared state's view of this key: when each action still counting ends, on this
+        clock — other processes' and this one's answered actions alike (its actions in flight
+        stay counted here). Replaces what this window knew."""
+        self._ends = deque(sorted(ends))
+        self._guard_state = (-1, -1, 0.0)
+
+    def cancel(self) -> None:
+        """An acquired action never went out (the shared budget refused it): it counts no more."""
+        self._in_flight -= 1
+
 
 def _validate(key: str, capacity: int, window: float) -> None:
     if capacity < 1 or not window > 0 or math.isinf(window):

@@ -26,6 +26,7 @@ from typing import Protocol
 from bot.render.budget import RESERVE_FRACTION, BudgetBook, Window, free_at
 from bot.render.plan import Action, Kind
 from bot.render.reply import ReplyStream
+from bot.render.shared import SharedBudgets, Taken
 from bot.render.surface import PLACEHOLDER, RateLimited, ReplySurface, SurfaceError
 
 log = logging.getLogger(__name__)
@@ -116,10 +117,13 @@ class Pacer:
         max_attempts: int = 3,
         retry_backoff: float = 0.25,
         max_rate_limited: int = 10,
+        shared: SharedBudgets | None = None,
     ) -> None:
         if max_attempts < 1:
             raise ValueError("max_attempts must be >= 1")
         self.clock = clock
+        # Several instances on one database: each action's slot is booked there too.
+        self.shared = shared
         self._sleep = sleep
         self.budgets = BudgetBook(margin=margin, smooth=smooth, reserve=reserve)
         self.margin = margin
@@ -315,6 +319,9 @@ class Pacer:
         surface = reply.surface
         ref: str | None = None
         error: Exception | None = None
+        taken = await self._take_shared(reply, backoff, action, windows) if self.shared else None
+        if taken is not None and not taken.ok:
+            return
         try:
             if action.kind is Kind.POST:
                 ref = await surface.post(action.text, live=action.live)
@@ -326,6 +333,8 @@ class Pacer:
         except Exception as exc:  # any adapter exception is a refusal: a bug must not hang a reply
             error = exc
         now = self._release(reply, windows)
+        if taken is not None and self.shared is not None:
+            self.shared.release(taken, now)
         try:
             self._settle(reply, backoff, action, windows, ref, error, now)
         except Exception as exc:  # a bug in our own bookkeeping: end this reply, never hang it
@@ -333,6 +342,29 @@ class Pacer:
             reply.fail(exc)
         if self._stalled and self._pending:
             self._wake.set()  # the slots just released may be what other replies wait for
+
+    async def _take_shared(
+        self, reply: Paced, backoff: _Backoff, action: Action, windows: tuple[Window, ...]
+    ) -> Taken:
+        """Book the action's slot in the budgets shared with other processes. Refused, it never
+        went out: its windows let it go and the reply waits until a slot should be free."""
+        assert self.shared is not None
+        try:
+            taken = await self.shared.take(windows, urgent=action.urgent)
+        except BaseException:
+            for w in windows:
+                w.cancel()
+            reply.end()
+            raise
+        if not taken.ok:
+            for w in windows:
+                w.cancel()
+            reply.end()
+            backoff.not_before = max(backoff.not_before, taken.retry_at)
+            self.wake(reply)
+            if self._stalled and self._pending:
+                self._wake.set()  # other replies may have waited on this one's slot
+        return taken
 
     def _release(self, reply: Paced, windows: tuple[Window, ...]) -> float:
         now = self.clock()

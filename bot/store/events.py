@@ -29,7 +29,24 @@ class Events:
         """
 
         async def work(conn: AsyncConnection) -> bool:
-            return await _claim(conn, platform, event_id, owner, lease_seconds)
+            return await take_claim(conn, platform, event_id, owner, lease_seconds)
+
+        return await self._tx.write(work)
+
+    async def once(self, platform: str, event_id: str, owner: str) -> bool:
+        """True the first time ``event_id`` is seen on ``platform``, by any instance: for work
+        that needs no reply row (a slash command, a button), claimed and done in one statement."""
+        values = {
+            "platform": platform,
+            "event_id": event_id,
+            "status": "done",
+            "owner": owner,
+            "claimed_at": utcnow(),
+            "finished_at": utcnow(),
+        }
+
+        async def work(conn: AsyncConnection) -> bool:
+            return await insert_new(conn, ProcessedEvent, values) is not None
 
         return await self._tx.write(work)
 
@@ -83,9 +100,10 @@ class Events:
         return await self._tx.write(work)
 
 
-async def _claim(
+async def take_claim(
     conn: AsyncConnection, platform: str, event_id: str, owner: str, lease_seconds: float
 ) -> bool:
+    """:meth:`Events.claim` inside the caller's transaction."""
     now = utcnow()
     values = {
         "platform": platform,

@@ -12,7 +12,9 @@ from typing import Any, ClassVar
 from sqlalchemy import (
     JSON,
     BigInteger,
+    Boolean,
     DateTime,
+    Float,
     ForeignKey,
     Index,
     Integer,
@@ -240,3 +242,78 @@ class FeedbackRow(Base):
     comment: Mapped[str | None] = mapped_column(Text)  # "what was wrong?", when asked and answered
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+# --- several instances on one database (docs/deploy.md, "Scaling out") ------------------------
+
+
+class Instance(Base):
+    """A ``parley run`` process that is alive while its ``seen_at`` keeps moving (a heartbeat).
+
+    On PostgreSQL the others take an instance silent for ``PARLEY_INSTANCE_TIMEOUT`` for dead:
+    its replies are closed and its waiting turns answered elsewhere. On SQLite the table only
+    lets ``parley doctor`` see that several processes share one file.
+    """
+
+    __tablename__ = "instances"
+    __table_args__ = (Index(None, "seen_at"),)
+
+    process: Mapped[str] = mapped_column(Name, primary_key=True)  # fresh for every start
+    name: Mapped[str | None] = mapped_column(Name)  # PARLEY_INSTANCE_ID, when set
+    host: Mapped[str] = mapped_column(Name, default="")
+    pid: Mapped[int] = mapped_column(Integer, default=0)
+    platforms: Mapped[str] = mapped_column(Name, default="")  # "discord,slack": adapters it runs
+    started_at: Mapped[datetime] = mapped_column()
+    seen_at: Mapped[datetime] = mapped_column()
+
+
+class TurnRow(Base):
+    """A turn admitted on a shared database, from its claim until a minute after it ended.
+
+    The conversation's queue: turns run one at a time, oldest ``queued_at`` first; the one
+    ``running`` holds the conversation's lease. ``origin`` is what the adapter needs to rebuild
+    the message in another process, should this one die while the turn waits. Ended turns stay
+    a minute for the per-minute admission limits, then they are pruned.
+    """
+
+    __tablename__ = "turns"
+    __table_args__ = (
+        Index(None, "conversation", "state"),
+        Index(None, "owner"),
+        Index(None, "author"),
+        Index(None, "state", "queued_at"),
+    )
+
+    platform: Mapped[str] = mapped_column(String(32), primary_key=True)
+    event_id: Mapped[str] = mapped_column(Name, primary_key=True)
+    conversation: Mapped[str] = mapped_column(Text)  # str(ConversationKey)
+    workspace: Mapped[str] = mapped_column(Name)
+    channel: Mapped[str] = mapped_column(Name)
+    author: Mapped[str] = mapped_column(Name)
+    is_bot: Mapped[bool] = mapped_column(Boolean, default=False)
+    owner: Mapped[str] = mapped_column(Name)  # the process answering it ("" once handed back)
+    state: Mapped[str] = mapped_column(String(16))  # waiting | running | done
+    queued_at: Mapped[datetime] = mapped_column()  # the database's clock, so instances agree
+    finished_at: Mapped[datetime | None] = mapped_column()
+    origin: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    revived: Mapped[int] = mapped_column(Integer, default=0)  # times another process took it over
+
+
+class BudgetSlot(Base):
+    """One platform call counted against a shared rate budget (``bot/store/budgets.py``).
+
+    ``ends_at`` is when it stops counting, in seconds on the database's clock: while ``held``
+    (sent, no answer yet) a provisional bound, then the answer's time plus the window. Only
+    PostgreSQL uses it; the reservation itself is the ``parley_take_budget`` function.
+    """
+
+    __tablename__ = "budget_slots"
+    __table_args__ = (Index(None, "key", "ends_at"), Index(None, "grant_id"), Index(None, "owner"))
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    key: Mapped[str] = mapped_column(Name)
+    grant_id: Mapped[int] = mapped_column(BigInteger)
+    owner: Mapped[str] = mapped_column(Name)
+    span: Mapped[float] = mapped_column(Float)  # window + margin, seconds
+    ends_at: Mapped[float] = mapped_column(Float)
+    held: Mapped[bool] = mapped_column(Boolean)

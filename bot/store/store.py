@@ -10,6 +10,8 @@
     store.blobs          # file bytes and extracted text, attachment rows
     store.usage          # token totals, overall and per model
     store.feedback       # 👍 / 👎 per person and reply, "what was wrong?", counts per model
+    store.instances      # which parley run processes are alive (a heartbeat each)
+    store.turns          # on a shared database: each conversation's turns in order, its lease
 
 Every call is one short, index-bounded transaction (see ``bot/store/tx.py``) and returns frozen
 values (``bot/store/rows.py``).
@@ -26,6 +28,8 @@ from bot.store.conversations import Conversations
 from bot.store.events import Events
 from bot.store.feedback import FeedbackLedger
 from bot.store.history import History
+from bot.store.instances import Instances
+from bot.store.leases import Turns
 from bot.store.replies import Replies
 from bot.store.tx import Transactions
 from bot.store.usage import UsageLedger
@@ -41,6 +45,8 @@ class Store:
         self.blobs = Blobs(self._tx)
         self.usage = UsageLedger(self._tx)
         self.feedback = FeedbackLedger(self._tx)
+        self.instances = Instances(self._tx)
+        self.turns = Turns(self._tx)
 
     @classmethod
     async def open(cls, url: str, *, migrate: bool = True) -> Store:

@@ -26,7 +26,7 @@ from mcp import ClientSession, MCPError, StdioServerParameters, stdio_client
 from mcp.client.streamable_http import streamable_http_client
 from mcp.shared.message import SessionMessage
 
-from bot.settings import McpServerOptions
+from bot.options import McpServerOptions
 from bot.tools.base import ServerStatus
 
 log = logging.getLogger("parley.tools")
