@@ -29,6 +29,12 @@ def _eff(r: Result) -> str:
     return f"{r['pacing_eff']:.2f} ({r['pacing_eff_min']:.2f}) [{r['pacing_eff_platform']:.2f}]"
 
 
+def _age(r: Result) -> str:
+    if r.get("staleness_s") is None:
+        return "–"
+    return f"{r['staleness_s']:.2f} ({r['staleness_s_max']:.2f})"
+
+
 def _final(r: Result) -> str:
     room = r.get("final_room_ms")
     if not isinstance(room, dict):
@@ -84,6 +90,7 @@ COLUMNS: Sequence[tuple[str, Callable[[Result], str]]] = (
     ("token→visible ms", lambda r: _pair(r.get("token_visible_ms"))),
     ("end→final ms [budget had room]", _final),
     ("pacing eff (min) [platform]", _eff),
+    ("staleness s (max)", _age),
     ("429s", lambda r: _num(r.get("rate_limited"))),
     ("CPU s/1k tok", lambda r: _num(r.get("cpu_s_per_1k_tokens"), 3)),
     ("loop lag p99 ms", lambda r: _num(r.get("loop_lag_p99_ms"), 1)),
