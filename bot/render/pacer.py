@@ -26,7 +26,7 @@ from typing import Protocol
 from bot.render.budget import RESERVE_FRACTION, BudgetBook, Window, free_at
 from bot.render.plan import Action, Kind
 from bot.render.reply import ReplyStream
-from bot.render.surface import PLACEHOLDER, RateLimited, ReplySurface, SurfaceError
+from bot.render.surface import PLACEHOLDER, Announced, RateLimited, ReplySurface, SurfaceError
 
 log = logging.getLogger(__name__)
 
@@ -326,6 +326,7 @@ class Pacer:
         except Exception as exc:  # any adapter exception is a refusal: a bug must not hang a reply
             error = exc
         now = self._release(reply, windows)
+        _observe(surface, windows, now)
         try:
             self._settle(reply, backoff, action, windows, ref, error, now)
         except Exception as exc:  # a bug in our own bookkeeping: end this reply, never hang it
@@ -426,6 +427,23 @@ class Pacer:
             reply.idle()
         else:
             self.wake(reply)
+
+
+def _observe(surface: ReplySurface, windows: tuple[Window, ...], now: float) -> None:
+    """Hand what the platform announced about a budget (if anything) to that key's window."""
+    announced = getattr(surface, "announced", None)
+    if announced is None:
+        return
+    try:
+        said = announced()
+    except Exception:  # an adapter bug: pace by the sliding window as before
+        log.exception("reading a surface's announced budget failed")
+        return
+    if not isinstance(said, Announced):
+        return
+    for w in windows:
+        if w.key == said.key:
+            w.observe(now, said.remaining, _seconds(said.reset_after), said.limit)
 
 
 def _seconds(value: object) -> float:
