@@ -25,17 +25,23 @@ log = logging.getLogger(__name__)
 
 # Default share of each budget that intermediate edits leave free, so the first and the final
 # text of a reply find a slot at once instead of queueing behind intermediate edits. Rounded
-# down: a budget of 4 keeps no reserve, one of 5 keeps 1, one of 50 keeps 10.
-RESERVE_FRACTION = 0.2
+# down, but at least one slot: a budget of 5 keeps 1, one of 45 keeps 4, one of 90 keeps 9.
+RESERVE_FRACTION = 0.1
 # Resolves (one per reply) between two prunings of quiet windows.
 PRUNE_EVERY = 256
 # Intermediate actions may burst while a window is fresh, but never so far that a reply still
 # streaming later would wait longer than this many even spacings (window / slots) for its next
 # one; and a burst is spread over about this many seconds (a typical short answer), not spent on
-# the first tokens. Chosen by simulating 3 s to 3 min answers against the offline ideal (see
-# docs/performance.md): a 7 s Slack answer gets 3× more edits, a minute-long one ~15% fewer.
-BURST_MAX_GAP = 1.5
-BURST_HORIZON = 5.0
+# the first tokens. Chosen with ``python -m bench.pacesim`` and the bench (docs/performance.md):
+# an idle Slack workspace spends about 27 of its 41 chat.update slots on a 7 s answer (an edit
+# every 0.3 s), ten answers at once share them, and a longer answer then gets one at least every
+# 4.4 s until the burst's slots come back a minute later.
+BURST_MAX_GAP = 3.0
+BURST_HORIZON = 8.0
+# Even spacing shorter than this spreads nothing (it is under a round trip to the platform) and
+# only queues replies that share a busy key: Discord's global budget would space every reply's
+# intermediate edits 35 ms apart, so twenty replies editing at once wait up to 0.7 s.
+MIN_SPACING = 0.1
 # An announced bucket's held-back slot (the reserve) goes to an intermediate action once the
 # bucket resets within this share of one even spacing: unused by then it would be lost, and the
 # final text can wait no longer than that for the refill.
@@ -122,7 +128,8 @@ class Window:
         self.capacity = capacity
         self.window = window
         self._span = window + self._margin
-        self._reserve = min(capacity - 1, int(capacity * self._reserve_fraction)) if self._smooth else 0
+        share = self._reserve_fraction
+        self._reserve = min(capacity - 1, max(1, int(capacity * share))) if self._smooth and share > 0 else 0
         self._spacing = self._guard_gap = 0.0
         self._guard_state = (-1, -1, 0.0)
         if self._smooth:
@@ -133,7 +140,7 @@ class Window:
             if burst > 0 and BURST_HORIZON / burst < even:
                 self._spacing = BURST_HORIZON / burst
                 self._guard_gap = BURST_MAX_GAP * even
-            else:
+            elif even >= MIN_SPACING:
                 self._spacing = even
             # An announced bucket is exact and gives its held-back slot out before it refills:
             # intermediate actions may go at the platform's own rate.
