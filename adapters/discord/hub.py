@@ -12,6 +12,7 @@ import discord
 
 from adapters.discord.files import AttachmentReader
 from adapters.discord.pacing import DiscordBudgets, RestThrottle
+from adapters.discord.reply_rest import ReplyRest
 from bot.access import admitted
 from bot.runtime import Runtime
 from bot.tasks import TaskSet
@@ -32,6 +33,7 @@ class Hub:
         self.client = client
         self.budgets = budgets
         self.throttle = RestThrottle(*budgets.other)
+        self.replies = ReplyRest(client)  # the renderer's posts and edits, paced by their headers
         self.files = AttachmentReader(
             self.settings.discord_api_url, time_limit=self.settings.parley_file_timeout
         )
@@ -125,3 +127,4 @@ class Hub:
 
     async def aclose(self) -> None:
         await self.files.aclose()
+        await self.replies.aclose()

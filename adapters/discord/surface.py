@@ -1,7 +1,10 @@
 """Writing one reply into a Discord channel, thread or DM: :class:`DiscordSurface`.
 
 The core's renderer decides when to post and edit (within :class:`DiscordBudgets`) and where a
-long reply is cut; this class only performs each call. While a message is live it carries a
+long reply is cut; this class only performs each call. Posts and edits go through
+:class:`~adapters.discord.reply_rest.ReplyRest`, not discord.py, and report the bucket count
+Discord announced in the answer (:meth:`DiscordSurface.announced`) so the renderer can pace each
+channel by it; reads and deletes go through discord.py. While a message is live it carries a
 Stop button; the renderer's final edit (``live=False``) sends ``components: []``, so the button
 disappears. Mentions in the model's text never ping anyone (``allowed_mentions`` none), and
 link previews are suppressed so a reply with sources does not grow a wall of embeds.
@@ -21,7 +24,15 @@ from typing import TYPE_CHECKING, Any, TypeVar
 import discord
 
 from adapters.discord.markdown import to_discord
-from bot.render.surface import PROVISIONAL, RateLimited, Shown, SurfaceError, SurfaceLimits
+from adapters.discord.reply_rest import NO_PINGS as NO_PINGS_JSON
+from adapters.discord.reply_rest import (
+    SUPPRESS_EMBEDS,
+    Answer,
+    DiscordRefused,
+    ReplyRateLimited,
+    ReplyRefused,
+)
+from bot.render.surface import PROVISIONAL, Announced, RateLimited, Shown, SurfaceLimits
 from bot.store import StreamingReply
 
 if TYPE_CHECKING:
@@ -50,15 +61,6 @@ class StopControl(discord.ui.View):
         return False
 
 
-class DiscordRefused(SurfaceError):
-    """Discord refused a post or edit (other than a rate limit)."""
-
-    def __init__(self, what: str, exc: discord.HTTPException) -> None:
-        super().__init__(f"{what}: HTTP {exc.status} code {exc.code}: {exc.text}")
-        self.status = exc.status
-        self.code = exc.code
-
-
 def make_ref(channel_id: int, message_id: int) -> str:
     return f"{channel_id}:{message_id}"
 
@@ -78,7 +80,7 @@ async def discord_call(what: str, call: Awaitable[T]) -> T:
     except discord.HTTPException as exc:
         if exc.status == 429:
             raise RateLimited(_retry_after(exc), f"{what}: rate limited") from exc
-        raise DiscordRefused(what, exc) from exc
+        raise DiscordRefused.from_http(what, exc) from exc
 
 
 def _retry_after(exc: discord.HTTPException) -> float:
@@ -106,6 +108,7 @@ class DiscordSurface:
         )
         self._typing: asyncio.Task[None] | None = None
         self._typing_over = False
+        self._announced: Announced | None = None
 
     @property
     def limits(self) -> SurfaceLimits:
@@ -118,29 +121,46 @@ class DiscordSurface:
         return self._hub.client.get_partial_messageable(channel_id)
 
     async def post(self, text: str, *, live: bool) -> str:
-        kwargs: dict[str, Any] = {}
+        payload: dict[str, Any] = {
+            "content": text,
+            "allowed_mentions": NO_PINGS_JSON,
+            "flags": SUPPRESS_EMBEDS,
+        }
         if live:
-            kwargs["view"] = StopControl()
+            payload["components"] = StopControl().to_components()
         if self._reference is not None:
-            kwargs["reference"] = self._reference
-        message = await discord_call(
-            "post",
-            self._channel(self.channel_id).send(
-                content=text, allowed_mentions=NO_PINGS, suppress_embeds=True, **kwargs
-            ),
-        )
+            payload["message_reference"] = self._reference.to_message_reference_dict()
+        key = self._hub.budgets.create_key(self.channel_id)
+        answer = await self._send(self._hub.replies.post(key, self.channel_id, payload))
         self._reference = None
         self._after(text)
-        return make_ref(message.channel.id, message.id)
+        return make_ref(int(answer.data.get("channel_id") or self.channel_id), int(answer.data["id"]))
 
     async def edit(self, ref: str, text: str, *, live: bool) -> None:
         channel_id, message_id = split_ref(ref)
-        message = self._channel(channel_id).get_partial_message(message_id)
-        await discord_call(
-            "edit",
-            message.edit(content=text, view=StopControl() if live else None, allowed_mentions=NO_PINGS),
-        )
+        payload: dict[str, Any] = {
+            "content": text,
+            "components": StopControl().to_components() if live else [],
+            "allowed_mentions": NO_PINGS_JSON,
+        }
+        key = self._hub.budgets.edit_key(channel_id)
+        await self._send(self._hub.replies.edit(key, channel_id, message_id, payload))
         self._after(text)
+
+    async def _send(self, call: Awaitable[Answer]) -> Answer:
+        """Await a post or edit, keeping what its answer announced (an error's included)."""
+        self._announced = None
+        try:
+            answer = await call
+        except (ReplyRefused, ReplyRateLimited) as exc:
+            self._announced = exc.announced
+            raise
+        self._announced = answer.announced
+        return answer
+
+    def announced(self) -> Announced | None:
+        """What Discord's answer to this reply's latest post or edit said about its bucket."""
+        return self._announced
 
     async def delete(self, ref: str) -> None:
         """Delete one of this reply's messages (one the renderer replaced by a fresh post)."""
