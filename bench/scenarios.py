@@ -56,6 +56,10 @@ async def _slack_native(cfg: Config, tmp: Path, name: str, n: int) -> Result:
     return await slack_scenario(cfg, tmp, name, 1, native=True)
 
 
+async def _slack_native_workspace(cfg: Config, tmp: Path, name: str, n: int) -> Result:
+    return await slack_scenario(cfg, tmp, name, n, native=True)
+
+
 SCENARIOS: tuple[Scenario, ...] = (
     Scenario("discord-one", 1, 1, _discord_one, "one Discord reply in a thread"),
     Scenario("discord-channel-N", 20, 5, _discord_channel, "N mentions in one channel: a thread each"),
@@ -68,6 +72,9 @@ SCENARIOS: tuple[Scenario, ...] = (
         "slack-workspace-N", 10, 3, _slack_workspace, "N replies sharing the workspace chat.update budget"
     ),
     Scenario("slack-native-stream", 1, 1, _slack_native, "one Slack reply with native streaming"),
+    Scenario(
+        "slack-native-N", 10, 3, _slack_native_workspace, "N native streams sharing the workspace's budgets"
+    ),
     Scenario(
         "long-thread", 10_000, 2_000, long_thread_scenario, "one more turn in a thread of N stored messages"
     ),
