@@ -109,8 +109,9 @@ def test_reserve_is_a_rounded_down_share_and_never_the_whole_budget() -> None:
             n += 1
         return n
 
-    assert paced_slots(4, 0.1) == 3  # rounds down, but keeps at least one slot
-    assert paced_slots(5, 0.1) == 4
+    assert paced_slots(4, 0.1) == 4  # a small budget keeps every slot for the text
+    assert paced_slots(5, 0.1) == 4  # from five slots on, at least one is kept
+    assert paced_slots(15, 0.1) == 14
     assert paced_slots(45, 0.1) == 41
     assert paced_slots(50, 0.2) == 40
     assert paced_slots(1, 0.9) == 1  # an intermediate edit can always get through eventually

@@ -25,8 +25,11 @@ log = logging.getLogger(__name__)
 
 # Default share of each budget that intermediate edits leave free, so the first and the final
 # text of a reply find a slot at once instead of queueing behind intermediate edits. Rounded
-# down, but at least one slot: a budget of 5 keeps 1, one of 45 keeps 4, one of 90 keeps 9.
+# down, but a budget of at least RESERVE_FROM slots keeps one: 5 keeps 1 (Discord's channel),
+# 45 keeps 4 (Slack's chat.update), 90 keeps 9; 3 or 4 keep none (one slot would cost them a
+# quarter of their rate or more).
 RESERVE_FRACTION = 0.1
+RESERVE_FROM = 5
 # Resolves (one per reply) between two prunings of quiet windows.
 PRUNE_EVERY = 256
 # Intermediate actions may burst while a window is fresh, but never so far that a reply still
@@ -129,7 +132,8 @@ class Window:
         self.window = window
         self._span = window + self._margin
         share = self._reserve_fraction
-        self._reserve = min(capacity - 1, max(1, int(capacity * share))) if self._smooth and share > 0 else 0
+        floor = 1 if capacity >= RESERVE_FROM and share > 0 else 0
+        self._reserve = min(capacity - 1, max(floor, int(capacity * share))) if self._smooth else 0
         self._spacing = self._guard_gap = 0.0
         self._guard_state = (-1, -1, 0.0)
         if self._smooth:
