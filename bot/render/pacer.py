@@ -179,8 +179,15 @@ class Pacer:
             self.stats.failed_replies += 1
             log.error("reply failed after %d messages: %r", reply.message_count, reply.error)
 
-    def wake(self, reply: Paced) -> None:
-        """``reply`` may have something to send: queue it, and wake the loop only if it could act now."""
+    def wake(self, reply: Paced, *, text_only: bool = False) -> None:
+        """``reply`` may have something to send: queue it, and wake the loop only if it could act now.
+
+        ``text_only``: only the reply's text changed (a token). A reply already waiting for a slot
+        keeps its place: when it may act depends on its budgets, not on its text, and a round or
+        a timer is already due then. This is the per-token path, so it returns at once.
+        """
+        if text_only and reply in self._pending:
+            return
         backoff = self._live.get(reply)
         if self.closed or reply.failed or backoff is None:
             return
