@@ -68,6 +68,12 @@ def _other(r: Result) -> str:
             text += f" ({_num(slow['rss_per_reply_kb'], 0)} KB/reply)"
             text += f", first text p50/p99 {_pair(slow['first_text_ms'])} ms"
         return text
+    if name.startswith("render-cost"):
+        text = f"{r.get('complete')}/{r.get('replies')} exact; renderer alone: "
+        text += (
+            f"{r.get('render_us_per_token')} µs CPU/token ({r.get('edits')} edits, {r.get('rounds')} rounds)"
+        )
+        return text
     if name.startswith("provider"):
         b, rr = r.get("buffered", {}), r.get("real_rate", {})
         raw, prov = b.get("raw_cpu_us_per_token"), b.get("provider_cpu_us_per_token")

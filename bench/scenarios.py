@@ -10,6 +10,7 @@ from bench.config import Config, Result
 from bench.core import long_thread_scenario, pdf_scenario, scale_scenario
 from bench.on_platforms import discord_scenario, slack_scenario
 from bench.provider import provider_scenario
+from bench.render_cost import render_cost_scenario
 
 # -- the registry ---------------------------------------------------------------------------------
 
@@ -81,6 +82,7 @@ SCENARIOS: tuple[Scenario, ...] = (
     Scenario("pdf-30mb", 30, 2, pdf_scenario, "an N MB PDF through the file pipeline (peak memory)"),
     Scenario("scale-500", 500, 40, scale_scenario, "N concurrent replies, core only (in-memory surface)"),
     Scenario("provider-overhead", 5, 2, provider_scenario, "provider layer vs raw httpx, per token"),
+    Scenario("render-cost", 250, 20, render_cost_scenario, "the renderer alone: CPU per token, N replies"),
 )
 
 
