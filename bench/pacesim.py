@@ -101,6 +101,60 @@ class SimResult:
     final_wait: float  # the longest time from a reply's last token to its final text (s)
 
 
+@dataclass(slots=True)
+class _Sim:
+    """The state of one simulation: the windows, what is due when, what the bucket said."""
+
+    windows: tuple[Window, ...]
+    replies: Sequence[SimReply]
+    rtt: float
+    bucket: FixedBucket | None
+    events: list[tuple[float, int, int]] = field(default_factory=list)  # (time, 0 token | 1 answer, reply)
+    said: dict[int, tuple[int, float]] = field(default_factory=dict)  # reply -> its answer's count
+
+    def answered(self, now: float, i: int) -> None:
+        for w in self.windows:
+            w.release(now)
+        if i in self.said:
+            remaining, reset_after = self.said.pop(i)
+            self.windows[0].observe(now, remaining, reset_after)
+        self.replies[i].in_flight = False
+
+    def round(self, now: float) -> float:
+        """Give free slots to the replies with something to show, most needy first; returns when
+        the next one could act (inf: only an answer can change that)."""
+        waiting = [r for r in self.replies if r.wants(now)]
+        waiting.sort(
+            key=lambda r: priority(
+                md_len=r.produced(now), visible_md=r.shown, final=r.final(now), waited=now - r.last_shown
+            ),
+            reverse=True,
+        )
+        timer = math.inf
+        for r in waiting:
+            t = free_at(self.windows, now, urgent=r.final(now) or r.shown == 0)
+            if t > now:
+                timer = min(timer, t)
+            else:
+                self.send(now, r)
+        return timer
+
+    def send(self, now: float, r: SimReply) -> None:
+        for w in self.windows:
+            w.acquire(now)
+        r.in_flight = True
+        shown_at = now + self.rtt / 2
+        if r.shown:
+            r.longest_wait = max(r.longest_wait, shown_at - r.last_shown)
+        r.shown = r.produced(now)
+        r.shown_at.append((shown_at, r.shown))
+        r.last_shown = shown_at
+        i = list(self.replies).index(r)
+        if self.bucket is not None:
+            self.said[i] = self.bucket.hit(now + self.rtt / 2)
+        heapq.heappush(self.events, (now + self.rtt, 1, i))
+
+
 def simulate(
     budgets: Sequence[Budget],
     replies: Sequence[SimReply],
@@ -116,56 +170,23 @@ def simulate(
     ``warm`` actions were made 5 s before the first token (the bench's warm-up question).
     """
     book = BudgetBook(margin=margin) if book is None else book
-    windows: tuple[Window, ...] = book.resolve(budgets)
+    sim = _Sim(book.resolve(budgets), replies, rtt, bucket)
     for _ in range(warm):
-        for w in windows:
+        for w in sim.windows:
             w.acquire(-5.0)
             w.release(-5.0 + rtt)
-    events: list[tuple[float, int, int]] = []  # (time, kind, reply): 0 token, 1 answered
-    said: dict[int, tuple[int, float]] = {}  # reply -> what the bucket announced for its action
     for i, r in enumerate(replies):
         for k in range(r.tokens):
-            heapq.heappush(events, (r.start + k / r.rate, 0, i))
+            heapq.heappush(sim.events, (r.start + k / r.rate, 0, i))
     timer = math.inf
-    while events or timer < math.inf:
-        if events and events[0][0] <= timer:
-            now, kind, i = heapq.heappop(events)
+    while sim.events or timer < math.inf:
+        if sim.events and sim.events[0][0] <= timer:
+            now, kind, i = heapq.heappop(sim.events)
             if kind == 1:
-                for w in windows:
-                    w.release(now)
-                if i in said:
-                    remaining, reset_after = said.pop(i)
-                    windows[0].observe(now, remaining, reset_after)
-                replies[i].in_flight = False
+                sim.answered(now, i)
         else:
-            now, timer = timer, math.inf
-        waiting = [r for r in replies if r.wants(now)]
-        waiting.sort(
-            key=lambda r: priority(
-                md_len=r.produced(now), visible_md=r.shown, final=r.final(now), waited=now - r.last_shown
-            ),
-            reverse=True,
-        )
-        for r in waiting:
-            urgent = r.final(now) or r.shown == 0
-            t = free_at(windows, now, urgent=urgent)
-            if t > now:
-                if t < timer:
-                    timer = t
-                continue
-            for w in windows:
-                w.acquire(now)
-            r.in_flight = True
-            shown_at = now + rtt / 2
-            if r.shown:
-                r.longest_wait = max(r.longest_wait, shown_at - r.last_shown)
-            r.shown = r.produced(now)
-            r.shown_at.append((shown_at, r.shown))
-            r.last_shown = shown_at
-            i = replies.index(r)
-            if bucket is not None:
-                said[i] = bucket.hit(now + rtt / 2)
-            heapq.heappush(events, (now + rtt, 1, i))
+            now = timer
+        timer = sim.round(now)
     return list(replies)
 
 

@@ -33,3 +33,14 @@ def test_a_shorter_visible_text_makes_the_oldest_unseen_character_older() -> Non
     age = mean_age(g, [(0.5, 4), (1.5, 2), (2.0, 8)])
     # [0, .5): t → .125; [.5, 1): 0; [1, 1.5): born at 1 → .125; [1.5, 2): char 2, born at 0 → .875.
     assert age == pytest.approx(1.125 / 2.0)
+
+
+def test_pacesim_runs_the_real_windows_and_never_exceeds_a_budget() -> None:
+    from bench.pacesim import FixedBucket, run
+    from bot.render.surface import Budget
+
+    one = run(Budget("s", 45, 60.0), 1, 7.0)
+    assert one.edits >= 20 and one.staleness_s < 0.2  # an idle minute spent on a short answer
+    bucket = FixedBucket(5, 5.0)
+    discord = run(Budget("d", 5, 5.0), 1, 20.0, warm=0, bucket=bucket)
+    assert bucket.refused == 0 and discord.edits >= 19  # the announced bucket's whole rate
