@@ -112,6 +112,15 @@ def test_requests_in_flight_are_counted_off_an_older_answer() -> None:
     assert w.free_at(0.1, urgent=True) == pytest.approx(5.0)
 
 
+def test_an_announced_bucket_never_gives_more_than_the_declared_capacity() -> None:
+    (w,) = BudgetBook(margin=0.1).resolve([Budget("k", CAPACITY, WINDOW)])
+    w.observe(0.0, remaining=9, reset_after=5.0, limit=10)  # Discord says ten: Parley said five
+    for _ in range(CAPACITY):
+        assert w.free_at(0.0, urgent=True) == 0.0
+        w.acquire(0.0)
+    assert w.free_at(0.0, urgent=True) == 5.0  # the sixth waits for the refill
+
+
 def test_an_action_answered_without_a_count_cannot_stall_the_key() -> None:
     (w,) = BudgetBook(margin=0.1).resolve([Budget("k", CAPACITY, WINDOW)])
     w.observe(0.0, remaining=0, reset_after=1.0)

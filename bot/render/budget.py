@@ -134,7 +134,7 @@ class Window:
         share = self._reserve_fraction
         floor = 1 if capacity >= RESERVE_FROM and share > 0 else 0
         self._reserve = min(capacity - 1, max(floor, int(capacity * share))) if self._smooth else 0
-        self._spacing = self._guard_gap = 0.0
+        self._spacing = self._guard_gap = self._bucket_spacing = 0.0
         self._guard_state = (-1, -1, 0.0)
         if self._smooth:
             slots = capacity - self._reserve
@@ -148,7 +148,11 @@ class Window:
                 self._spacing = even
             # An announced bucket is exact and gives its held-back slot out before it refills:
             # intermediate actions may go at the platform's own rate.
-            self._bucket_spacing = window / capacity if not self._guard_gap else self._spacing
+            rate_gap = window / capacity
+            if self._guard_gap:
+                self._bucket_spacing = self._spacing
+            elif rate_gap >= MIN_SPACING:
+                self._bucket_spacing = rate_gap
 
     def tighten(self, capacity: int, window: float) -> None:
         """Two surfaces declared the same key differently: keep the stricter of each."""
@@ -248,14 +252,15 @@ class Window:
         """The platform's answer to an action on this key said how its bucket stands: ``remaining``
         more requests until it refills in ``reset_after`` seconds (to ``limit``, else capacity).
 
-        From then on the key is paced by that count, not by the sliding window. The figure may
-        leave out requests still in flight (they arrived after the answered one): they are
-        counted off it. ``now + reset_after`` is never early, since the platform said it before
-        ``now``; each answer replaces the count, so one request at a time per key keeps it exact.
+        From then on the key is paced by that count, not by the sliding window, though never past
+        the declared capacity in one refill. The figure may leave out requests still in flight
+        (they arrived after the answered one): they are counted off it. ``now + reset_after`` is
+        never early, since the platform said it before ``now``; each answer replaces the count,
+        so one request at a time per key keeps it exact.
         """
-        left = max(0, remaining) - self._in_flight
-        reset = now + max(0.0, reset_after)
         top = self.capacity if limit is None else min(self.capacity, limit)
+        left = min(max(0, remaining), top) - self._in_flight
+        reset = now + max(0.0, reset_after)
         if self._bucket is None:
             self._bucket = _Bucket(left, reset, top)
         else:
