@@ -6,6 +6,7 @@ with it), so a gateway token and the platform state that first shows it are comp
 
 from __future__ import annotations
 
+from bisect import bisect_right
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -40,6 +41,7 @@ class ReplyFigures:
     token_latency: list[float]  # per token: produced → first visible state containing it (s)
     final: float | None  # last token → whole answer visible (s)
     staleness: float  # char·s
+    age: float  # mean age of the oldest unseen character, s (see :func:`mean_age`)
     complete: bool  # the whole answer became visible, exactly
     growth: Growth
     edits: int  # platform states after the first, all messages
@@ -119,10 +121,46 @@ def figures(trace: Trace) -> ReplyFigures:
         token_latency=latency,
         final=None if whole_at is None or not needs else whole_at - needs[-1][0],
         staleness=staleness(g, curve) if g is not None else 0.0,
+        age=mean_age(g, curve) if g is not None else 0.0,
         complete=whole_at is not None and curve[-1][1] >= total,
         growth=g if g is not None else growth([(0.0, 1)]),
         edits=sum(max(0, len(s) - 1) for s in trace.messages),
     )
+
+
+def mean_age(g: Growth, visible: Sequence[tuple[float, int]]) -> float:
+    """The mean age of the oldest unseen character over the reply's life, in seconds.
+
+    At each moment ``t`` from the first token until the whole answer is visible, the oldest
+    character not yet visible is the one just after what the platform shows (``V(t)``); its age
+    is ``t`` minus the moment the gateway produced it, and 0 when everything produced so far is
+    visible. The figure is the time average of that age (an exact integral: between two events
+    the age grows linearly). It reads as "how far behind the model the reader is", in seconds,
+    whatever the token rate. ``visible`` is (time, visible length) in time order; a reply that
+    never became whole is averaged up to its last visible change.
+    """
+    produced_at = [(t, 0, n) for t, n in zip(g.times, g.lengths, strict=True)]
+    events = sorted(produced_at + [(t, 1, n) for t, n in visible])
+    shown = 0
+    produced = 0
+    area = 0.0
+    last = g.start
+    end = g.start
+    for t, kind, n in events:
+        if t > last and produced > shown:
+            born = g.times[bisect_right(g.lengths, shown)]  # the oldest unseen character's birth
+            area += (t - last) * ((t + last) / 2 - born)
+        if t > last:
+            last = t
+        if kind == 0:
+            produced = n
+        else:
+            shown = n
+        end = t
+        if kind == 1 and shown >= g.total and t >= g.end:
+            break
+    span = end - g.start
+    return area / span if span > 0 else 0.0
 
 
 def action_times(trace: Trace, key: str) -> list[float]:
@@ -175,4 +213,6 @@ def summarise(replies: Sequence[ReplyFigures], traces: Sequence[Trace]) -> dict[
         "final_room_ms": dist(room),
         "complete": sum(r.complete for r in replies),
         "edits_per_reply": round(sum(r.edits for r in replies) / max(1, len(replies)), 1),
+        "staleness_s": round(sum(r.age for r in replies) / max(1, len(replies)), 3),
+        "staleness_s_max": round(max((r.age for r in replies), default=0.0), 3),
     }

@@ -29,6 +29,12 @@ def _eff(r: Result) -> str:
     return f"{r['pacing_eff']:.2f} ({r['pacing_eff_min']:.2f}) [{r['pacing_eff_platform']:.2f}]"
 
 
+def _age(r: Result) -> str:
+    if r.get("staleness_s") is None:
+        return "–"
+    return f"{r['staleness_s']:.2f} ({r['staleness_s_max']:.2f})"
+
+
 def _final(r: Result) -> str:
     room = r.get("final_room_ms")
     if not isinstance(room, dict):
@@ -73,6 +79,12 @@ def _other(r: Result) -> str:
             f"call ended → fetch began {_pair(r.get('tool_dispatch_ms'), 1)} ms; {r.get('complete')}; "
             f"discord.py waits {r.get('dpy_waits')}"
         )
+    if name.startswith("render-cost"):
+        text = f"{r.get('complete')}/{r.get('replies')} exact; renderer alone: "
+        text += (
+            f"{r.get('render_us_per_token')} µs CPU/token ({r.get('edits')} edits, {r.get('rounds')} rounds)"
+        )
+        return text
     if name.startswith("provider"):
         b, rr = r.get("buffered", {}), r.get("real_rate", {})
         raw, prov = b.get("raw_cpu_us_per_token"), b.get("provider_cpu_us_per_token")
@@ -107,6 +119,7 @@ COLUMNS: Sequence[tuple[str, Callable[[Result], str]]] = (
     ("token→visible ms", lambda r: _pair(r.get("token_visible_ms"))),
     ("end→final ms [budget had room]", _final),
     ("pacing eff (min) [platform]", _eff),
+    ("staleness s (max)", _age),
     ("429s", lambda r: _num(r.get("rate_limited"))),
     ("CPU s/1k tok", lambda r: _num(r.get("cpu_s_per_1k_tokens"), 3)),
     ("loop lag p99 ms", lambda r: _num(r.get("loop_lag_p99_ms"), 1)),

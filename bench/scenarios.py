@@ -13,6 +13,7 @@ from bench.instances import shared_budget_scenario, slack_instances_scenario
 from bench.on_platforms import discord_scenario, slack_scenario
 from bench.provider import provider_scenario
 from bench.tool_step import tools_scenario
+from bench.render_cost import render_cost_scenario
 
 # -- the registry ---------------------------------------------------------------------------------
 
@@ -59,6 +60,10 @@ async def _slack_native(cfg: Config, tmp: Path, name: str, n: int) -> Result:
     return await slack_scenario(cfg, tmp, name, 1, native=True)
 
 
+async def _slack_native_workspace(cfg: Config, tmp: Path, name: str, n: int) -> Result:
+    return await slack_scenario(cfg, tmp, name, n, native=True)
+
+
 SCENARIOS: tuple[Scenario, ...] = (
     Scenario("discord-one", 1, 1, _discord_one, "one Discord reply in a thread"),
     Scenario("discord-channel-N", 20, 5, _discord_channel, "N mentions in one channel: a thread each"),
@@ -86,6 +91,9 @@ SCENARIOS: tuple[Scenario, ...] = (
         "a shared budget's booking on PostgreSQL: latency, and bookings a second it carries",
     ),
     Scenario(
+        "slack-native-N", 10, 3, _slack_native_workspace, "N native streams sharing the workspace's budgets"
+    ),
+    Scenario(
         "long-thread", 10_000, 2_000, long_thread_scenario, "one more turn in a thread of N stored messages"
     ),
     Scenario("pdf-30mb", 30, 2, pdf_scenario, "an N MB PDF through the file pipeline (peak memory)"),
@@ -99,6 +107,7 @@ SCENARIOS: tuple[Scenario, ...] = (
         tools_scenario,
         "N replies with one read_url step each vs N without (Discord)",
     ),
+    Scenario("render-cost", 250, 20, render_cost_scenario, "the renderer alone: CPU per token, N replies"),
 )
 
 

@@ -45,7 +45,7 @@ def quick_limits() -> tuple[Limits, DiscordBudgets]:
     """Discord's per-channel limits (and Parley's budgets) scaled from 5 s to 1 s windows, for
     tests of behaviour that would otherwise spend their time waiting for a channel's window."""
     limits = Limits(message_create=RateLimitRule(5, 1.0), message_edit=RateLimitRule(5, 1.0))
-    return limits, DiscordBudgets(create=(4, 1.0), edit=(4, 1.0))
+    return limits, DiscordBudgets(create=(5, 1.0), edit=(5, 1.0))
 
 
 @dataclass

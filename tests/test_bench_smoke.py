@@ -23,6 +23,7 @@ PLATFORM = (
     "slack-one",
     "slack-workspace-N",
     "slack-native-stream",
+    "slack-native-N",
 )
 
 

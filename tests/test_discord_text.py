@@ -111,16 +111,18 @@ def test_thread_names(prompt: str, name: str) -> None:
 # -- budgets and the throttle -------------------------------------------------------------------
 
 
-def test_budgets_are_per_channel_and_below_discords_limits() -> None:
+def test_budgets_are_per_channel_and_within_discords_limits() -> None:
     budgets = DiscordBudgets()
     posts = {b.key: b for b in budgets.post_budgets(5)}
     edits = {b.key: b for b in budgets.edit_budgets(5)}
-    assert posts["discord:channel:5:create"].capacity < 5 and posts["discord:channel:5:create"].window == 5.0
-    assert edits["discord:channel:5:edit"].capacity < 5
+    # Discord's own 5 per 5 s: the renderer follows the counts Discord announces for these keys.
+    create, edit = posts[budgets.create_key(5)], edits[budgets.edit_key(5)]
+    assert (create.key, create.capacity, create.window) == ("discord:channel:5:create", 5, 5.0)
+    assert (edit.key, edit.capacity, edit.window) == ("discord:channel:5:edit", 5, 5.0)
     assert posts["discord:channel:5:create:serial"].capacity == 1
     assert edits["discord:channel:5:edit:serial"].capacity == 1
     assert posts["discord:global"] == edits["discord:global"]
-    assert budgets.global_[0] + budgets.other[0] < 50
+    assert budgets.global_[0] + budgets.other[0] <= 50
 
 
 async def test_throttle_spreads_calls_over_the_window() -> None:

@@ -460,8 +460,10 @@ async def test_a_slow_reply_is_not_starved_by_fast_ones(pacer: Pacer) -> None:
     surfaces = [FakeSurface(tl, edit_budgets=[shared]) for _ in range(10)]
     replies = [pacer.reply(s) for s in surfaces]
     await asyncio.gather(*(r.start() for r in replies))
-    fast = [stream_text(r, prose(330, i), step=3, interval=0.01) for i, r in enumerate(replies[1:])]
-    slow = stream_text(replies[0], prose(22), step=1, interval=0.05)  # 20 chars/s vs 300 chars/s
+    # 20 chars/s vs 300 chars/s. The window's even spacing would be under 0.1 s, so it has none:
+    # freed slots go out in bursts by priority, and the slow reply wins one every ~0.6 s.
+    fast = [stream_text(r, prose(660, i), step=3, interval=0.01) for i, r in enumerate(replies[1:])]
+    slow = stream_text(replies[0], prose(44), step=1, interval=0.05)
     await asyncio.gather(slow, *fast)
     slow_edits = edit_times(tl, surfaces[0])
     assert len(slow_edits) >= 3

@@ -12,6 +12,7 @@ import discord
 
 from adapters.discord.files import AttachmentReader
 from adapters.discord.pacing import DiscordBudgets, RestThrottle
+from adapters.discord.reply_rest import ReplyRest
 from bot.access import admitted
 from bot.context import AdapterContext
 from bot.tasks import TaskSet
@@ -30,6 +31,7 @@ class Hub:
         self.client = client
         self.budgets = budgets
         self.throttle = RestThrottle(*budgets.other)
+        self.replies = ReplyRest(client)  # the renderer's posts and edits, paced by their headers
         self.files = AttachmentReader(
             self.settings.discord_api_url, time_limit=self.settings.parley_file_timeout
         )
@@ -129,3 +131,4 @@ class Hub:
 
     async def aclose(self) -> None:
         await self.files.aclose()
+        await self.replies.aclose()

@@ -1,20 +1,20 @@
 """Discord's rate limits as Parley declares them, and the throttle for the adapter's own calls.
 
-Discord counts message creates and edits per channel (a thread is a channel): about 5 each per
-5 s, shared by every message in it, and every bot request against a global 50 per second.
-discord.py reads the per-route buckets from the response headers and, when a response says the
-bucket is empty (``Remaining: 0``), makes *that caller* sleep until the bucket resets, although
-its request has landed. A renderer action held that way would stall its reply for up to 5 s and
-queue the final text behind it. So the budgets are declared so the bucket never empties:
+Discord counts message creates and edits per channel (a thread is a channel): 5 each per 5 s,
+shared by every message in it, and every bot request against a global 50 per second. The
+renderer's posts and edits are declared at those 5 per 5 s and sent by Parley itself
+(``reply_rest.py``): every answer's ``X-RateLimit-*`` headers then tell the renderer how many
+requests the bucket has left and when it refills, and it paces the channel by that count
+(``bot.render.budget.Window.observe``). Before a channel's first answer the renderer counts on
+its own, holding each slot from send to answer and only then starting its window (plus a margin).
+discord.py never sees these requests, so it never makes a reply sleep on an empty bucket (it
+would: the caller of a request whose answer says ``Remaining: 0`` sleeps until the reset).
 
-- 4 creates and 4 edits per 5 s per channel: the renderer holds a slot from send to answer and
-  only then starts its window (plus a margin), so at most 4 requests reach Discord in any 5 s
-  and every response still announces ``Remaining >= 1``;
-- one create and one edit in flight per channel at a time: discord.py subtracts requests still
-  in flight from the announced remainder a second time, so two concurrent requests on one
-  bucket can make it think the bucket is empty and sleep even at ``Remaining: 1``;
+- one create and one edit in flight per channel at a time, so each answer's count is exact
+  when the next request on that bucket is planned;
 - the global 50/s is split: the renderer's posts and edits may use 30 a second, the adapter's
-  other calls (thread creation, typing, history reads) 16, through :class:`RestThrottle`.
+  other calls (thread creation, typing, history reads, through discord.py) 16, through
+  :class:`RestThrottle`.
 
 Interaction responses and webhook follow-ups do not count against the global limit.
 """
@@ -41,21 +41,30 @@ _SERIAL_WINDOW = 0.01
 class DiscordBudgets:
     """What Parley allows itself, as (requests, seconds). Tests scale these with the fake's limits."""
 
-    create: tuple[int, float] = (4, 5.0)
-    edit: tuple[int, float] = (4, 5.0)
-    global_: tuple[int, float] = (30, 1.0)
+    create: tuple[int, float] = (5, 5.0)
+    edit: tuple[int, float] = (5, 5.0)
+    global_: tuple[int, float] = (34, 1.0)
     other: tuple[int, float] = (16, 1.0)
+
+    @staticmethod
+    def create_key(channel_id: int) -> str:
+        """The budget key of the channel's create bucket (what its answers' headers are about)."""
+        return f"discord:channel:{channel_id}:create"
+
+    @staticmethod
+    def edit_key(channel_id: int) -> str:
+        return f"discord:channel:{channel_id}:edit"
 
     def post_budgets(self, channel_id: int) -> tuple[Budget, ...]:
         return (
-            Budget(f"discord:channel:{channel_id}:create", *self.create),
+            Budget(self.create_key(channel_id), *self.create),
             Budget(f"discord:channel:{channel_id}:create:serial", 1, _SERIAL_WINDOW),
             Budget("discord:global", *self.global_),
         )
 
     def edit_budgets(self, channel_id: int) -> tuple[Budget, ...]:
         return (
-            Budget(f"discord:channel:{channel_id}:edit", *self.edit),
+            Budget(self.edit_key(channel_id), *self.edit),
             Budget(f"discord:channel:{channel_id}:edit:serial", 1, _SERIAL_WINDOW),
             Budget("discord:global", *self.global_),
         )

@@ -1,7 +1,10 @@
 """Writing one reply into a Discord channel, thread or DM: :class:`DiscordSurface`.
 
 The core's renderer decides when to post and edit (within :class:`DiscordBudgets`) and where a
-long reply is cut; this class only performs each call. While a message is live it carries a
+long reply is cut; this class only performs each call. Posts and edits go through
+:class:`~adapters.discord.reply_rest.ReplyRest`, not discord.py, and report the bucket count
+Discord announced in the answer (:meth:`DiscordSurface.announced`) so the renderer can pace each
+channel by it; reads and deletes go through discord.py. While a message is live it carries a
 Stop button; the renderer's final edit (``live=False``) sends ``components: []``, so the button
 disappears, or, on an answer's last message, the 👍 / 👎 buttons in its place (same edit). Their
 ``custom_id``s name the reply (``parley:feedback:42:up``), so a click is understood after a
@@ -30,8 +33,16 @@ from typing import TYPE_CHECKING, Any, TypeVar
 import discord
 
 from adapters.discord.markdown import to_discord
+from adapters.discord.reply_rest import NO_PINGS as NO_PINGS_JSON
+from adapters.discord.reply_rest import (
+    SUPPRESS_EMBEDS,
+    Answer,
+    DiscordRefused,
+    ReplyRateLimited,
+    ReplyRefused,
+)
 from bot.context import OrphanedReply
-from bot.render.surface import PROVISIONAL, RateLimited, Shown, SurfaceError, SurfaceLimits
+from bot.render.surface import PROVISIONAL, Announced, RateLimited, Shown, SurfaceLimits
 
 if TYPE_CHECKING:
     from adapters.discord.hub import Hub
@@ -79,15 +90,6 @@ class FeedbackControls(discord.ui.View):
         return False
 
 
-class DiscordRefused(SurfaceError):
-    """Discord refused a post or edit (other than a rate limit)."""
-
-    def __init__(self, what: str, exc: discord.HTTPException) -> None:
-        super().__init__(f"{what}: HTTP {exc.status} code {exc.code}: {exc.text}")
-        self.status = exc.status
-        self.code = exc.code
-
-
 def make_ref(channel_id: int, message_id: int) -> str:
     return f"{channel_id}:{message_id}"
 
@@ -107,7 +109,7 @@ async def discord_call(what: str, call: Awaitable[T]) -> T:
     except discord.HTTPException as exc:
         if exc.status == 429:
             raise RateLimited(_retry_after(exc), f"{what}: rate limited") from exc
-        raise DiscordRefused(what, exc) from exc
+        raise DiscordRefused.from_http(what, exc) from exc
 
 
 def _retry_after(exc: discord.HTTPException) -> float:
@@ -138,6 +140,7 @@ class DiscordSurface:
         self._latest: str | None = None  # the reply's latest message: files are attached to it
         self._files: list[discord.Attachment] = []  # what it carries already
         self._rating: tuple[int, Callable[[str], bool]] | None = None
+        self._announced: Announced | None = None
 
     @property
     def limits(self) -> SurfaceLimits:
@@ -162,32 +165,49 @@ class DiscordSurface:
         return None
 
     async def post(self, text: str, *, live: bool) -> str:
-        kwargs: dict[str, Any] = {}
+        payload: dict[str, Any] = {
+            "content": text,
+            "allowed_mentions": NO_PINGS_JSON,
+            "flags": SUPPRESS_EMBEDS,
+        }
         view = self._controls(text, live=live)
         if view is not None:
-            kwargs["view"] = view
+            payload["components"] = view.to_components()
         if self._reference is not None:
-            kwargs["reference"] = self._reference
-        message = await discord_call(
-            "post",
-            self._channel(self.channel_id).send(
-                content=text, allowed_mentions=NO_PINGS, suppress_embeds=True, **kwargs
-            ),
-        )
+            payload["message_reference"] = self._reference.to_message_reference_dict()
+        key = self._hub.budgets.create_key(self.channel_id)
+        answer = await self._send(self._hub.replies.post(key, self.channel_id, payload))
         self._reference = None
         self._after(text)
-        ref = make_ref(message.channel.id, message.id)
+        ref = make_ref(int(answer.data.get("channel_id") or self.channel_id), int(answer.data["id"]))
         self._latest, self._files = ref, []
         return ref
 
     async def edit(self, ref: str, text: str, *, live: bool) -> None:
         channel_id, message_id = split_ref(ref)
-        message = self._channel(channel_id).get_partial_message(message_id)
-        await discord_call(
-            "edit",
-            message.edit(content=text, view=self._controls(text, live=live), allowed_mentions=NO_PINGS),
-        )
+        payload: dict[str, Any] = {
+            "content": text,
+            "components": view.to_components() if (view := self._controls(text, live=live)) else [],
+            "allowed_mentions": NO_PINGS_JSON,
+        }
+        key = self._hub.budgets.edit_key(channel_id)
+        await self._send(self._hub.replies.edit(key, channel_id, message_id, payload))
         self._after(text)
+
+    async def _send(self, call: Awaitable[Answer]) -> Answer:
+        """Await a post or edit, keeping what its answer announced (an error's included)."""
+        self._announced = None
+        try:
+            answer = await call
+        except (ReplyRefused, ReplyRateLimited) as exc:
+            self._announced = exc.announced
+            raise
+        self._announced = answer.announced
+        return answer
+
+    def announced(self) -> Announced | None:
+        """What Discord's answer to this reply's latest post or edit said about its bucket."""
+        return self._announced
 
     async def upload(self, name: str, data: bytes, media_type: str) -> str:
         """Attach a file to the reply's latest message (a message of its own if there is none)."""

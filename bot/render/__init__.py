@@ -17,10 +17,20 @@ from bot.render.budget import BudgetBook, Window
 from bot.render.pacer import ActionCounts, Pacer, PacerStats
 from bot.render.reply import ReplyStream
 from bot.render.split import Fence, Part, cut_tail, fence_after, split_markdown, whole_part
-from bot.render.surface import Budget, RateLimited, ReplySurface, SurfaceError, SurfaceLimits
+from bot.render.surface import (
+    Announced,
+    Announces,
+    Budget,
+    RateLimited,
+    ReplySurface,
+    SurfaceError,
+    SurfaceLimits,
+)
 
 __all__ = [
     "ActionCounts",
+    "Announced",
+    "Announces",
     "Budget",
     "BudgetBook",
     "Fence",

@@ -4,6 +4,10 @@ The platform counts a request when it arrives, which is somewhere between our se
 answer. A slot is therefore held from the moment we send until the answer is back, and only then
 does its window start (lengthened by a safety margin): however the network delays individual
 requests, the platform never sees more than ``capacity`` of them in any ``window``.
+
+A platform that announces its own count (Discord's ``X-RateLimit-*`` headers: so many requests
+left until the bucket resets) is followed instead, once it has answered: its figure is exact, and
+its buckets refill all at once, which a sliding window cannot know (see :meth:`Window.observe`).
 """
 
 from __future__ import annotations
@@ -13,6 +17,7 @@ import math
 import weakref
 from collections import deque
 from collections.abc import Iterable
+from dataclasses import dataclass
 
 from bot.render.surface import Budget
 
@@ -20,17 +25,39 @@ log = logging.getLogger(__name__)
 
 # Default share of each budget that intermediate edits leave free, so the first and the final
 # text of a reply find a slot at once instead of queueing behind intermediate edits. Rounded
-# down: a budget of 4 keeps no reserve, one of 5 keeps 1, one of 50 keeps 10.
-RESERVE_FRACTION = 0.2
+# down, but a budget of at least RESERVE_FROM slots keeps one: 5 keeps 1 (Discord's channel),
+# 45 keeps 4 (Slack's chat.update), 90 keeps 9; 3 or 4 keep none (one slot would cost them a
+# quarter of their rate or more).
+RESERVE_FRACTION = 0.1
+RESERVE_FROM = 5
 # Resolves (one per reply) between two prunings of quiet windows.
 PRUNE_EVERY = 256
 # Intermediate actions may burst while a window is fresh, but never so far that a reply still
 # streaming later would wait longer than this many even spacings (window / slots) for its next
 # one; and a burst is spread over about this many seconds (a typical short answer), not spent on
-# the first tokens. Chosen by simulating 3 s to 3 min answers against the offline ideal (see
-# docs/performance.md): a 7 s Slack answer gets 3× more edits, a minute-long one ~15% fewer.
-BURST_MAX_GAP = 1.5
-BURST_HORIZON = 5.0
+# the first tokens. Chosen with ``python -m bench.pacesim`` and the bench (docs/performance.md):
+# an idle Slack workspace spends about 27 of its 41 chat.update slots on a 7 s answer (an edit
+# every 0.3 s), ten answers at once share them, and a longer answer then gets one at least every
+# 4.4 s until the burst's slots come back a minute later.
+BURST_MAX_GAP = 3.0
+BURST_HORIZON = 8.0
+# Even spacing shorter than this spreads nothing (it is under a round trip to the platform) and
+# only queues replies that share a busy key: Discord's global budget would space every reply's
+# intermediate edits 35 ms apart, so twenty replies editing at once wait up to 0.7 s.
+MIN_SPACING = 0.1
+# An announced bucket's held-back slot (the reserve) goes to an intermediate action once the
+# bucket resets within this share of one even spacing: unused by then it would be lost, and the
+# final text can wait no longer than that for the refill.
+HOLD_RELEASE = 1.0
+
+
+@dataclass(slots=True)
+class _Bucket:
+    """The platform's own count for a key, as its latest answer announced it."""
+
+    left: int  # requests it still takes before ``reset``, ours sent since counted off
+    reset: float  # when it refills to ``limit``; inf: unknown until the next answer
+    limit: int
 
 
 class Window:
@@ -47,6 +74,8 @@ class Window:
 
     __slots__ = (
         "__weakref__",
+        "_bucket",
+        "_bucket_spacing",
         "_ends",
         "_guard_at",
         "_guard_gap",
@@ -93,6 +122,8 @@ class Window:
         self._guard_gap = 0.0
         self._guard_state: tuple[int, int, float] = (-1, -1, 0.0)
         self._guard_at = -math.inf
+        self._bucket: _Bucket | None = None
+        self._bucket_spacing = 0.0
         self._configure(capacity, window)
 
     def _configure(self, capacity: int, window: float) -> None:
@@ -100,8 +131,10 @@ class Window:
         self.capacity = capacity
         self.window = window
         self._span = window + self._margin
-        self._reserve = min(capacity - 1, int(capacity * self._reserve_fraction)) if self._smooth else 0
-        self._spacing = self._guard_gap = 0.0
+        share = self._reserve_fraction
+        floor = 1 if capacity >= RESERVE_FROM and share > 0 else 0
+        self._reserve = min(capacity - 1, max(floor, int(capacity * share))) if self._smooth else 0
+        self._spacing = self._guard_gap = self._bucket_spacing = 0.0
         self._guard_state = (-1, -1, 0.0)
         if self._smooth:
             slots = capacity - self._reserve
@@ -111,8 +144,15 @@ class Window:
             if burst > 0 and BURST_HORIZON / burst < even:
                 self._spacing = BURST_HORIZON / burst
                 self._guard_gap = BURST_MAX_GAP * even
-            else:
+            elif even >= MIN_SPACING:
                 self._spacing = even
+            # An announced bucket is exact and gives its held-back slot out before it refills:
+            # intermediate actions may go at the platform's own rate.
+            rate_gap = window / capacity
+            if self._guard_gap:
+                self._bucket_spacing = self._spacing
+            elif rate_gap >= MIN_SPACING:
+                self._bucket_spacing = rate_gap
 
     def tighten(self, capacity: int, window: float) -> None:
         """Two surfaces declared the same key differently: keep the stricter of each."""
@@ -134,6 +174,9 @@ class Window:
 
     def free_at(self, now: float, *, urgent: bool) -> float:
         """Earliest time (≥ now) an action may start; ``inf`` while only in-flight actions block."""
+        if self._bucket is not None:
+            t = self._bucket_free_at(now, urgent=urgent)
+            return t if t > self._paused_until else self._paused_until
         self._expire(now)
         limit = self.capacity if urgent else self.capacity - self._reserve
         n = len(self._ends) + self._in_flight
@@ -176,7 +219,56 @@ class Window:
         self._guard_state, self._guard_at = state, at
         return at
 
+    def _bucket_free_at(self, now: float, *, urgent: bool) -> float:
+        """:meth:`free_at` by the platform's announced count.
+
+        First and final text may take the last request the bucket has left; intermediate actions
+        leave it (the reserve) until the bucket is about to refill, when unused it would be lost.
+        """
+        bucket = self._roll(now)
+        left = bucket.left
+        if urgent:
+            return now if left > 0 else bucket.reset
+        t = self._last_start + self._bucket_spacing
+        if t < now:
+            t = now
+        if left > self._reserve:
+            return t
+        if left <= 0:
+            return max(t, bucket.reset)
+        release = bucket.reset - HOLD_RELEASE * self._bucket_spacing
+        return t if t > release else release
+
+    def _roll(self, now: float) -> _Bucket:
+        bucket = self._bucket
+        assert bucket is not None
+        if now >= bucket.reset:
+            # Refilled. Requests still in flight may land in the new count: counted there.
+            bucket.left = bucket.limit - self._in_flight
+            bucket.reset = math.inf
+        return bucket
+
+    def observe(self, now: float, remaining: int, reset_after: float, limit: int | None = None) -> None:
+        """The platform's answer to an action on this key said how its bucket stands: ``remaining``
+        more requests until it refills in ``reset_after`` seconds (to ``limit``, else capacity).
+
+        From then on the key is paced by that count, not by the sliding window, though never past
+        the declared capacity in one refill. The figure may leave out requests still in flight
+        (they arrived after the answered one): they are counted off it. ``now + reset_after`` is
+        never early, since the platform said it before ``now``; each answer replaces the count,
+        so one request at a time per key keeps it exact.
+        """
+        top = self.capacity if limit is None else min(self.capacity, limit)
+        left = min(max(0, remaining), top) - self._in_flight
+        reset = now + max(0.0, reset_after)
+        if self._bucket is None:
+            self._bucket = _Bucket(left, reset, top)
+        else:
+            self._bucket.left, self._bucket.reset, self._bucket.limit = left, reset, top
+
     def acquire(self, now: float) -> None:
+        if self._bucket is not None:
+            self._roll(now).left -= 1
         self._in_flight += 1
         self._last_start = now
 
@@ -184,6 +276,11 @@ class Window:
         """The action acquired earlier has its answer: its window starts now."""
         self._in_flight -= 1
         self._ends.append(now + self._span)
+        bucket = self._bucket
+        if bucket is not None and bucket.reset == math.inf:
+            # Sent after a refill and answered without a count (an error): the bucket has
+            # refilled again a window after the answer at the latest, unless told otherwise.
+            bucket.reset = now + self._span
 
     def pause(self, until: float) -> None:
         """The platform said 429: nothing may use this key before ``until``."""
@@ -201,6 +298,9 @@ class Window:
         if self._in_flight:
             return math.inf
         last_end = self._ends[-1] if self._ends else -math.inf
+        if self._bucket is not None and self._bucket.reset > last_end:
+            # Forgotten before its refill, the key would start afresh as if the bucket were full.
+            last_end = self._bucket.reset
         return max(last_end, self._last_start + self._spacing, self._paused_until)
 
     @property

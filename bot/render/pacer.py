@@ -27,7 +27,7 @@ from bot.render.budget import RESERVE_FRACTION, BudgetBook, Window, free_at
 from bot.render.plan import Action, Kind
 from bot.render.reply import ReplyStream
 from bot.render.shared import SharedBudgets, Taken
-from bot.render.surface import PLACEHOLDER, RateLimited, ReplySurface, SurfaceError
+from bot.render.surface import PLACEHOLDER, Announced, RateLimited, ReplySurface, SurfaceError
 
 log = logging.getLogger(__name__)
 
@@ -183,8 +183,15 @@ class Pacer:
             self.stats.failed_replies += 1
             log.error("reply failed after %d messages: %r", reply.message_count, reply.error)
 
-    def wake(self, reply: Paced) -> None:
-        """``reply`` may have something to send: queue it, and wake the loop only if it could act now."""
+    def wake(self, reply: Paced, *, text_only: bool = False) -> None:
+        """``reply`` may have something to send: queue it, and wake the loop only if it could act now.
+
+        ``text_only``: only the reply's text changed (a token). A reply already waiting for a slot
+        keeps its place: when it may act depends on its budgets, not on its text, and a round or
+        a timer is already due then. This is the per-token path, so it returns at once.
+        """
+        if text_only and reply in self._pending:
+            return
         backoff = self._live.get(reply)
         if self.closed or reply.failed or backoff is None:
             return
@@ -335,6 +342,7 @@ class Pacer:
         now = self._release(reply, windows)
         if taken is not None and self.shared is not None:
             self.shared.release(taken, now)
+        _observe(surface, windows, now)
         try:
             self._settle(reply, backoff, action, windows, ref, error, now)
         except Exception as exc:  # a bug in our own bookkeeping: end this reply, never hang it
@@ -458,6 +466,23 @@ class Pacer:
             reply.idle()
         else:
             self.wake(reply)
+
+
+def _observe(surface: ReplySurface, windows: tuple[Window, ...], now: float) -> None:
+    """Hand what the platform announced about a budget (if anything) to that key's window."""
+    announced = getattr(surface, "announced", None)
+    if announced is None:
+        return
+    try:
+        said = announced()
+    except Exception:  # an adapter bug: pace by the sliding window as before
+        log.exception("reading a surface's announced budget failed")
+        return
+    if not isinstance(said, Announced):
+        return
+    for w in windows:
+        if w.key == said.key:
+            w.observe(now, said.remaining, _seconds(said.reset_after), said.limit)
 
 
 def _seconds(value: object) -> float:

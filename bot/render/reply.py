@@ -33,8 +33,8 @@ class Scheduler(Protocol):
         """The reply starts (or has new final text after settling): pace it. False once closed."""
         ...
 
-    def wake(self, reply: ReplyStream) -> None:
-        """The reply may have something to send."""
+    def wake(self, reply: ReplyStream, *, text_only: bool = False) -> None:
+        """The reply may have something to send (``text_only``: only its text changed)."""
         ...
 
     def detach(self, reply: ReplyStream) -> None:
@@ -115,7 +115,7 @@ class ReplyStream:
         if self._next_kind is None:
             self._next_kind = Kind.EDIT if display.messages else Kind.POST
         if self._attached and not display.in_flight:
-            self._scheduler.wake(self)
+            self._scheduler.wake(self, text_only=True)
 
     async def finish(self, markdown: str) -> None:
         """Set the final text; return once every message shows it with ``live=False``.

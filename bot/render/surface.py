@@ -97,6 +97,35 @@ class Recoverable(ReplySurface, Protocol):
         ...
 
 
+@dataclass(frozen=True, slots=True)
+class Announced:
+    """What the platform's answer to a post or edit said about the budget it drew on: Discord's
+    ``X-RateLimit-*`` headers (``remaining`` requests until the bucket refills in ``reset_after``
+    seconds, to ``limit``). ``key`` is the :class:`Budget` key it is about."""
+
+    key: str
+    remaining: int
+    reset_after: float
+    limit: int | None = None
+
+
+@runtime_checkable
+class Announces(Protocol):
+    """A surface whose platform announces its own count of a budget with every answer.
+
+    The renderer then paces that key by the platform's figure (exact, and aware of a bucket
+    refilling all at once) instead of its own sliding window; see ``budget.Window.observe``.
+    """
+
+    def announced(self) -> Announced | None:
+        """What the answer to this surface's latest post or edit announced (None: nothing).
+
+        Read once per action, right after it returns or raises; a reply has one action in
+        flight at a time, so "latest" is that action's.
+        """
+        ...
+
+
 @runtime_checkable
 class Deletable(Protocol):
     """A surface that can delete its own messages (a part re-posted after its edits kept failing)."""
