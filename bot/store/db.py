@@ -7,6 +7,7 @@ package wherever it is installed, so ``parley db upgrade`` works from any direct
 from __future__ import annotations
 
 import asyncio
+import threading
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -113,6 +114,25 @@ def _engine_options(url: URL) -> dict[str, Any]:
     return options
 
 
+_THREAD_PATIENCE = 1.0  # seconds a failed connection's worker thread gets to end
+
+
+def _sqlite_workers() -> set[threading.Thread]:
+    """aiosqlite's worker threads, one per connection (Python names them after their target)."""
+    return {t for t in threading.enumerate() if t.name.endswith("(_connection_worker_thread)")}
+
+
+async def _settle_sqlite_threads(started_before: set[threading.Thread]) -> None:
+    """Wait for the worker threads of connections that failed to open.
+
+    aiosqlite stops such a thread without waiting for it; if the caller then exits (a clear line,
+    exit 1) before the thread has answered, the thread finds the event loop closed and prints a
+    traceback of its own under our one line.
+    """
+    for worker in _sqlite_workers() - started_before:
+        await asyncio.to_thread(worker.join, _THREAD_PATIENCE)
+
+
 async def open_engine(url: str, *, check: bool = True) -> AsyncEngine:
     """An engine for ``url``; with ``check``, also connects once so a bad URL fails here."""
     parsed = parse_url(url)
@@ -130,6 +150,7 @@ async def open_engine(url: str, *, check: bool = True) -> AsyncEngine:
     if _is_sqlite(parsed):
         _install_sqlite_hooks(engine)
     if check:
+        workers = _sqlite_workers()
         for attempt in range(_CONNECT_ATTEMPTS):
             try:
                 async with engine.connect() as conn:
@@ -142,6 +163,8 @@ async def open_engine(url: str, *, check: bool = True) -> AsyncEngine:
                     await asyncio.sleep(0.1 * (attempt + 1))
                     continue
                 await engine.dispose()
+                if _is_sqlite(parsed):
+                    await _settle_sqlite_threads(workers)
                 where = parsed.render_as_string(hide_password=True)
                 raise StoreError(
                     f"DATABASE_URL: cannot connect to {where}: {describe(exc, parsed)}"
