@@ -189,7 +189,8 @@ async def test_votes_are_counted_exactly_and_shown_by_parley_usage(
     await bench.settle()
     assert (up(), down()) == (2, 1)
     exposition = bench.runtime.metrics.exposition()[0].decode()
-    assert f'parley_feedback_total{{model="{MODEL}",platform="slack",value="down"}} 1.0' in exposition
+    labels = f'model="{MODEL}",parley_instance="{bench.runtime.metrics.instance}",platform="slack"'
+    assert f'parley_feedback_total{{{labels},value="down"}} 1.0' in exposition
 
     # Stored with the reply: each person's current vote. parley usage counts those.
     reply_id = await _reply_id(bench, ConversationKey("slack", TEAM, DEFAULT_CHANNEL, question["ts"]))
