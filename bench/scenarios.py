@@ -12,8 +12,8 @@ from bench.files_memory import files_scenario
 from bench.instances import shared_budget_scenario, slack_instances_scenario
 from bench.on_platforms import discord_scenario, slack_scenario
 from bench.provider import provider_scenario
-from bench.tool_step import tools_scenario
 from bench.render_cost import render_cost_scenario
+from bench.tool_step import tools_scenario
 
 # -- the registry ---------------------------------------------------------------------------------
 
