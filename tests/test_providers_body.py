@@ -11,14 +11,12 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
-from pydantic import SecretStr
 
 from bot.providers import ChatRequest, DocumentPart, Gateway, GatewayPolicy, ImagePart, TextPart, Turn
 from bot.providers import body as body_module
 from bot.providers.anthropic import build_anthropic_body, lazy_anthropic_body
 from bot.providers.body import Base64Data, RequestBody, encode_body, encoded_length, materialize
 from bot.providers.openai_chat import build_openai_body, lazy_openai_body
-from bot.settings import Settings
 from tests.fakes.gateway import FakeGateway, Reply, collect
 
 OPENAI, ANTHROPIC = "gemini-2.5-flash", "claude-sonnet-4-5"
@@ -177,7 +175,7 @@ async def gw() -> AsyncIterator[FakeGateway]:
 
 @pytest.fixture
 async def gateway(gw: FakeGateway) -> AsyncIterator[Gateway]:
-    async with Gateway(Settings(apicore_base_url=gw.url, apicore_api_key=SecretStr(KEY)), policy=FAST) as g:
+    async with gw.client(FAST) as g:
         yield g
 
 

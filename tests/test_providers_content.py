@@ -13,10 +13,8 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
-from pydantic import SecretStr
 
 from bot.providers import ChatRequest, Gateway, GatewayPolicy, Turn, openai_decode
-from bot.settings import Settings
 from bot.types import Outcome
 from tests.fakes.gateway import Collected, FakeGateway, Reply, collect
 
@@ -31,8 +29,7 @@ async def gw() -> AsyncIterator[FakeGateway]:
 
 @pytest.fixture
 async def gateway(gw: FakeGateway) -> AsyncIterator[Gateway]:
-    settings = Settings(apicore_base_url=gw.url, apicore_api_key=SecretStr(str(gw.api_key)))
-    async with Gateway(settings, policy=POLICY) as g:
+    async with gw.client(POLICY) as g:
         yield g
 
 

@@ -11,14 +11,12 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
-from pydantic import SecretStr
 
 from bot.providers import ChatRequest, Gateway, GatewayPolicy, TextPart, Turn
 from bot.providers.anthropic import build_anthropic_body, lazy_anthropic_body
 from bot.providers.base import ToolCall, ToolCallPart, ToolCallStarted, ToolResultPart, ToolSpec
 from bot.providers.body import encode_body
 from bot.providers.openai_chat import build_openai_body, lazy_openai_body
-from bot.settings import Settings
 from bot.types import Outcome
 from tests.fakes.gateway import FakeGateway, Reply, collect
 from tests.fakes.gateway_tools import FakeToolCall
@@ -54,8 +52,7 @@ async def gw() -> AsyncIterator[FakeGateway]:
 
 @pytest.fixture
 async def gateway(gw: FakeGateway) -> AsyncIterator[Gateway]:
-    settings = Settings(apicore_base_url=gw.url, apicore_api_key=SecretStr(str(gw.api_key)))
-    async with Gateway(settings, policy=POLICY) as g:
+    async with gw.client(POLICY) as g:
         yield g
 
 

@@ -21,7 +21,8 @@ out); when the queue is empty ``gw.default`` answers (a :class:`Reply` or a func
 :class:`RecordedRequest`). A Reply without ``text`` echoes ``"You said: <last user text>"``.
 ``gw.script_path(path, reply)`` queues a reply for one route only (also /v1/models, billing).
 
-:func:`collect` drains a provider stream into text, thinking, usage reports and the Finish.
+``gw.client(policy)`` is Parley's real gateway client pointed at the fake; :func:`collect` drains
+a provider stream into text, thinking, usage reports and the Finish.
 
 Pictures (``POST /v1/images/generations``): ``gw.image`` (PNG bytes) is answered as ``b64_json``,
 or, with ``gw.image_url`` set (a page server serves it), as ``{"url": …}``; ``gw.script_path(
@@ -54,6 +55,7 @@ from typing import Any, Literal, Self
 
 from aiohttp import web
 from multidict import CIMultiDict
+from pydantic import SecretStr
 
 from bot.providers.base import (
     Finish,
@@ -64,6 +66,9 @@ from bot.providers.base import (
     ToolCallStarted,
     UsageReport,
 )
+from bot.providers.gateway import Gateway
+from bot.providers.policy import GatewayPolicy
+from bot.settings import Settings
 from bot.types import Usage
 
 from .gateway_tools import (
@@ -432,6 +437,13 @@ class FakeGateway(LoopbackServer):
 
     async def wait_for_disconnects(self, count: int = 1, within: float = 2.0) -> bool:
         return await self.wait_until(lambda: len(self.disconnects) >= count, within)
+
+    # Parley's side.
+    def client(self, policy: GatewayPolicy | None = None) -> Gateway:
+        """Parley's real gateway client pointed at this fake, with its key (``policy``: the
+        test's timeouts and retries; None, the settings' own): ``async with gw.client(P) as g``."""
+        key = SecretStr(self.api_key or "any-key")  # None: the fake takes any key
+        return Gateway(Settings(apicore_base_url=self.url, apicore_api_key=key), policy=policy)
 
     # Lifecycle.
     async def start(self) -> Self:
