@@ -18,9 +18,8 @@ from tests.discord_harness import bench_env, is_live
 from tests.fakes.discord import FakeDiscord, Guild, StoredMessage
 from tests.fakes.gateway import FakeGateway, Reply
 from tests.fakes.run import wait_until
-from tests.instances_harness import needs_postgres, pg_database, start_instances, wait_all
+from tests.instances_harness import needs_postgres, start_instances, wait_all
 
-__all__ = ["pg_database"]  # a fixture
 pytestmark = [needs_postgres, pytest.mark.timeout(240)]
 
 FILLER = " ".join(f"w{i}" for i in range(30))  # each answer streams for about three seconds
