@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
@@ -20,6 +19,7 @@ from bot.providers.openai_chat import build_openai_body, lazy_openai_body
 from bot.types import Outcome
 from tests.fakes.gateway import FakeGateway, Reply, collect
 from tests.fakes.gateway_tools import FakeToolCall
+from tests.provider_harness import gateway_fixtures
 
 OPENAI, ANTHROPIC = "gemini-2.5-flash", "claude-sonnet-4-5"
 BOTH = pytest.mark.parametrize("model", [OPENAI, ANTHROPIC], ids=["openai", "anthropic"])
@@ -44,16 +44,7 @@ SEARCH = ToolSpec(
 )
 
 
-@pytest.fixture
-async def gw() -> AsyncIterator[FakeGateway]:
-    async with FakeGateway() as fake:
-        yield fake
-
-
-@pytest.fixture
-async def gateway(gw: FakeGateway) -> AsyncIterator[Gateway]:
-    async with gw.client(POLICY) as g:
-        yield g
+gw, gateway = gateway_fixtures(POLICY)
 
 
 def ask(model: str, *turns: Turn, **kw: Any) -> ChatRequest:

@@ -8,7 +8,6 @@ as the README says, once whole and once split into tiny network chunks.
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
@@ -17,6 +16,7 @@ from bot.providers import ChatRequest, Gateway, GatewayPolicy, Turn
 from bot.providers.base import ToolCall
 from bot.types import Outcome, Usage
 from tests.fakes.gateway import Collected, FakeGateway, Reply, collect
+from tests.provider_harness import gateway_fixtures
 
 
 def _shared_captures() -> Path:
@@ -40,16 +40,7 @@ needs_shared = pytest.mark.skipif(
 SPLITS = pytest.mark.parametrize("split_bytes", [None, 3], ids=["whole", "3-byte-chunks"])
 
 
-@pytest.fixture
-async def gw() -> AsyncIterator[FakeGateway]:
-    async with FakeGateway() as fake:
-        yield fake
-
-
-@pytest.fixture
-async def gateway(gw: FakeGateway) -> AsyncIterator[Gateway]:
-    async with gw.client(POLICY) as g:
-        yield g
+gw, gateway = gateway_fixtures(POLICY)
 
 
 async def replay(gw: FakeGateway, gateway: Gateway, path: Path, split_bytes: int | None) -> Collected:
