@@ -11,32 +11,13 @@ from itertools import pairwise
 
 import pytest
 
+from bench.pacesim import FixedBucket
 from bot.render import Pacer
 from bot.render.budget import HOLD_RELEASE, BudgetBook
 from bot.render.plan import Kind
 from bot.render.surface import Announced, Budget, SurfaceLimits
 
 CAPACITY, WINDOW, RTT = 5, 5.0, 0.04
-
-
-@dataclass
-class FixedBucket:
-    """Discord's bucket as the fake models it: ``limit`` per fixed window opened by a request."""
-
-    limit: int = CAPACITY
-    per: float = WINDOW
-    end: float = -math.inf
-    count: int = 0
-    refused: int = 0
-
-    def hit(self, at: float) -> tuple[int, float]:
-        if at >= self.end:
-            self.end, self.count = at + self.per, 0
-        if self.count >= self.limit:
-            self.refused += 1
-        else:
-            self.count += 1
-        return self.limit - self.count, self.end - at
 
 
 def run(final_at: float, until: float, bucket: FixedBucket) -> tuple[list[float], float]:
@@ -64,7 +45,7 @@ def run(final_at: float, until: float, bucket: FixedBucket) -> tuple[list[float]
 
 
 def test_the_whole_bucket_is_used_without_one_request_over() -> None:
-    bucket = FixedBucket()
+    bucket = FixedBucket(CAPACITY, WINDOW)
     starts, _ = run(math.inf, 60.0, bucket)
     assert bucket.refused == 0
     # One edit a second, Discord's own rate (a sliding window held from each answer would
@@ -76,7 +57,7 @@ def test_the_whole_bucket_is_used_without_one_request_over() -> None:
 
 @pytest.mark.parametrize("final_at", [k * 0.137 for k in range(8, 60)])
 def test_the_final_text_waits_at_most_one_spacing_and_never_meets_a_429(final_at: float) -> None:
-    bucket = FixedBucket()
+    bucket = FixedBucket(CAPACITY, WINDOW)
     _, final = run(final_at, 30.0, bucket)
     assert bucket.refused == 0
     assert final - final_at <= HOLD_RELEASE * WINDOW / CAPACITY + RTT + 1e-9
