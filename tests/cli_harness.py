@@ -17,15 +17,14 @@ from pathlib import Path
 import pytest
 
 from tests.fakes.gateway import FakeGateway
-
-_KEEP = ("PATH", "HOME", "LANG", "LC_ALL", "SYSTEMROOT", "TMPDIR", "USER")
+from tests.fakes.run import KEEP
 
 
 def parley(
     *args: str, cwd: Path, env: dict[str, str], stdin: str = "", timeout: float = 60
 ) -> subprocess.CompletedProcess[str]:
     """Run parley with only ``env`` (plus basics) in the environment; stdin is not a TTY."""
-    full = {k: v for k, v in os.environ.items() if k in _KEEP}
+    full = {k: v for k, v in os.environ.items() if k in KEEP}
     full.update(env)
     return subprocess.run(
         [sys.executable, "-m", "bot", *args],
