@@ -2,11 +2,11 @@
 
     python bench/files_memory.py [--mb 30] [--minutes 20] [--cases xlsx audio]
 
-Each case runs in a fresh child process, as in ``bench/pdf_memory.py``: the runtime (SQLite
-store, real gateway client; the fake gateway in another process so its copy of the request does
-not count) is warmed up with a small file of the same kind, the resident set noted, the kernel's
-peak counter reset, and the big file handed to the conversation service as ``parley console
---attach`` does; then the peak (``VmHWM``) is read. Cases:
+Each case runs in a fresh child process (``bench/memory.py``, as for ``bench/pdf_memory.py``): the
+runtime (SQLite store, real gateway client; the fake gateway in another process so its copy of
+the request does not count) is warmed up with a small file of the same kind, the resident set
+noted, the kernel's peak counter reset, and the big file handed to the conversation service as
+``parley console --attach`` does; then the peak (``VmHWM``) is read. Cases:
 
 - ``xlsx``: a generated workbook (one sheet of ~800,000 rows, shared strings and numbers, the
   way Excel writes them); openpyxl streams the sheet and stops at PARLEY_FILE_TEXT_CHARS.
@@ -20,13 +20,9 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import os
 import random
-import subprocess
 import sys
 import tempfile
-import time
-import uuid
 import zipfile
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -36,7 +32,7 @@ from xml.sax.saxutils import escape
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from bench.pdf_memory import _gateway, _reset_peak  # noqa: E402
+from bench import memory  # noqa: E402
 
 CASES = ("xlsx", "audio")
 _NS = "http://schemas.openxmlformats.org/"
@@ -122,110 +118,27 @@ def make_mp3(path: Path, minutes: float) -> None:
             )
 
 
-async def _measure(case: str, path: Path, small: Path, gateway_url: str, workdir: Path) -> dict[str, object]:
-    from pydantic import SecretStr
-
-    from bench.pdf_memory import _status as status
-    from bot.render.surface import SurfaceLimits
+async def _measure(case: str, path: Path, small: Path, gateway_url: str, workdir: Path) -> dict[str, Any]:
     from bot.runtime import Runtime
-    from bot.settings import Settings
-    from bot.types import Attachment, Author, ConversationKey, IncomingMessage
 
-    settings = Settings(
-        apicore_base_url=gateway_url,
-        apicore_api_key=SecretStr("test-key"),
-        database_url=f"sqlite+aiosqlite:///{workdir / 'parley.db'}",
-        parley_file_max_bytes=64 * 1024 * 1024,
-        parley_file_store_max_bytes=64 * 1024 * 1024,
-    )
-    runtime = await Runtime.create(settings)
-
-    class Quiet:
-        limits = SurfaceLimits(max_chars=10_000_000)
-        final = ""
-
-        def render(self, markdown: str) -> str:
-            return markdown
-
-        async def post(self, text: str, *, live: bool) -> str:
-            self.final = text
-            return "m"
-
-        async def edit(self, ref: str, text: str, *, live: bool) -> None:
-            self.final = text
-
-        async def set_status(self, status: str | None) -> None:
-            return None
-
-    def attachment(file: Path) -> Attachment:
-        async def fetch(max_bytes: int) -> bytes:
-            return await asyncio.to_thread(lambda: file.open("rb").read(max_bytes + 1))
-
-        return Attachment(file.name, None, file.stat().st_size, fetch)
+    runtime = await Runtime.create(memory.settings(gateway_url, workdir))
 
     async def turn(file: Path, thread: str) -> str:
-        surface = Quiet()
-        message = IncomingMessage(
-            key=ConversationKey("console", "", "bench", thread),
-            event_id=uuid.uuid4().hex,
-            author=Author("bench", "bench"),
-            text="What stands out?",
-            surface=surface,
-            attachments=(attachment(file),),
-            model="claude-sonnet-4-5",
-        )
-        await runtime.service.handle(message)
-        return surface.final[:200]
+        files = (memory.attachment(file, None),)
+        return await memory.ask(runtime, thread, "What stands out?", files, "claude-sonnet-4-5")
 
     size = path.stat().st_size  # noqa: ASYNC240 - once, before measuring
     await turn(small, "warm-up")
-    await asyncio.sleep(0.2)
-    idle = status("VmRSS")
-    _reset_peak()
-    started = time.perf_counter()
-    shown = await turn(path, "measured")
-    elapsed = time.perf_counter() - started
-    peak = status("VmHWM")
+    result = await memory.measure(case, size, lambda: turn(path, "measured"))
     await runtime.aclose()
-    return {
-        "case": case,
-        "file_mb": round(size / 2**20, 1),
-        "idle_mb": round(idle / 2**20, 1),
-        "peak_above_idle_mb": round((peak - idle) / 2**20, 1),
-        "ratio": round((peak - idle) / size, 2),
-        "seconds": round(elapsed, 2),
-        "reply": shown,
-    }
+    return result
 
 
 def run_case(case: str, path: Path, small: Path, gateway_url: str, workdir: Path) -> dict[str, Any]:
     """One case in a fresh child process; its figures."""
     workdir.mkdir(parents=True, exist_ok=True)
-    child = subprocess.run(
-        [
-            sys.executable,
-            str(Path(__file__).resolve()),
-            "--case",
-            case,
-            "--file",
-            str(path),
-            "--small",
-            str(small),
-            "--gateway",
-            gateway_url,
-            "--workdir",
-            str(workdir),
-        ],
-        capture_output=True,
-        text=True,
-        cwd=ROOT,
-        env={**os.environ, "PYTHONPATH": str(ROOT)},
-        timeout=900,
-    )
-    if child.returncode != 0:
-        raise RuntimeError(f"files case {case} failed: {child.stderr[-2000:]}")
-    result: dict[str, Any] = json.loads(child.stdout.strip().splitlines()[-1])
-    return result
+    args = ["--file", str(path), "--small", str(small), "--gateway", gateway_url, "--workdir", str(workdir)]
+    return memory.run_child(__file__, case, args, timeout=900)
 
 
 def make_inputs(tmp: Path, megabytes: float, minutes: float) -> dict[str, tuple[Path, Path]]:
@@ -244,17 +157,15 @@ def run_all(
     """Each case in its own child; ``together`` runs the children at once (each reads its own
     peak, so the memory figures hold; the seconds then include the other's CPU)."""
     inputs = make_inputs(tmp, megabytes, minutes)
-    gateway, url = _gateway()
-    try:
+    # Here, not at the top: the child measuring a case has no use for the fake's imports.
+    from bench.gateway_proc import gateway_process
+
+    with gateway_process(20, 0.0) as url:
         if not together:
             return {case: run_case(case, *inputs[case], url, tmp / case) for case in cases}
         with ThreadPoolExecutor(len(cases)) as pool:
             futures = {case: pool.submit(run_case, case, *inputs[case], url, tmp / case) for case in cases}
             return {case: future.result() for case, future in futures.items()}
-    finally:
-        assert gateway.stdin is not None
-        gateway.stdin.close()
-        gateway.wait(10)
 
 
 async def files_scenario(cfg: Any, tmp: Path, name: str, n: int) -> dict[str, Any]:
@@ -299,12 +210,7 @@ def main() -> int:
             print(exc, file=sys.stderr)
             return 1
     for result in runs.values():
-        print(
-            f"{result['case']:<8} file {result['file_mb']:>5} MB  idle {result['idle_mb']:>6} MB  "
-            f"peak above idle {result['peak_above_idle_mb']:>6} MB  = {result['ratio']:.2f}x file  "
-            f"({result['seconds']} s)"
-        )
-        print(f"{'':<8} reply: {result['reply']!r}")
+        memory.print_result(result, 8)
     return 0
 
 

@@ -35,7 +35,7 @@ from bench.metrics import dist, figures, summarise
 from bench.on_platforms import pacing
 from bench.platforms import SlackStack, wait_until
 from bench.probes import LoopLag, Meter
-from bench.workload import WARMUP, question
+from bench.workload import WARMUP
 from bot.render.budget import Window
 from bot.runtime import Runtime
 from bot.store import Store
@@ -81,24 +81,13 @@ async def fresh_database(server: str) -> AsyncIterator[str]:
 
 
 @dataclass
-class SlackInstances:
-    fs: FakeSlack
-    gw: FakeGateway
-    runtimes: list[Runtime]
-    adapters: list[SlackAdapter]
-    team: str
-    asked: dict[int, tuple[float, str, str]] = field(default_factory=dict)
+class SlackInstances(SlackStack):
+    """Several instances answering one fake Slack. Asking and the traces are the one-instance
+    stack's: the fake holds every reply, and the first instance's adapter declares the same
+    budgets as the others."""
 
-    @property
-    def rate_limited(self) -> int:
-        return self.fs.rate_limited_count.total()
-
-    async def ask(self, i: int, channel: str) -> None:
-        event = self.fs.app_mention(question(i), channel=channel)
-        at = time.monotonic()
-        delivery = await self.fs.deliver_event(event, mode="socket")
-        self.asked[i] = (at, channel, str(event["ts"]))
-        await delivery.wait_acked(within=3)
+    runtimes: list[Runtime] = field(default_factory=list)
+    adapters: list[SlackAdapter] = field(default_factory=list)
 
     async def settle(self, n: int, within: float) -> None:
         await wait_until(lambda: sum(a.ws.stats.answered for a in self.adapters) >= n, within, f"{n} answers")
@@ -109,10 +98,6 @@ class SlackInstances:
             return not any(busy) and not any(r.service.in_flight for r in self.runtimes)
 
         await wait_until(idle, within, "idle instances")
-
-    async def traces(self) -> list:  # type: ignore[type-arg]
-        one = SlackStack(self.fs, self.gw, self.runtimes[0], self.adapters[0], self.team, self.asked)
-        return await one.traces()
 
 
 @asynccontextmanager
@@ -130,7 +115,7 @@ async def slack_instances(tmp: Path, cfg: Config, url: str, n: int) -> AsyncIter
                 adapters.append(SlackAdapter(runtimes[-1].adapter_context()))
                 await start_socket_mode(adapters[-1], fs)
             team = (await adapters[0].ws.identity()).team_id
-            yield SlackInstances(fs, gw, runtimes, adapters, team)
+            yield SlackInstances(fs, gw, runtimes[0], adapters[0], team, runtimes=runtimes, adapters=adapters)
         finally:
             for runtime, adapter in zip(runtimes, adapters, strict=False):
 

@@ -51,13 +51,8 @@ class Membership:
         self.peers: dict[str, int] = {}
         self._on_tick = on_tick
         self._task: asyncio.Task[None] | None = None
-        self._beats = 0
         self._last_beat: float | None = None
         self._checked = False  # whether this process looked for another `parley run` on SQLite
-
-    @property
-    def beats(self) -> int:
-        return self._beats
 
     async def start(self) -> None:
         """The first heartbeat (before any turn is taken, so no one takes this process's turns for
@@ -143,4 +138,3 @@ class Membership:
                 "its waiting turns may be answered elsewhere",
                 self.timeout,
             )
-        self._beats += 1

@@ -20,7 +20,6 @@ class LiveReply:
     stream: ReplyStream
     reply_id: int | None = None  # once its row is stored
     task: asyncio.Task[object] | None = None  # the generation, when the model is asked
-    stop_requested: bool = False
     interrupted: bool = False
     timed_out: bool = False
 
@@ -32,7 +31,6 @@ class LiveReply:
         """A user pressed Stop: end the generation; what was written stays. False if none runs."""
         if not self.generating:
             return False
-        self.stop_requested = True
         self._cancel()
         return True
 

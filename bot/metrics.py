@@ -20,7 +20,7 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metri
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 from prometheus_client.registry import Collector
 
-from bot.types import Outcome, Usage
+from bot.reporting import ReplyReport
 
 # Seconds. A model answers in under a second or, thinking first, in tens of seconds; Prometheus'
 # default buckets end at 10 s and would lump every slow reply together.
@@ -119,21 +119,13 @@ class Metrics:
     def reply_started(self, platform: str, model: str) -> None:
         self.replies_started.labels(platform, model).inc()
 
-    def reply_finished(
-        self,
-        platform: str,
-        model: str,
-        outcome: Outcome,
-        usage: Usage,
-        *,
-        first_token: float | None,
-        first_visible: float | None,
-    ) -> None:
-        self.replies_finished.labels(platform, model, str(outcome)).inc()
-        if first_token is not None:
-            self.first_token_seconds.labels(platform, model).observe(first_token)
-        if first_visible is not None:
-            self.first_visible_seconds.labels(platform, model).observe(first_visible)
+    def reply_finished(self, reply: ReplyReport) -> None:
+        platform, model, usage = reply.key.platform, reply.model, reply.usage
+        self.replies_finished.labels(platform, model, str(reply.outcome)).inc()
+        if reply.first_token is not None:
+            self.first_token_seconds.labels(platform, model).observe(reply.first_token)
+        if reply.first_visible is not None:
+            self.first_visible_seconds.labels(platform, model).observe(reply.first_visible)
         self.tokens.labels("in", model).inc(usage.input_tokens)
         self.tokens.labels("out", model).inc(usage.output_tokens)
         self.tokens.labels("thinking", model).inc(usage.thinking_tokens)

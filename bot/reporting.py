@@ -17,18 +17,7 @@ class ReplyObserver(Protocol):
 
     def reply_started(self, platform: str, model: str) -> None: ...
 
-    def reply_finished(
-        self,
-        platform: str,
-        model: str,
-        outcome: Outcome,
-        usage: Usage,
-        *,
-        first_token: float | None,
-        first_visible: float | None,
-    ) -> None:
-        """``first_token`` and ``first_visible`` are seconds since the message arrived."""
-        ...
+    def reply_finished(self, reply: ReplyReport) -> None: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -54,14 +43,7 @@ def report(observer: ReplyObserver | None, reply: ReplyReport) -> None:
     """Tell the observer, and log the one line per reply."""
     platform = reply.key.platform
     if observer is not None:
-        observer.reply_finished(
-            platform,
-            reply.model,
-            reply.outcome,
-            reply.usage,
-            first_token=reply.first_token,
-            first_visible=reply.first_visible,
-        )
+        observer.reply_finished(reply)
     log.info(
         "reply conversation=%s platform=%s model=%s outcome=%s in=%d out=%d "
         "first_token=%s first_visible=%s total=%.2fs",

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import time
 from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
@@ -122,6 +123,28 @@ class DiscordBench:
 
 def is_live(message: StoredMessage) -> bool:
     return STOP_ID in message.custom_ids or message.content in PROVISIONAL
+
+
+def parley_messages(fd: FakeDiscord, channel_id: int) -> list[StoredMessage]:
+    """Parley's messages in a channel or thread (ephemeral ones left out), read from a thread
+    other than the fake's (``FakeDiscord.in_thread``)."""
+    for _ in range(100):
+        try:
+            return [m for m in fd.bot_messages(channel_id) if not m.ephemeral]
+        except RuntimeError:  # the fake's loop changed the dict meanwhile
+            time.sleep(0.001)
+    raise AssertionError("could not read the fake's messages")
+
+
+def guild_on_each_shard(fd: FakeDiscord) -> dict[int, Guild]:
+    """A new guild on each of two shards, by shard. Discord routes a guild to shard
+    (id >> 22) % count; ids carry their creation time (ms)."""
+    by_shard: dict[int, Guild] = {}
+    while len(by_shard) < 2:
+        guild = fd.create_guild(f"guild {len(fd.guilds)}")
+        by_shard.setdefault((guild.id >> 22) % 2, guild)
+        time.sleep(0.002)
+    return by_shard
 
 
 def bench_env(fd: FakeDiscord, gw: FakeGateway, tmp: Path, extra: Mapping[str, str] | None) -> dict[str, str]:

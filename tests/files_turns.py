@@ -1,5 +1,5 @@
 """One turn through the whole core with files: a runtime on SQLite, the real gateway client and
-the fake gateway, and a surface that keeps the text the user finally sees."""
+the fake gateway, and the kit's recording surface."""
 
 from __future__ import annotations
 
@@ -10,35 +10,12 @@ from typing import Any
 
 from pydantic import SecretStr
 
-from bot.render.surface import SurfaceLimits
 from bot.runtime import Runtime
 from bot.settings import Settings
-from bot.types import Attachment, Author, ConversationKey, IncomingMessage, ReplyResult
+from bot.types import Attachment, Author, ContextMessage, ConversationKey, IncomingMessage, ReplyResult
 from tests.fakes.gateway import FakeGateway, RecordedRequest, Reply
+from tests.fakes.surface import RecordingSurface
 from tests.files_helpers import blocks_of, user_messages
-
-
-class Recorder:
-    """A reply surface that keeps the final text the user sees."""
-
-    limits = SurfaceLimits(max_chars=1_000_000)
-
-    def __init__(self) -> None:
-        self.final: str | None = None
-
-    def render(self, markdown: str) -> str:
-        return markdown
-
-    async def post(self, text: str, *, live: bool) -> str:
-        await self.edit("m1", text, live=live)
-        return "m1"
-
-    async def edit(self, ref: str, text: str, *, live: bool) -> None:
-        if not live:
-            self.final = text
-
-    async def set_status(self, status: str | None) -> None:
-        return None
 
 
 def echo_question(record: RecordedRequest) -> Reply:
@@ -68,14 +45,19 @@ async def ask(
     *,
     model: str = "claude-sonnet-4-5",
     thread: str = "t1",
+    context: Sequence[ContextMessage] = (),
+    message_id: str = "",
 ) -> ReplyResult:
+    """One message from Ann in the console thread ``thread``, handled to the end."""
     msg = IncomingMessage(
         key=ConversationKey("console", "", "files", thread),
         event_id=uuid.uuid4().hex,
         author=Author("u1", "Ann"),
         text=text,
-        surface=Recorder(),
+        surface=RecordingSurface(max_chars=1_000_000),
         attachments=tuple(files),
+        context=tuple(context),
+        platform_message_id=message_id,
         model=model,
     )
     result = await runtime.service.handle(msg)

@@ -1,35 +1,22 @@
-"""What the tests of several instances share: a fresh PostgreSQL database per test, and a
-check of a platform's sliding-window budget against calls as they were sent and answered."""
+"""What the tests of several instances share: instances in this process or as ``parley run``
+processes, and a check of a platform's sliding-window budget against calls as they were sent and
+answered. Their fresh PostgreSQL databases are ``pg_url`` and ``pg_database`` (tests/store_fixtures.py)."""
 
 from __future__ import annotations
 
-import asyncio
-import uuid
-from collections.abc import AsyncIterator, Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable
 from contextlib import AsyncExitStack
 from pathlib import Path
 
 import pytest
-from sqlalchemy.engine import make_url
 
 from tests.fakes.gateway import FakeGateway
 from tests.fakes.run import ParleyProcess
 from tests.fakes.slack_api import FakeSlack
 from tests.slack_harness import SlackBench, bench_env
-from tests.store_fixtures import POSTGRES_URL, _postgres_admin
+from tests.store_fixtures import POSTGRES_URL
 
 needs_postgres = pytest.mark.skipif(not POSTGRES_URL, reason="PARLEY_TEST_POSTGRES_URL is not set")
-
-
-@pytest.fixture
-async def pg_url() -> AsyncIterator[str]:
-    """A fresh, empty PostgreSQL database's URL, dropped afterwards."""
-    name = f"parley_test_{uuid.uuid4().hex[:12]}"
-    await _postgres_admin(f'CREATE DATABASE "{name}"')
-    try:
-        yield make_url(POSTGRES_URL).set(database=name).render_as_string(hide_password=False)
-    finally:
-        await _postgres_admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
 def most_in_any_window(times: Iterable[float], window: float) -> int:
@@ -59,17 +46,6 @@ async def slack_instances(
         benches.append(bench)
     fs.events_urls = [f"http://127.0.0.1:{b.server.port}/slack/events" for b in benches if b.server]
     return benches
-
-
-@pytest.fixture
-def pg_database() -> Iterator[str]:
-    """:func:`pg_url` for tests that are not coroutines (``parley run`` in subprocesses)."""
-    name = f"parley_test_{uuid.uuid4().hex[:12]}"
-    asyncio.run(_postgres_admin(f'CREATE DATABASE "{name}"'))
-    try:
-        yield make_url(POSTGRES_URL).set(database=name).render_as_string(hide_password=False)
-    finally:
-        asyncio.run(_postgres_admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
 
 
 def start_instances(tmp: Path, n: int, env: Callable[[Path], dict[str, str]]) -> list[ParleyProcess]:

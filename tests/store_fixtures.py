@@ -2,14 +2,17 @@
 ``PARLEY_TEST_POSTGRES_URL`` names a server (e.g. postgresql+asyncpg://postgres@127.0.0.1:5432/postgres).
 
 Each PostgreSQL test gets a database of its own, created empty and dropped afterwards, so tests
-never see each other's rows and migration tests start from nothing.
+never see each other's rows and migration tests start from nothing: ``db_url`` (either backend),
+``pg_url`` (PostgreSQL only) and ``pg_database`` (the same for tests that are not coroutines).
 """
 
 from __future__ import annotations
 
+import asyncio
 import os
 import uuid
-from collections.abc import AsyncIterator, Iterable
+from collections.abc import AsyncIterator, Iterable, Iterator
+from contextlib import asynccontextmanager, contextmanager
 from pathlib import Path
 
 import pytest
@@ -33,18 +36,65 @@ async def _postgres_admin(sql: str) -> None:
         await engine.dispose()
 
 
+def _fresh() -> tuple[str, str, str]:
+    """A new database's name on the test server, and the SQL that creates and drops it."""
+    name = f"parley_test_{uuid.uuid4().hex[:12]}"
+    return name, f'CREATE DATABASE "{name}"', f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'
+
+
+def _url(name: str) -> str:
+    return make_url(POSTGRES_URL).set(database=name).render_as_string(hide_password=False)
+
+
+@asynccontextmanager
+async def postgres_database() -> AsyncIterator[str]:
+    """A database of its own on the test server, created empty and dropped afterwards; its URL."""
+    name, create, drop = _fresh()
+    await _postgres_admin(create)
+    try:
+        yield _url(name)
+    finally:
+        await _postgres_admin(drop)
+
+
+@contextmanager
+def postgres_database_sync() -> Iterator[str]:
+    """:func:`postgres_database` for code that is not a coroutine."""
+    name, create, drop = _fresh()
+    asyncio.run(_postgres_admin(create))
+    try:
+        yield _url(name)
+    finally:
+        asyncio.run(_postgres_admin(drop))
+
+
 @pytest.fixture(params=BACKENDS)
 async def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[str]:
     """An empty database's URL (no tables): a SQLite file under tmp_path, or a fresh PG database."""
     if request.param == "sqlite":
         yield f"sqlite+aiosqlite:///{tmp_path / 'store' / 'parley.db'}"
         return
-    name = f"parley_test_{uuid.uuid4().hex[:12]}"
-    await _postgres_admin(f'CREATE DATABASE "{name}"')
-    try:
-        yield make_url(POSTGRES_URL).set(database=name).render_as_string(hide_password=False)
-    finally:
-        await _postgres_admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    async with postgres_database() as url:
+        yield url
+
+
+@pytest.fixture
+async def pg_url() -> AsyncIterator[str]:
+    """A fresh, empty PostgreSQL database's URL, dropped afterwards (the test is skipped without
+    ``PARLEY_TEST_POSTGRES_URL``)."""
+    if not POSTGRES_URL:
+        pytest.skip("PARLEY_TEST_POSTGRES_URL is not set")
+    async with postgres_database() as url:
+        yield url
+
+
+@pytest.fixture
+def pg_database() -> Iterator[str]:
+    """:func:`pg_url` for tests that are not coroutines (``parley run`` in subprocesses)."""
+    if not POSTGRES_URL:
+        pytest.skip("PARLEY_TEST_POSTGRES_URL is not set")
+    with postgres_database_sync() as url:
+        yield url
 
 
 @pytest.fixture

@@ -10,9 +10,9 @@ from pathlib import Path
 
 import pytest
 
-from bot.providers import ChatRequest, Gateway, GatewayPolicy, Turn, errors
+from bot.providers import ChatRequest, GatewayPolicy, Turn, errors
 from bot.runtime import Runtime
-from bot.settings import Settings, load_settings
+from bot.settings import load_settings
 from bot.types import Author, ConversationKey, IncomingMessage, Outcome
 from tests.fakes.gateway import FakeGateway, Reply, collect
 from tests.fakes.surface import RecordingSurface
@@ -33,8 +33,7 @@ def request(max_tokens: int = 100) -> ChatRequest:
 
 
 async def test_a_stream_past_the_byte_cap_is_cut(gw: FakeGateway) -> None:
-    settings = Settings(apicore_base_url=gw.url, apicore_api_key=gw.api_key)  # type: ignore[arg-type]
-    async with Gateway(settings, policy=POLICY) as gateway:
+    async with gw.client(POLICY) as gateway:
         gw.script(Reply(text="word " * 50_000))  # far more than 64 KiB of events
         out = await collect(gateway.stream(request()))
         assert out.finish is not None and out.finish.outcome is Outcome.TRUNCATED

@@ -2,25 +2,8 @@
 
 from __future__ import annotations
 
-import pytest
-
 from tests.cli_harness import one_clear_line, parley
-from tests.fakes.gateway import FakeGateway, Reply
-
-
-@pytest.fixture
-def gateway():
-    with FakeGateway.in_thread() as gw:
-        yield gw
-
-
-@pytest.fixture
-def env(gateway, tmp_path):
-    return {
-        "APICORE_BASE_URL": gateway.url,
-        "APICORE_API_KEY": gateway.api_key,
-        "DATABASE_URL": f"sqlite+aiosqlite:///{tmp_path / 'data' / 'parley.db'}",
-    }
+from tests.fakes.gateway import Reply
 
 
 def test_two_turns_then_a_second_process_remembers_the_thread(gateway, env, tmp_path):

@@ -36,21 +36,6 @@ Done — that is all.
 
 
 @pytest.fixture
-def gateway() -> Iterator[FakeGateway]:
-    with FakeGateway.in_thread() as gw:
-        yield gw
-
-
-@pytest.fixture
-def env(gateway: FakeGateway, tmp_path: Path) -> dict[str, str]:
-    return {
-        "APICORE_BASE_URL": gateway.url,
-        "APICORE_API_KEY": str(gateway.api_key),
-        "DATABASE_URL": f"sqlite+aiosqlite:///{tmp_path / 'data' / 'parley.db'}",
-    }
-
-
-@pytest.fixture
 def console(env: dict[str, str], tmp_path: Path) -> Iterator[Terminal]:
     term = Terminal("console", "--thread", "tty", cwd=tmp_path, env=env, rows=40, cols=80)
     yield term

@@ -14,7 +14,7 @@ import asyncio
 import itertools
 import time
 from collections.abc import AsyncIterator, Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -24,62 +24,29 @@ from pydantic import SecretStr
 from sqlalchemy import event, func, select, update
 
 from bot.providers import Gateway
-from bot.render import Budget, Pacer, SurfaceLimits
+from bot.render import Budget, Pacer
 from bot.service import ConversationService
 from bot.settings import Settings
 from bot.store import Store
 from bot.store.models import Conversation, Message, ProcessedEvent
 from bot.types import Author, ConversationKey, IncomingMessage, Outcome
 from tests.fakes.gateway import FakeGateway, Reply
+from tests.fakes.surface import RecordingSurface
 
 KEY = ConversationKey("test", "W", "C", "T")
 ANN = Author("U1", "Ann")
 ANSWER = "the model answered while the post was held back"
 
 
-@dataclass
-class Posted:
-    ref: str
-    text: str
-    live: bool
-    at: float  # time.monotonic() when the platform took it
+def held() -> RecordingSurface:
+    """A platform whose posts wait (on the timeline, pending) until ``surface.hold`` is set; its
+    messages are m:1, m:2…"""
+    return RecordingSurface(name="m", hold=asyncio.Event())
 
 
-@dataclass
-class HeldSurface:
-    """A platform whose posts can be held until released, and whose post budget can be tight."""
-
-    post_budgets: tuple[Budget, ...] = ()
-    hold: asyncio.Event | None = None  # set: posts go through; clear: they wait
-    posts: list[Posted] = field(default_factory=list)
-    posting: int = 0  # post calls under way (held)
-    called: list[float] = field(default_factory=list)  # when each post was asked for
-    edits: list[tuple[str, str, bool]] = field(default_factory=list)
-
-    @property
-    def limits(self) -> SurfaceLimits:
-        return SurfaceLimits(max_chars=2000, post_budgets=self.post_budgets)
-
-    def render(self, markdown: str) -> str:
-        return markdown
-
-    async def post(self, text: str, *, live: bool) -> str:
-        self.called.append(time.monotonic())
-        self.posting += 1
-        try:
-            if self.hold is not None:
-                await self.hold.wait()
-        finally:
-            self.posting -= 1
-        ref = f"m{len(self.posts) + 1}"
-        self.posts.append(Posted(ref, text, live, time.monotonic()))
-        return ref
-
-    async def edit(self, ref: str, text: str, *, live: bool) -> None:
-        self.edits.append((ref, text, live))
-
-    async def set_status(self, status: str | None) -> None:
-        return None
+def called(surface: RecordingSurface) -> list[float]:
+    """When each post was asked for, taken or not."""
+    return [c.t0 for c in surface.timeline.actions("post", ok=False)]
 
 
 @dataclass
@@ -90,7 +57,7 @@ class Turns:
     pacer: Pacer
     serial: int = 0
 
-    def message(self, surface: HeldSurface, text: str = "what happened?") -> IncomingMessage:
+    def message(self, surface: RecordingSurface, text: str = "what happened?") -> IncomingMessage:
         self.serial += 1
         return IncomingMessage(
             KEY, f"ev{self.serial}", ANN, text, surface, platform_message_id=f"p{self.serial}"
@@ -142,7 +109,7 @@ async def row_when(store: Store, condition: Callable[[Any], bool], within: float
 
 
 async def test_the_gateway_is_asked_while_the_placeholder_post_is_held(turns: Turns) -> None:
-    surface = HeldSurface(hold=asyncio.Event())
+    surface = held()
     handled = asyncio.create_task(turns.service.handle(turns.message(surface)))
     await wait_for(lambda: len(turns.gw.stream_requests) == 1)
     # The model has the question while the platform still holds the first post.
@@ -152,7 +119,7 @@ async def test_the_gateway_is_asked_while_the_placeholder_post_is_held(turns: Tu
     assert result is not None and result.outcome is Outcome.COMPLETE
     assert result.shown == ANSWER
     assert [(r.text, r.status, r.reply_refs) for r in await rows(turns.store, "assistant")] == [
-        (ANSWER, "complete", ["m1"])
+        (ANSWER, "complete", ["m:1"])
     ]
 
 
@@ -160,14 +127,14 @@ async def test_text_that_came_before_the_first_post_is_shown_in_it(turns: Turns)
     # A shared channel out of posts (Discord: a few creates per 5 s): one post every 3 s here,
     # and one was just made, so the reply's first post must wait about that long.
     budget = (Budget("channel-posts", 1, 3.0),)
-    earlier = HeldSurface(post_budgets=budget)
+    earlier = RecordingSurface(post_budgets=budget)
     await turns.pacer.reply(earlier).finish("an earlier message in the channel")
-    surface = HeldSurface(post_budgets=budget)
+    surface = RecordingSurface(post_budgets=budget)
     result = await asyncio.wait_for(turns.service.handle(turns.message(surface)), 10)
     assert result is not None and result.outcome is Outcome.COMPLETE
     (request,) = turns.gw.stream_requests
     first = surface.posts[0]
-    assert request.t_received < first.at - 1.5  # the model did not wait for the budget
+    assert request.t_received < first.t1 - 1.5  # the model did not wait for the budget
     assert first.text == ANSWER  # the answer, not the "…" placeholder
     assert len(surface.posts) == 1
 
@@ -176,13 +143,13 @@ async def test_a_row_written_before_its_first_post_learns_where_the_post_is(turn
     # Recovery edits a crashed reply through the refs stored in its row: once the first message
     # is up, its ref must be stored while the reply is still streaming.
     turns.gw.default = Reply.paced(" ".join(f"w{i}" for i in range(40)), tokens_per_s=20)
-    surface = HeldSurface(hold=asyncio.Event())
+    surface = held()
     handled = asyncio.create_task(turns.service.handle(turns.message(surface)))
     await wait_for(lambda: len(turns.gw.stream_requests) == 1)
     streaming = await row_when(turns.store, lambda r: r is not None)
     assert (streaming.status, streaming.reply_refs) == ("streaming", None)  # the post is held
     surface.hold.set()  # type: ignore[union-attr]
-    row = await row_when(turns.store, lambda r: r is not None and r.reply_refs == ["m1"])
+    row = await row_when(turns.store, lambda r: r is not None and r.reply_refs == ["m:1"])
     assert row.status == "streaming"  # stored mid-reply, not only at the end
     result = await asyncio.wait_for(handled, 10)
     assert result is not None and result.outcome is Outcome.COMPLETE
@@ -214,16 +181,16 @@ async def test_a_turn_takes_few_write_transactions_and_only_the_claim_before_the
     began = count_write_transactions(turns.store, ran)
     for n, conversation_is_new in enumerate((True, False)):
         start, first = len(began), len(ran)
-        surface = HeldSurface()
+        surface = RecordingSurface()
         result = await turns.service.handle(turns.message(surface, f"question {n}"))
         assert result is not None and result.outcome is Outcome.COMPLETE, conversation_is_new
         # The claim; creating the conversation (only the first time); question + reply row +
         # event done; the finished reply.
         assert len(began) - start == (4 if conversation_is_new else 3)
         # The placeholder waits for the claim alone; the rest runs alongside it and the request.
-        assert len([t for t in began[start:] if t < surface.called[0]]) == 1
+        assert len([t for t in began[start:] if t < called(surface)[0]]) == 1
         # ...and that claim is one statement (at most the conversation's read slips in too).
-        assert len([t for t in ran[first:] if t < surface.called[0]]) <= 2
+        assert len([t for t in ran[first:] if t < called(surface)[0]]) <= 2
     users = await rows(turns.store, "user")
     assert [(u.text, u.status) for u in users] == [("question 0", "complete"), ("question 1", "complete")]
     assert [(r.text, r.status) for r in await rows(turns.store, "assistant")] == [(ANSWER, "complete")] * 2
@@ -235,7 +202,7 @@ async def test_a_turn_takes_few_write_transactions_and_only_the_claim_before_the
 
 
 async def test_a_redelivered_event_is_answered_once(turns: Turns) -> None:
-    surface = HeldSurface()
+    surface = RecordingSurface()
     msg = turns.message(surface)
     first, again = await asyncio.gather(turns.service.handle(msg), turns.service.handle(msg))
     assert [r is None for r in (first, again)].count(True) == 1
@@ -333,7 +300,7 @@ async def test_the_claims_table_stays_bounded_while_events_keep_arriving(turns: 
     sizes: list[int] = []
     try:
         for n in range(100):
-            result = await service.handle(turns.message(HeldSurface(), f"question {n}"))
+            result = await service.handle(turns.message(RecordingSurface(), f"question {n}"))
             assert result is not None and result.outcome is Outcome.COMPLETE
             async with turns.store.engine.connect() as conn:
                 sizes.append(

@@ -2,31 +2,19 @@
 
 from __future__ import annotations
 
-import time
 from pathlib import Path
 
 import pytest
 
 from bot.settings import SettingsError, load_settings
-from tests.discord_harness import discord_bench
-from tests.fakes.discord import FakeDiscord, Guild
-
-
-def _guild_on_each_shard(fd: FakeDiscord) -> dict[int, Guild]:
-    """Discord routes a guild to shard (id >> 22) % count; ids carry their creation time (ms)."""
-    by_shard: dict[int, Guild] = {}
-    while len(by_shard) < 2:
-        guild = fd.create_guild(f"guild {len(fd.guilds)}")
-        by_shard.setdefault((guild.id >> 22) % 2, guild)
-        time.sleep(0.002)
-    return by_shard
+from tests.discord_harness import discord_bench, guild_on_each_shard
 
 
 async def test_a_process_runs_only_its_shards_and_answers_their_guilds(tmp_path: Path) -> None:
     env = {"PARLEY_DISCORD_SHARD_COUNT": "2", "PARLEY_DISCORD_SHARD_IDS": "1"}
     async with discord_bench(tmp_path, env=env, shards=2, start=False) as bench:
         fd = bench.fd
-        guilds = _guild_on_each_shard(fd)
+        guilds = guild_on_each_shard(fd)
         channels = {}
         for shard, guild in guilds.items():
             fd.add_member(guild, bench.alice)

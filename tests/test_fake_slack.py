@@ -12,13 +12,13 @@ from typing import Any
 import aiohttp
 import pytest
 from aiohttp import web
-from slack_bolt.adapter.socket_mode.async_handler import AsyncSocketModeHandler
 from slack_bolt.async_app import AsyncApp
 from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError
 from slack_sdk.http_retry.builtin_async_handlers import AsyncRateLimitErrorRetryHandler
 from slack_sdk.web.async_client import AsyncWebClient
 
+from tests.fakes.slack.clients import bolt_app, serve, socket_handler, web_client
 from tests.fakes.slack_api import (
     DEFAULT_CHANNEL,
     DEFAULT_DM,
@@ -33,30 +33,6 @@ from tests.fakes.slack_api import (
 async def fs() -> AsyncIterator[FakeSlack]:
     async with FakeSlack(ack_timeout=1.0) as fake:
         yield fake
-
-
-def web_client(fs: FakeSlack, **kwargs: Any) -> AsyncWebClient:
-    return AsyncWebClient(token=fs.bot_token, base_url=fs.api_url, **kwargs)
-
-
-def bolt_app(fs: FakeSlack, **kwargs: Any) -> AsyncApp:
-    return AsyncApp(client=web_client(fs), signing_secret=fs.signing_secret, **kwargs)
-
-
-async def socket_handler(fs: FakeSlack, app: AsyncApp, ping_interval: float = 10) -> AsyncSocketModeHandler:
-    handler = AsyncSocketModeHandler(app, fs.app_token, ping_interval=ping_interval)
-    await handler.connect_async()
-    await fs.wait_for_socket()
-    return handler
-
-
-async def serve(app: web.Application) -> tuple[web.AppRunner, str]:
-    runner = web.AppRunner(app, access_log=None)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    port = runner.addresses[0][1]
-    return runner, f"http://127.0.0.1:{port}"
 
 
 # ---------------------------------------------------------------------------- Web API basics

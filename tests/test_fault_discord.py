@@ -13,7 +13,14 @@ from aiohttp import web
 
 from bot.notes import INTERRUPTED
 from bot.types import ConversationKey, Outcome
-from tests.discord_harness import DiscordBench, bench_env, discord_bench, is_live, quick_limits
+from tests.discord_harness import (
+    DiscordBench,
+    bench_env,
+    discord_bench,
+    is_live,
+    parley_messages,
+    quick_limits,
+)
 from tests.fakes.discord import FakeDiscord, RateLimitRule, StoredMessage
 from tests.fakes.gateway import FakeGateway, Reply
 from tests.fakes.run import ParleyProcess, wait_until
@@ -22,15 +29,6 @@ from tests.reliability_harness import replies
 ANSWER = " ".join(f"word{i}" for i in range(60))
 EDIT = "PATCH /channels/{channel_id}/messages/{message_id}"
 POST = "POST /channels/{channel_id}/messages"
-
-
-def parley_messages(fd: FakeDiscord, channel_id: int) -> list[StoredMessage]:
-    for _ in range(100):
-        try:
-            return [m for m in fd.bot_messages(channel_id) if not m.ephemeral]
-        except RuntimeError:  # the fake's loop changed the dict meanwhile
-            time.sleep(0.001)
-    raise AssertionError("could not read the fake's messages")
 
 
 def test_kill_9_mid_reply_then_the_next_start_closes_it_as_interrupted(tmp_path: Path) -> None:

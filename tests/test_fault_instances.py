@@ -6,34 +6,21 @@ from __future__ import annotations
 
 import asyncio
 import time
-import uuid
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from sqlalchemy.engine import make_url
 
 from tests.fakes.gateway import FakeGateway, Reply
 from tests.fakes.run import ParleyProcess, free_port, wait_until
 from tests.fakes.slack_api import DEFAULT_CHANNEL, FakeSlack
 from tests.reliability_harness import finished, thread_replies
 from tests.slack_harness import bench_env
-from tests.store_fixtures import POSTGRES_URL, _postgres_admin
+from tests.store_fixtures import POSTGRES_URL
 
 pytestmark = pytest.mark.skipif(not POSTGRES_URL, reason="PARLEY_TEST_POSTGRES_URL is not set")
 
 
-@pytest.fixture
-def pg_url() -> Iterator[str]:
-    name = f"parley_test_{uuid.uuid4().hex[:12]}"
-    asyncio.run(_postgres_admin(f'CREATE DATABASE "{name}"'))
-    try:
-        yield make_url(POSTGRES_URL).set(database=name).render_as_string(hide_password=False)
-    finally:
-        asyncio.run(_postgres_admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-
-
-def test_two_instances_on_one_postgres_answer_an_event_once(tmp_path: Path, pg_url: str) -> None:
+def test_two_instances_on_one_postgres_answer_an_event_once(tmp_path: Path, pg_database: str) -> None:
     answer = " ".join(f"word{i}" for i in range(30))
     with (
         FakeGateway.in_thread(default=Reply.paced(answer, tokens_per_s=30)) as gw,
@@ -44,7 +31,7 @@ def test_two_instances_on_one_postgres_answer_an_event_once(tmp_path: Path, pg_u
         for i, port in enumerate(ports):
             cwd = tmp_path / f"instance-{i}"
             cwd.mkdir()
-            env = bench_env(fs, gw, cwd, "http", {"DATABASE_URL": pg_url, "PARLEY_HTTP_PORT": str(port)})
+            env = bench_env(fs, gw, cwd, "http", {"DATABASE_URL": pg_database, "PARLEY_HTTP_PORT": str(port)})
             runs.append(ParleyProcess(cwd, env, f"instance-{i}").start())
         try:
             for run, port in zip(runs, ports, strict=True):

@@ -3,31 +3,13 @@
 from __future__ import annotations
 
 import base64
-from collections.abc import Iterator
 from pathlib import Path
-
-import pytest
 
 from tests.cli_harness import parley
 from tests.fakes.gateway import FakeGateway
 from tests.files_helpers import blocks_of, decoded_data_uri, encrypted_pdf, pdf, user_messages, write
 
 ROOT = Path(__file__).resolve().parent.parent
-
-
-@pytest.fixture
-def gateway() -> Iterator[FakeGateway]:
-    with FakeGateway.in_thread() as gw:
-        yield gw
-
-
-@pytest.fixture
-def env(gateway: FakeGateway, tmp_path: Path) -> dict[str, str]:
-    return {
-        "APICORE_BASE_URL": gateway.url,
-        "APICORE_API_KEY": str(gateway.api_key),
-        "DATABASE_URL": f"sqlite+aiosqlite:///{tmp_path / 'data' / 'parley.db'}",
-    }
 
 
 def test_attach_summarizes_then_a_later_process_answers_follow_ups_from_memory(

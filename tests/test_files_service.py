@@ -6,8 +6,7 @@ from __future__ import annotations
 import base64
 import io
 import math
-import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -22,16 +21,11 @@ from bot.runtime import Runtime
 from bot.settings import Settings
 from bot.store.models import utcnow
 from bot.types import (
-    Attachment,
     Author,
     ContextMessage,
-    ConversationKey,
-    IncomingMessage,
     Outcome,
-    ReplyResult,
 )
 from tests.fakes.gateway import FakeGateway, RecordedRequest, Reply
-from tests.fakes.surface import RecordingSurface
 from tests.files_helpers import (
     PAGE_TEXTS,
     attachment,
@@ -45,6 +39,7 @@ from tests.files_helpers import (
     user_messages,
     zip_bytes,
 )
+from tests.files_turns import ask
 
 CLAUDE = "claude-sonnet-4-5"
 GEMINI = "gemini-2.5-flash"
@@ -99,32 +94,6 @@ async def make(gateway: FakeGateway, tmp_path: Path) -> AsyncIterator[Make]:
 @pytest.fixture
 async def runtime(make: Make) -> Runtime:
     return await make()
-
-
-async def ask(
-    runtime: Runtime,
-    text: str,
-    files: Sequence[Attachment] = (),
-    *,
-    model: str = CLAUDE,
-    thread: str = "t1",
-    context: Sequence[ContextMessage] = (),
-    message_id: str = "",
-) -> ReplyResult:
-    msg = IncomingMessage(
-        key=ConversationKey("console", "", "files", thread),
-        event_id=uuid.uuid4().hex,
-        author=Author("u1", "Ann"),
-        text=text,
-        surface=RecordingSurface(max_chars=1_000_000),
-        attachments=tuple(files),
-        context=tuple(context),
-        platform_message_id=message_id,
-        model=model,
-    )
-    result = await runtime.service.handle(msg)
-    assert result is not None
-    return result
 
 
 def sent(gateway: FakeGateway) -> dict[str, Any]:

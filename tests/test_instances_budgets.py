@@ -16,9 +16,8 @@ from bot.render.surface import Budget
 from bot.store import Store
 from bot.store.budgets import PostgresBudgets
 from tests.fakes.surface import RecordingSurface, Timeline
-from tests.instances_harness import most_in_any_window, needs_postgres, pg_url
+from tests.instances_harness import most_in_any_window, needs_postgres
 
-__all__ = ["pg_url"]  # a fixture
 pytestmark = needs_postgres
 
 EDITS = Budget("test:T1:chat.update", 6, 1.0)

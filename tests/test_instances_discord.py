@@ -14,43 +14,23 @@ from pathlib import Path
 
 import pytest
 
-from tests.discord_harness import bench_env, is_live
-from tests.fakes.discord import FakeDiscord, Guild, StoredMessage
+from tests.discord_harness import bench_env, guild_on_each_shard, is_live, parley_messages
+from tests.fakes.discord import FakeDiscord, StoredMessage
 from tests.fakes.gateway import FakeGateway, Reply
 from tests.fakes.run import wait_until
-from tests.instances_harness import needs_postgres, pg_database, start_instances, wait_all
+from tests.instances_harness import needs_postgres, start_instances, wait_all
 
-__all__ = ["pg_database"]  # a fixture
 pytestmark = [needs_postgres, pytest.mark.timeout(240)]
 
 FILLER = " ".join(f"w{i}" for i in range(30))  # each answer streams for about three seconds
 PER_SHARD = 40
 
 
-def _guild_per_shard(fd: FakeDiscord) -> dict[int, Guild]:
-    """Discord routes a guild to shard (id >> 22) % count; ids carry their creation time (ms)."""
-    by_shard: dict[int, Guild] = {}
-    while len(by_shard) < 2:
-        guild = fd.create_guild(f"guild {len(fd.guilds)}")
-        by_shard.setdefault((guild.id >> 22) % 2, guild)
-        time.sleep(0.002)
-    return by_shard
-
-
-def _replies(fd: FakeDiscord, channel_id: int) -> list[StoredMessage]:
-    for _ in range(100):
-        try:
-            return [m for m in fd.bot_messages(channel_id) if not m.ephemeral]
-        except RuntimeError:  # the fake's loop changed the dict meanwhile
-            time.sleep(0.001)
-    raise AssertionError("could not read the fake's messages")
-
-
 def _answered(fd: FakeDiscord, question: StoredMessage) -> StoredMessage | None:
     thread = fd.messages[question.id].thread_id
     if thread is None:
         return None
-    found = _replies(fd, thread)
+    found = parley_messages(fd, thread)
     return found[-1] if len(found) == 1 and not is_live(found[0]) else None
 
 
@@ -59,7 +39,7 @@ def test_two_shard_processes_share_the_global_budget(tmp_path: Path, pg_database
         FakeGateway.in_thread(default=Reply(delay=0.1, first_delay=0.2)) as gw,
         FakeDiscord.in_thread(heartbeat_interval_ms=500, shards=2) as fd,
     ):
-        guilds = _guild_per_shard(fd)
+        guilds = guild_on_each_shard(fd)
         alice = fd.create_user("alice")
         channels = {}
         for shard, guild in guilds.items():
@@ -117,7 +97,11 @@ def test_two_shard_processes_share_the_global_budget(tmp_path: Path, pg_database
 
             fd.run(follow_ups())
             wait_until(
-                lambda: len(_replies(fd, thread_id)) == 4 and not is_live(_replies(fd, thread_id)[-1]), 30
+                lambda: (
+                    len(parley_messages(fd, thread_id)) == 4
+                    and not is_live(parley_messages(fd, thread_id)[-1])
+                ),
+                30,
             )
             later = gw.stream_requests[before:]
             assert len(later) == 3

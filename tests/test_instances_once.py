@@ -14,10 +14,9 @@ from adapters.slack.surface import STOP_ACTION
 from tests.fakes.gateway import FakeGateway, Reply
 from tests.fakes.slack import events as ev
 from tests.fakes.slack_api import DEFAULT_CHANNEL, DEFAULT_USER, OTHER_USER, FakeSlack
-from tests.instances_harness import needs_postgres, pg_url, slack_instances
+from tests.instances_harness import needs_postgres, slack_instances
 from tests.slack_harness import is_live
 
-__all__ = ["pg_url"]  # a fixture
 pytestmark = needs_postgres
 
 

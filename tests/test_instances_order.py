@@ -13,9 +13,7 @@ from pathlib import Path
 
 from tests.fakes.gateway import FakeGateway, Reply
 from tests.fakes.slack_api import DEFAULT_CHANNEL, OTHER_USER, FakeSlack
-from tests.instances_harness import needs_postgres, pg_url, slack_instances
-
-__all__ = ["pg_url"]  # a fixture
+from tests.instances_harness import needs_postgres, slack_instances
 
 pytestmark = needs_postgres
 

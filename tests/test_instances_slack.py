@@ -27,11 +27,10 @@ from bot.notes import INTERRUPTED
 from tests.fakes.gateway import FakeGateway, RecordedRequest, Reply
 from tests.fakes.run import wait_until
 from tests.fakes.slack_api import DEFAULT_CHANNEL, FakeSlack
-from tests.instances_harness import needs_postgres, pg_database, start_instances, wait_all
+from tests.instances_harness import needs_postgres, start_instances, wait_all
 from tests.reliability_harness import finished, thread_replies
 from tests.slack_harness import bench_env
 
-__all__ = ["pg_database"]  # a fixture
 pytestmark = [needs_postgres, pytest.mark.timeout(300)]
 
 TIMEOUT = 2.0  # PARLEY_INSTANCE_TIMEOUT: a silent instance is taken for dead after this

@@ -7,40 +7,22 @@ import hashlib
 
 from bot import notes as say
 from bot import pictures
-from bot.render.surface import SurfaceError, SurfaceLimits
+from bot.render.surface import SurfaceError
 from bot.store import Store
 from bot.tools import OutFile
 from bot.types import Author, ConversationKey
-from tests.fakes.surface import RecordingSurface
+from tests.fakes.surface import PlainSurface, RecordingSurface
 from tests.tool_helpers import random_png
 
 PICTURE = OutFile("picture-abc.png", "image/png", random_png(side=8))
 
 
-class Plain:
-    """A surface that can write text and nothing more."""
-
-    limits = SurfaceLimits(2000)
-
-    def render(self, markdown: str) -> str:
-        return markdown
-
-    async def post(self, text: str, *, live: bool) -> str:
-        return "m1"
-
-    async def edit(self, ref: str, text: str, *, live: bool) -> None:
-        return None
-
-    async def set_status(self, status: str | None) -> None:
-        return None
-
-
-class Refusing(Plain):
+class Refusing(PlainSurface):
     async def upload(self, name: str, data: bytes, media_type: str) -> str:
         raise SurfaceError("file upload: missing_scope")
 
 
-class SavesFiles(Plain):
+class SavesFiles(PlainSurface):
     """The console's way: the answer is the name the file was saved under."""
 
     async def upload(self, name: str, data: bytes, media_type: str) -> str:
@@ -59,10 +41,10 @@ async def test_a_surface_that_saves_files_gets_the_name_in_the_reply() -> None:
 
 
 async def test_no_uploads_or_a_refused_one_is_a_note() -> None:
-    assert await pictures.show(Plain(), [PICTURE]) == [say.PICTURE_NOT_SHOWN]
-    assert await pictures.show(Plain(), [PICTURE, PICTURE]) == [say.PICTURES_NOT_SHOWN]
+    assert await pictures.show(PlainSurface(), [PICTURE]) == [say.PICTURE_NOT_SHOWN]
+    assert await pictures.show(PlainSurface(), [PICTURE, PICTURE]) == [say.PICTURES_NOT_SHOWN]
     assert await pictures.show(Refusing(), [PICTURE]) == [say.picture_failed("picture-abc.png")]
-    assert await pictures.show(Plain(), []) == []
+    assert await pictures.show(PlainSurface(), []) == []
 
 
 async def test_pictures_are_kept_with_the_reply_like_uploads(store: Store) -> None:

@@ -7,19 +7,17 @@ import base64
 import json
 import random
 import tracemalloc
-from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
-from pydantic import SecretStr
 
 from bot.providers import ChatRequest, DocumentPart, Gateway, GatewayPolicy, ImagePart, TextPart, Turn
 from bot.providers import body as body_module
 from bot.providers.anthropic import build_anthropic_body, lazy_anthropic_body
 from bot.providers.body import Base64Data, RequestBody, encode_body, encoded_length, materialize
 from bot.providers.openai_chat import build_openai_body, lazy_openai_body
-from bot.settings import Settings
 from tests.fakes.gateway import FakeGateway, Reply, collect
+from tests.provider_harness import gateway_fixtures
 
 OPENAI, ANTHROPIC = "gemini-2.5-flash", "claude-sonnet-4-5"
 KEY = "test-key"
@@ -169,16 +167,7 @@ def test_only_json_data_and_base64_parts_are_accepted() -> None:
 # On the wire.
 
 
-@pytest.fixture
-async def gw() -> AsyncIterator[FakeGateway]:
-    async with FakeGateway(api_key=KEY) as fake:
-        yield fake
-
-
-@pytest.fixture
-async def gateway(gw: FakeGateway) -> AsyncIterator[Gateway]:
-    async with Gateway(Settings(apicore_base_url=gw.url, apicore_api_key=SecretStr(KEY)), policy=FAST) as g:
-        yield g
+gw, gateway = gateway_fixtures(FAST, api_key=KEY)
 
 
 @FORMATS

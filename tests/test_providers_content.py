@@ -9,31 +9,19 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
-from pydantic import SecretStr
 
 from bot.providers import ChatRequest, Gateway, GatewayPolicy, Turn, openai_decode
-from bot.settings import Settings
 from bot.types import Outcome
 from tests.fakes.gateway import Collected, FakeGateway, Reply, collect
+from tests.provider_harness import gateway_fixtures
 
 POLICY = GatewayPolicy(first_token_timeout=2.0, idle_timeout=1.0, max_retries=0)
 
 
-@pytest.fixture
-async def gw() -> AsyncIterator[FakeGateway]:
-    async with FakeGateway() as fake:
-        yield fake
-
-
-@pytest.fixture
-async def gateway(gw: FakeGateway) -> AsyncIterator[Gateway]:
-    settings = Settings(apicore_base_url=gw.url, apicore_api_key=SecretStr(str(gw.api_key)))
-    async with Gateway(settings, policy=POLICY) as g:
-        yield g
+gw, gateway = gateway_fixtures(POLICY)
 
 
 def chunk(delta: dict[str, Any], finish: str | None = None) -> str:

@@ -7,21 +7,19 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
-from pydantic import SecretStr
 
 from bot.providers import ChatRequest, Gateway, GatewayPolicy, TextPart, Turn
 from bot.providers.anthropic import build_anthropic_body, lazy_anthropic_body
 from bot.providers.base import ToolCall, ToolCallPart, ToolCallStarted, ToolResultPart, ToolSpec
 from bot.providers.body import encode_body
 from bot.providers.openai_chat import build_openai_body, lazy_openai_body
-from bot.settings import Settings
 from bot.types import Outcome
 from tests.fakes.gateway import FakeGateway, Reply, collect
 from tests.fakes.gateway_tools import FakeToolCall
+from tests.provider_harness import gateway_fixtures
 
 OPENAI, ANTHROPIC = "gemini-2.5-flash", "claude-sonnet-4-5"
 BOTH = pytest.mark.parametrize("model", [OPENAI, ANTHROPIC], ids=["openai", "anthropic"])
@@ -46,17 +44,7 @@ SEARCH = ToolSpec(
 )
 
 
-@pytest.fixture
-async def gw() -> AsyncIterator[FakeGateway]:
-    async with FakeGateway() as fake:
-        yield fake
-
-
-@pytest.fixture
-async def gateway(gw: FakeGateway) -> AsyncIterator[Gateway]:
-    settings = Settings(apicore_base_url=gw.url, apicore_api_key=SecretStr(str(gw.api_key)))
-    async with Gateway(settings, policy=POLICY) as g:
-        yield g
+gw, gateway = gateway_fixtures(POLICY)
 
 
 def ask(model: str, *turns: Turn, **kw: Any) -> ChatRequest:

@@ -26,12 +26,6 @@ DOCX_TYPE = "application/vnd.openxmlformats-officedocument.wordprocessingml.docu
 
 
 @pytest.fixture
-async def pages() -> AsyncIterator[PageServer]:
-    async with PageServer() as server:
-        yield server
-
-
-@pytest.fixture
 async def tools(pages: PageServer, tmp_path: Path) -> AsyncIterator[ToolBox]:
     settings = load_settings(
         {

@@ -4,7 +4,6 @@ message when the platform can, cannot, or will not say what it shows."""
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
-from dataclasses import dataclass, field
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -13,13 +12,14 @@ import pytest
 
 from bot.notes import INTERRUPTED
 from bot.providers.base import Provider
-from bot.render import Pacer, RateLimited, SurfaceError, SurfaceLimits
+from bot.render import Pacer, RateLimited, SurfaceError
 from bot.render.surface import Recoverable, Shown
 from bot.service import ConversationService
 from bot.settings import Settings
 from bot.store import Store, StreamingReply
 from bot.store.models import Message
 from bot.types import Author, ConversationKey, Outcome
+from tests.fakes.surface import Call, RecordingSurface
 
 KEY = ConversationKey("test", "W", "C", "T")
 
@@ -29,40 +29,19 @@ class NoProviders:
         raise AssertionError("recovery never asks the model")
 
 
-@dataclass
-class FakeSurface:
-    """A platform whose messages recovery reads and edits; each behaviour can be scripted."""
+def _no_posts(call: Call) -> BaseException | None:
+    return AssertionError("recovery never posts") if call.action == "post" else None
 
-    shows: dict[str, Shown | None] = field(default_factory=dict)
-    read_error: Exception | None = None
-    edit_error: Exception | None = None
-    edits: list[tuple[str, str, bool]] = field(default_factory=list)
 
-    @property
-    def limits(self) -> SurfaceLimits:
-        return SurfaceLimits(max_chars=200)
+def platform(shows: dict[str, Shown] | None = None) -> RecordingSurface:
+    """A platform whose messages recovery reads (``shows``: what each one shows) and edits."""
+    surface = RecordingSurface(max_chars=200, fault=_no_posts)
+    surface.shown.update(shows or {})
+    return surface
 
-    def render(self, markdown: str) -> str:
-        return markdown
 
-    async def post(self, text: str, *, live: bool) -> str:
-        raise AssertionError("recovery never posts")
-
-    async def edit(self, ref: str, text: str, *, live: bool) -> None:
-        if self.edit_error is not None:
-            raise self.edit_error
-        self.edits.append((ref, text, live))
-
-    async def set_status(self, status: str | None) -> None:
-        return None
-
-    def describe(self) -> dict[str, Any]:
-        return {}
-
-    async def read(self, ref: str) -> Shown | None:
-        if self.read_error is not None:
-            raise self.read_error
-        return self.shows.get(ref)
+def edits(surface: RecordingSurface) -> list[tuple[str, str, bool]]:
+    return [(c.ref, c.text, c.live) for c in surface.edits]
 
 
 @pytest.fixture
@@ -106,27 +85,27 @@ async def status(store: Store, reply_id: int) -> tuple[Outcome, str]:
 
 async def test_the_last_message_keeps_its_text_and_gets_the_note(store: Store) -> None:
     reply = await orphan(store, ["m1", "m2"])
-    surface = FakeSurface({"m1": Shown("part one\n", False), "m2": Shown("part two, half", True)})
+    surface = platform({"m1": Shown("part one\n", False), "m2": Shown("part two, half", True)})
     assert isinstance(surface, Recoverable)
     assert await service(store).recover("test", lambda r: surface) == 1
-    assert surface.edits == [("m2", f"part two, half\n\n{INTERRUPTED}", False)]  # m1 was finished
+    assert edits(surface) == [("m2", f"part two, half\n\n{INTERRUPTED}", False)]  # m1 was finished
     assert await status(store, reply) == (Outcome.INTERRUPTED, "part one\npart two, half")
 
 
 async def test_a_reply_cut_off_while_a_tool_ran_loses_its_status_line(store: Store) -> None:
     reply = await orphan(store, ["m1"])
-    surface = FakeSurface({"m1": Shown("Let me read it.\n\n_Reading example.com/news…_", True)})
+    surface = platform({"m1": Shown("Let me read it.\n\n_Reading example.com/news…_", True)})
     assert await service(store).recover("test", lambda r: surface) == 1
-    assert surface.edits == [("m1", f"Let me read it.\n\n{INTERRUPTED}", False)]
+    assert edits(surface) == [("m1", f"Let me read it.\n\n{INTERRUPTED}", False)]
     assert await status(store, reply) == (Outcome.INTERRUPTED, "Let me read it.")
 
 
 async def test_a_placeholder_or_an_unreadable_message_becomes_the_note(store: Store) -> None:
     first = await orphan(store, ["m1"])
     second = await orphan(store, ["m2"])
-    surface = FakeSurface({"m1": Shown("…", True)})  # m2 cannot be read
+    surface = platform({"m1": Shown("…", True)})  # m2 cannot be read
     assert await service(store).recover("test", lambda r: surface) == 2
-    assert surface.edits == [("m1", INTERRUPTED, False), ("m2", INTERRUPTED, False)]
+    assert edits(surface) == [("m1", INTERRUPTED, False), ("m2", INTERRUPTED, False)]
     assert await status(store, first) == (Outcome.INTERRUPTED, "")
     assert await status(store, second) == (Outcome.INTERRUPTED, "")
 
@@ -134,21 +113,22 @@ async def test_a_placeholder_or_an_unreadable_message_becomes_the_note(store: St
 async def test_a_reply_finished_on_the_platform_is_left_as_it_is(store: Store) -> None:
     # The process died after the final edit but before storing it: the text is whole.
     reply = await orphan(store, ["m1"])
-    surface = FakeSurface({"m1": Shown("the whole answer", False)})
+    surface = platform({"m1": Shown("the whole answer", False)})
     await service(store).recover("test", lambda r: surface)
-    assert surface.edits == []
+    assert edits(surface) == []
     assert await status(store, reply) == (Outcome.INTERRUPTED, "the whole answer")
 
 
 async def test_rate_limits_and_network_errors_leave_it_for_the_next_sweep(store: Store) -> None:
     reply = await orphan(store, ["m1"])
-    surface = FakeSurface({"m1": Shown("half", True)}, read_error=RateLimited(60))
+    surface = platform({"m1": Shown("half", True)})
+    surface.read_error = RateLimited(60)
     svc = service(store)
     assert await svc.recover("test", lambda r: surface) == 0
-    surface.read_error, surface.edit_error = None, OSError("connection reset")
+    surface.read_error = None
+    surface.fail_next("edit", OSError("connection reset"))
     assert await svc.recovery.run_pass("test") == 0
     assert (await status(store, reply))[0] is Outcome.STREAMING
-    surface.edit_error = None
     assert await svc.recovery.run_pass("test") == 1
     assert await status(store, reply) == (Outcome.INTERRUPTED, "half")
     await svc.aclose()
@@ -156,7 +136,8 @@ async def test_rate_limits_and_network_errors_leave_it_for_the_next_sweep(store:
 
 async def test_a_message_the_platform_refuses_to_edit_is_still_closed_in_the_store(store: Store) -> None:
     reply = await orphan(store, ["m1"])
-    surface = FakeSurface({"m1": Shown("half", True)}, edit_error=SurfaceError("message_not_found"))
+    surface = platform({"m1": Shown("half", True)})
+    surface.fail_next("edit", SurfaceError("message_not_found"))
     assert await service(store).recover("test", lambda r: surface) == 1
     assert (await status(store, reply))[0] is Outcome.INTERRUPTED
 
@@ -191,5 +172,5 @@ async def test_which_replies_are_orphaned(store: Store, monkeypatch: pytest.Monk
     ]
     assert all(svc.recovery.orphaned(aged(rows[i])) for i in (mine, dead, sibling, predecessor))
     # Other platforms' replies are not this adapter's to close.
-    assert await svc.recover("elsewhere", lambda r: FakeSurface()) == 0
+    assert await svc.recover("elsewhere", lambda r: platform()) == 0
     await svc.aclose()

@@ -6,37 +6,18 @@ from __future__ import annotations
 import asyncio
 import math
 import time
-from dataclasses import dataclass, field
 from itertools import pairwise
 
 import pytest
 
+from bench.pacesim import FixedBucket
 from bot.render import Pacer
 from bot.render.budget import HOLD_RELEASE, BudgetBook
 from bot.render.plan import Kind
-from bot.render.surface import Announced, Budget, SurfaceLimits
+from bot.render.surface import Announced, Budget
+from tests.fakes.surface import RecordingSurface
 
 CAPACITY, WINDOW, RTT = 5, 5.0, 0.04
-
-
-@dataclass
-class FixedBucket:
-    """Discord's bucket as the fake models it: ``limit`` per fixed window opened by a request."""
-
-    limit: int = CAPACITY
-    per: float = WINDOW
-    end: float = -math.inf
-    count: int = 0
-    refused: int = 0
-
-    def hit(self, at: float) -> tuple[int, float]:
-        if at >= self.end:
-            self.end, self.count = at + self.per, 0
-        if self.count >= self.limit:
-            self.refused += 1
-        else:
-            self.count += 1
-        return self.limit - self.count, self.end - at
 
 
 def run(final_at: float, until: float, bucket: FixedBucket) -> tuple[list[float], float]:
@@ -64,7 +45,7 @@ def run(final_at: float, until: float, bucket: FixedBucket) -> tuple[list[float]
 
 
 def test_the_whole_bucket_is_used_without_one_request_over() -> None:
-    bucket = FixedBucket()
+    bucket = FixedBucket(CAPACITY, WINDOW)
     starts, _ = run(math.inf, 60.0, bucket)
     assert bucket.refused == 0
     # One edit a second, Discord's own rate (a sliding window held from each answer would
@@ -76,7 +57,7 @@ def test_the_whole_bucket_is_used_without_one_request_over() -> None:
 
 @pytest.mark.parametrize("final_at", [k * 0.137 for k in range(8, 60)])
 def test_the_final_text_waits_at_most_one_spacing_and_never_meets_a_429(final_at: float) -> None:
-    bucket = FixedBucket()
+    bucket = FixedBucket(CAPACITY, WINDOW)
     _, final = run(final_at, 30.0, bucket)
     assert bucket.refused == 0
     assert final - final_at <= HOLD_RELEASE * WINDOW / CAPACITY + RTT + 1e-9
@@ -140,39 +121,28 @@ def test_a_quiet_key_is_kept_until_its_bucket_refills() -> None:
     assert w.quiet_after() == pytest.approx(20.1)
 
 
-@dataclass
-class AnnouncingSurface:
-    """A platform with announced fixed-window buckets for posts and edits (5 per second here)."""
+class AnnouncingSurface(RecordingSurface):
+    """The kit's surface on a platform that announces fixed-window buckets for posts and edits
+    (5 per second here), as Discord's ``X-RateLimit-*`` headers do: the ``Announces`` capability."""
 
-    edits: FixedBucket = field(default_factory=lambda: FixedBucket(5, 1.0))
-    posts: FixedBucket = field(default_factory=lambda: FixedBucket(5, 1.0))
-    shown: dict[str, str] = field(default_factory=dict)
-    edit_times: list[float] = field(default_factory=list)
-    said: Announced | None = None
-    limits: SurfaceLimits = field(
-        default_factory=lambda: SurfaceLimits(2000, (Budget("posts", 5, 1.0),), (Budget("edits", 5, 1.0),))
-    )
-
-    def render(self, markdown: str) -> str:
-        return markdown
+    def __init__(self) -> None:
+        super().__init__(
+            post_budgets=[Budget("posts", 5, 1.0)], edit_budgets=[Budget("edits", 5, 1.0)], latency=0.005
+        )
+        self.post_bucket = FixedBucket(5, 1.0)
+        self.edit_bucket = FixedBucket(5, 1.0)
+        self.said: Announced | None = None
 
     async def post(self, text: str, *, live: bool) -> str:
-        await asyncio.sleep(0.005)
-        left, reset = self.posts.hit(time.monotonic())
+        ref = await super().post(text, live=live)
+        left, reset = self.post_bucket.hit(time.monotonic())
         self.said = Announced("posts", left, reset)
-        ref = f"m{len(self.shown)}"
-        self.shown[ref] = text
         return ref
 
     async def edit(self, ref: str, text: str, *, live: bool) -> None:
-        await asyncio.sleep(0.005)
-        left, reset = self.edits.hit(time.monotonic())
+        await super().edit(ref, text, live=live)
+        left, reset = self.edit_bucket.hit(time.monotonic())
         self.said = Announced("edits", left, reset, 5)
-        self.edit_times.append(time.monotonic())
-        self.shown[ref] = text
-
-    async def set_status(self, status: str | None) -> None:
-        return None
 
     def announced(self) -> Announced | None:
         return self.said
@@ -190,12 +160,12 @@ async def test_the_pacer_follows_what_the_surface_announces() -> None:
         await asyncio.sleep(0.02)
     await reply.finish(text)
     await pacer.aclose()
-    assert list(surface.shown.values()) == [text]
-    assert surface.edits.refused == 0 and surface.posts.refused == 0
+    assert surface.messages == [text]
+    assert surface.edit_bucket.refused == 0 and surface.post_bucket.refused == 0
     assert pacer.stats.rate_limited == 0
     (window,) = reply.windows(Kind.EDIT)
     assert window._bucket is not None  # paced by the platform's count from its first answer on
     # Some one-second bucket took five edits before the final text: the slot a sliding window
     # keeps for the final text was given out before the refill.
-    starts = surface.edit_times[:-1]
+    starts = [c.t1 for c in surface.edits][:-1]  # when the platform took each edit
     assert any(sum(t <= x < t + 1.0 for x in starts) == 5 for t in starts)

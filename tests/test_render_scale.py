@@ -6,7 +6,8 @@ import asyncio
 import time
 
 from bot.render import Budget, Pacer
-from tests.test_render_stream import FakeSurface, Timeline, assert_budgets_respected, assert_final, prose
+from tests.fakes.surface import RecordingSurface, Timeline
+from tests.test_render_stream import assert_budgets_respected, assert_final, prose
 
 REPLIES = 300
 CHANNELS = 30
@@ -18,7 +19,7 @@ async def test_300_replies_with_many_updates_each() -> None:
     tl = Timeline()
     everything = Budget("global", 300, 0.1)
     surfaces = [
-        FakeSurface(
+        RecordingSurface(
             tl,
             max_chars=300,
             post_budgets=[Budget(f"chan:{i % CHANNELS}:posts", 5, 0.1), everything],

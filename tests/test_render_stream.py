@@ -1,4 +1,4 @@
-"""The Pacer and ReplyStream against a fake surface that records every call on a timeline.
+"""The Pacer and ReplyStream against the kit's recording surface, every call on a timeline.
 
 Real time with short windows (a few per 0.1-0.4 s): the budgets checked here are the ones the
 fake's timeline shows, so they hold for whatever the event loop actually did.
@@ -10,113 +10,15 @@ import asyncio
 import bisect
 import itertools
 import statistics
-import time
 from collections import defaultdict
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
 
 import pytest
 
 from bot.render import Budget, Pacer, RateLimited, ReplyStream, SurfaceError, SurfaceLimits, split_markdown
+from bot.render.surface import Shown
+from tests.fakes.surface import Call, RecordingSurface, Timeline
 
-# -- the fake ------------------------------------------------------------------------------------
-
-
-@dataclass
-class Call:
-    surface: str
-    action: str  # "post" | "edit"
-    ref: str
-    text: str
-    live: bool
-    budgets: tuple[Budget, ...]
-    t0: float  # sent
-    t1: float = float("inf")  # answered
-    outcome: str = "pending"  # ok | 429 | error
-
-
-Fault = Callable[[Call], BaseException | None]
-
-
-@dataclass
-class Timeline:
-    calls: list[Call] = field(default_factory=list)
-    clock: Callable[[], float] = time.monotonic
-
-    def of(self, ref: str) -> list[Call]:
-        return [c for c in self.calls if c.ref == ref]
-
-
-class FakeSurface:
-    """Records each post/edit; optional latency, render() and injected faults."""
-
-    _ids = itertools.count(1)
-
-    def __init__(
-        self,
-        timeline: Timeline,
-        *,
-        name: str | None = None,
-        max_chars: int = 2000,
-        post_budgets: Sequence[Budget] = (),
-        edit_budgets: Sequence[Budget] = (),
-        latency: float = 0.0,
-        render: Callable[[str], str] | None = None,
-        fault: Fault | None = None,
-    ) -> None:
-        self.timeline = timeline
-        self.name = name or f"s{next(self._ids)}"
-        self._limits = SurfaceLimits(max_chars, tuple(post_budgets), tuple(edit_budgets))
-        self.latency = latency
-        self._render = render or (lambda md: md)
-        self.fault = fault
-        self.shown: dict[str, tuple[str, bool]] = {}  # ref -> (text, live), as users see it
-        self.order: list[str] = []  # refs in posting order
-        self._posts = 0
-        self.in_flight = 0
-        self.max_in_flight = 0
-
-    @property
-    def limits(self) -> SurfaceLimits:
-        return self._limits
-
-    def render(self, markdown: str) -> str:
-        return self._render(markdown)
-
-    async def post(self, text: str, *, live: bool) -> str:
-        call = await self._call("post", "", text, live, self._limits.post_budgets)
-        self._posts += 1
-        ref = f"{self.name}:{self._posts}"
-        call.ref = ref
-        self.shown[ref] = (text, live)
-        self.order.append(ref)
-        return ref
-
-    async def edit(self, ref: str, text: str, *, live: bool) -> None:
-        await self._call("edit", ref, text, live, self._limits.edit_budgets)
-        self.shown[ref] = (text, live)
-
-    async def set_status(self, status: str | None) -> None:
-        return None
-
-    async def _call(self, action: str, ref: str, text: str, live: bool, budgets: tuple[Budget, ...]) -> Call:
-        call = Call(self.name, action, ref, text, live, budgets, self.timeline.clock())
-        self.timeline.calls.append(call)
-        self.in_flight += 1
-        self.max_in_flight = max(self.max_in_flight, self.in_flight)
-        try:
-            assert len(text) <= self._limits.max_chars, "over the platform limit"
-            if self.latency:
-                await asyncio.sleep(self.latency)
-            error = self.fault(call) if self.fault else None
-            if error is not None:
-                call.outcome = "429" if isinstance(error, RateLimited) else "error"
-                raise error
-            call.outcome = "ok"
-            return call
-        finally:
-            call.t1 = self.timeline.clock()
-            self.in_flight -= 1
+# -- checks and helpers ----------------------------------------------------------------------------
 
 
 def assert_budgets_respected(timeline: Timeline) -> None:
@@ -145,7 +47,7 @@ def assert_budgets_respected(timeline: Timeline) -> None:
             assert len(seen) < b.capacity, f"{key}: {len(seen) + 1} calls may share one window at {c.t0}"
 
 
-def assert_final(stream: ReplyStream, surface: FakeSurface, final: str) -> None:
+def assert_final(stream: ReplyStream, surface: RecordingSurface, final: str) -> None:
     """Every message shows exactly its part of the final text, with live=False; parts rejoin to it."""
     parts = split_markdown(final, surface.limits.max_chars, surface.render)
     assert stream.done and not stream.failed
@@ -153,7 +55,7 @@ def assert_final(stream: ReplyStream, surface: FakeSurface, final: str) -> None:
     assert final.startswith("".join(p.body for p in stream.parts))
     expected = [surface.render(p.markdown) for p in stream.parts]
     assert stream.visible == expected
-    assert [surface.shown[r] for r in stream.refs] == [(t, False) for t in expected]
+    assert [surface.shown[r] for r in stream.refs] == [Shown(t, False) for t in expected]
     for ref in stream.refs:
         calls = [c for c in surface.timeline.of(ref) if c.outcome == "ok"]
         assert calls[-1].live is False
@@ -198,7 +100,9 @@ def edit_budget(key: str = "edits", capacity: int = 5, window: float = 0.3) -> B
 
 async def test_placeholder_first_then_text_then_exact_final(pacer: Pacer) -> None:
     tl = Timeline()
-    s = FakeSurface(tl, post_budgets=[Budget("posts", 2, 0.3)], edit_budgets=[edit_budget()], latency=0.005)
+    s = RecordingSurface(
+        tl, post_budgets=[Budget("posts", 2, 0.3)], edit_budgets=[edit_budget()], latency=0.005
+    )
     r = pacer.reply(s, placeholder="thinking…")
     await r.start()
     assert [(c.action, c.text, c.live) for c in tl.calls] == [("post", "thinking…", True)]
@@ -217,7 +121,7 @@ async def test_placeholder_first_then_text_then_exact_final(pacer: Pacer) -> Non
 
 async def test_first_text_goes_out_at_once(pacer: Pacer) -> None:
     tl = Timeline()
-    s = FakeSurface(tl, post_budgets=[Budget("posts", 1, 0.3)], edit_budgets=[edit_budget(capacity=1)])
+    s = RecordingSurface(tl, post_budgets=[Budget("posts", 1, 0.3)], edit_budgets=[edit_budget(capacity=1)])
     r = pacer.reply(s)
     await r.start()
     await asyncio.sleep(0.05)
@@ -231,7 +135,7 @@ async def test_first_text_goes_out_at_once(pacer: Pacer) -> None:
 
 async def test_final_uses_the_reserve_while_intermediate_edits_are_paced(pacer: Pacer) -> None:
     tl = Timeline()
-    s = FakeSurface(tl, edit_budgets=[edit_budget(capacity=5, window=0.4)])  # 4 paced + 1 reserved
+    s = RecordingSurface(tl, edit_budgets=[edit_budget(capacity=5, window=0.4)])  # 4 paced + 1 reserved
     r = pacer.reply(s)
     await r.start()
     text = prose(300)
@@ -255,7 +159,7 @@ async def test_final_waits_exactly_until_the_budget_reopens(pacer: Pacer) -> Non
         if len(tl.calls) == 3:
             second_edit.set()
 
-    s = FakeSurface(tl, edit_budgets=[edit_budget(capacity=2, window=0.3)], fault=watch)
+    s = RecordingSurface(tl, edit_budgets=[edit_budget(capacity=2, window=0.3)], fault=watch)
     r = pacer.reply(s)
     await r.start()
     r.update("a")  # first text: urgent
@@ -272,7 +176,7 @@ async def test_final_waits_exactly_until_the_budget_reopens(pacer: Pacer) -> Non
 
 async def test_only_latest_snapshot_is_sent_and_one_action_at_a_time(pacer: Pacer) -> None:
     tl = Timeline()
-    s = FakeSurface(tl, latency=0.03)  # no budget at all: only the one-in-flight rule paces
+    s = RecordingSurface(tl, latency=0.03)  # no budget at all: only the one-in-flight rule paces
     r = pacer.reply(s)
     await r.start()
     text = prose(1000)
@@ -294,7 +198,7 @@ async def test_only_latest_snapshot_is_sent_and_one_action_at_a_time(pacer: Pace
 
 async def test_finish_goes_right_after_the_edit_in_flight(pacer: Pacer) -> None:
     tl = Timeline()
-    s = FakeSurface(tl, latency=0.1)
+    s = RecordingSurface(tl, latency=0.1)
     r = pacer.reply(s)
     await r.start()
     text = prose(200)
@@ -315,7 +219,7 @@ async def test_finish_goes_right_after_the_edit_in_flight(pacer: Pacer) -> None:
 
 async def test_update_does_not_wake_the_loop_when_nothing_can_be_sent(pacer: Pacer) -> None:
     tl = Timeline()
-    s = FakeSurface(tl, edit_budgets=[edit_budget(capacity=1, window=0.3)])
+    s = RecordingSurface(tl, edit_budgets=[edit_budget(capacity=1, window=0.3)])
     r = pacer.reply(s)
     await r.start()
     r.update("x")
@@ -333,7 +237,7 @@ async def test_update_does_not_wake_the_loop_when_nothing_can_be_sent(pacer: Pac
 
 async def test_blank_text_keeps_the_placeholder(pacer: Pacer) -> None:
     tl = Timeline()
-    s = FakeSurface(tl)
+    s = RecordingSurface(tl)
     r = pacer.reply(s)
     await r.start()
     r.update("  \n")
@@ -345,7 +249,7 @@ async def test_blank_text_keeps_the_placeholder(pacer: Pacer) -> None:
 
 async def test_finish_without_start_posts_the_final_text_directly(pacer: Pacer) -> None:
     tl = Timeline()
-    s = FakeSurface(tl)
+    s = RecordingSurface(tl)
     r = pacer.reply(s)
     r.update("ignored draft")
     await r.finish("All done.")
@@ -365,7 +269,7 @@ def long_reply_with_code() -> str:
 
 async def test_long_reply_is_frozen_into_parts_with_fences_reopened(pacer: Pacer) -> None:
     tl = Timeline()
-    s = FakeSurface(
+    s = RecordingSurface(
         tl, edit_budgets=[edit_budget(capacity=20, window=0.1)], post_budgets=[Budget("p", 5, 0.1)]
     )
     r = pacer.reply(s)
@@ -389,7 +293,7 @@ async def test_long_reply_is_frozen_into_parts_with_fences_reopened(pacer: Pacer
 
 async def test_render_expansion_is_respected_when_splitting(pacer: Pacer) -> None:
     tl = Timeline()
-    s = FakeSurface(tl, max_chars=300, render=lambda md: md.replace("*", "\\*"))
+    s = RecordingSurface(tl, max_chars=300, render=lambda md: md.replace("*", "\\*"))
     r = pacer.reply(s)
     await r.start()
     text = "".join(f"**item {i}** is *fine*\n" for i in range(60))
@@ -402,7 +306,7 @@ async def test_render_expansion_is_respected_when_splitting(pacer: Pacer) -> Non
 
 async def test_text_rewritten_before_a_frozen_part_is_resplit(pacer: Pacer) -> None:
     tl = Timeline()
-    s = FakeSurface(tl, max_chars=200)
+    s = RecordingSurface(tl, max_chars=200)
     r = pacer.reply(s)
     await r.start()
     first = "\n\n".join(prose(150, i) for i in range(4))
@@ -415,13 +319,13 @@ async def test_text_rewritten_before_a_frozen_part_is_resplit(pacer: Pacer) -> N
     assert r.visible[: len(r.parts)] == [p.markdown for p in r.parts]
     # messages left over show the placeholder and no Stop button (nothing can be deleted)
     assert r.visible[len(r.parts) :] == ["…"] * (4 - len(r.parts))
-    assert all(not s.shown[ref][1] for ref in r.refs)
+    assert all(not s.shown[ref].live for ref in r.refs)
 
 
 # -- many replies ------------------------------------------------------------------------------------
 
 
-def edit_times(tl: Timeline, surface: FakeSurface) -> list[float]:
+def edit_times(tl: Timeline, surface: RecordingSurface) -> list[float]:
     return [c.t0 for c in tl.calls if c.surface == surface.name and c.action == "edit" and c.outcome == "ok"]
 
 
@@ -429,7 +333,9 @@ async def test_ten_concurrent_replies_share_one_budget_fairly(pacer: Pacer) -> N
     tl = Timeline()
     shared_edits = Budget("chan:edits", 10, 0.2)  # 8 paced per window, 2 kept for first/final text
     shared_posts = Budget("chan:posts", 10, 0.2)
-    surfaces = [FakeSurface(tl, edit_budgets=[shared_edits], post_budgets=[shared_posts]) for _ in range(10)]
+    surfaces = [
+        RecordingSurface(tl, edit_budgets=[shared_edits], post_budgets=[shared_posts]) for _ in range(10)
+    ]
     replies = [pacer.reply(s) for s in surfaces]
     await asyncio.gather(*(r.start() for r in replies))
     texts = [prose(330, i) for i in range(10)]
@@ -457,7 +363,7 @@ async def test_ten_concurrent_replies_share_one_budget_fairly(pacer: Pacer) -> N
 async def test_a_slow_reply_is_not_starved_by_fast_ones(pacer: Pacer) -> None:
     tl = Timeline()
     shared = Budget("chan:edits", 10, 0.2)
-    surfaces = [FakeSurface(tl, edit_budgets=[shared]) for _ in range(10)]
+    surfaces = [RecordingSurface(tl, edit_budgets=[shared]) for _ in range(10)]
     replies = [pacer.reply(s) for s in surfaces]
     await asyncio.gather(*(r.start() for r in replies))
     # 20 chars/s vs 300 chars/s. The window's even spacing would be under 0.1 s, so it has none:
@@ -479,7 +385,7 @@ async def test_several_budgets_per_channel_and_global(pacer: Pacer) -> None:
     for ch in range(3):
         for _ in range(2):
             surfaces.append(
-                FakeSurface(
+                RecordingSurface(
                     tl,
                     max_chars=300,
                     post_budgets=[Budget(f"chan:{ch}:posts", 2, 0.2), everything],
@@ -513,7 +419,7 @@ async def test_rate_limited_pauses_the_budget_then_sends_the_latest(pacer: Pacer
     def fault(call: Call) -> BaseException | None:
         return RateLimited(0.3) if call.action == "edit" and next(seen) == 2 else None
 
-    s = FakeSurface(tl, edit_budgets=[edit_budget(capacity=10, window=0.2)], fault=fault)
+    s = RecordingSurface(tl, edit_budgets=[edit_budget(capacity=10, window=0.2)], fault=fault)
     r = pacer.reply(s)
     await r.start()
     text = prose(300)
@@ -535,8 +441,8 @@ async def test_rate_limited_pauses_other_replies_on_the_same_budget(pacer: Pacer
         return RateLimited(0.25) if call.action == "edit" and next(once) == 0 else None
 
     shared = edit_budget("shared", capacity=10, window=0.2)
-    a = FakeSurface(tl, edit_budgets=[shared], fault=fault)
-    b = FakeSurface(tl, edit_budgets=[shared])
+    a = RecordingSurface(tl, edit_budgets=[shared], fault=fault)
+    b = RecordingSurface(tl, edit_budgets=[shared])
     ra, rb = pacer.reply(a), pacer.reply(b)
     await asyncio.gather(ra.start(), rb.start())
     ra.update("hello")
@@ -551,13 +457,15 @@ async def test_rate_limited_pauses_other_replies_on_the_same_budget(pacer: Pacer
 async def test_edit_failures_fall_back_to_a_new_message() -> None:
     pacer = Pacer(margin=0.01, retry_backoff=0.01, max_attempts=3)
     tl = Timeline()
-    s = FakeSurface(tl, name="d", fault=lambda c: SurfaceError("unknown message") if c.ref == "d:1" else None)
+    s = RecordingSurface(
+        tl, name="d", fault=lambda c: SurfaceError("unknown message") if c.ref == "d:1" else None
+    )
     r = pacer.reply(s)
     await r.start()
     r.update("Some text")
     await r.finish("Some text, finished.")
     assert r.refs == ["d:2"] and r.abandoned_refs == ["d:1"]
-    assert s.shown["d:2"] == ("Some text, finished.", False)
+    assert s.shown["d:2"] == Shown("Some text, finished.", False)
     assert pacer.stats.failures == 3 and pacer.stats.fallbacks == 1
     assert not r.failed
     await pacer.aclose()
@@ -566,7 +474,7 @@ async def test_edit_failures_fall_back_to_a_new_message() -> None:
 async def test_adapter_bug_is_retried_like_a_refusal(pacer: Pacer) -> None:
     tl = Timeline()
     boom = iter([ValueError("adapter bug")])
-    s = FakeSurface(tl, fault=lambda c: next(boom, None) if c.action == "edit" else None)
+    s = RecordingSurface(tl, fault=lambda c: next(boom, None) if c.action == "edit" else None)
     r = pacer.reply(s)
     await r.start()
     await r.finish("fine in the end")
@@ -576,7 +484,7 @@ async def test_adapter_bug_is_retried_like_a_refusal(pacer: Pacer) -> None:
 
 async def test_placeholder_that_cannot_be_posted_fails_start_and_finish_returns(pacer: Pacer) -> None:
     tl = Timeline()
-    s = FakeSurface(tl, fault=lambda c: SurfaceError("missing access"))
+    s = RecordingSurface(tl, fault=lambda c: SurfaceError("missing access"))
     r = pacer.reply(s)
     with pytest.raises(SurfaceError):
         await r.start()
@@ -588,7 +496,7 @@ async def test_placeholder_that_cannot_be_posted_fails_start_and_finish_returns(
 
 async def test_continuation_post_failure_ends_the_reply_as_failed(pacer: Pacer) -> None:
     tl = Timeline()
-    s = FakeSurface(
+    s = RecordingSurface(
         tl,
         max_chars=100,
         fault=lambda c: SurfaceError("no") if c.action == "post" and c.text != "…" else None,
@@ -597,7 +505,7 @@ async def test_continuation_post_failure_ends_the_reply_as_failed(pacer: Pacer) 
     await r.start()
     await asyncio.wait_for(r.finish(prose(250)), 2)
     assert r.failed and r.done
-    assert len(r.refs) == 1 and not s.shown[r.refs[0]][1], "the frozen first part is still complete"
+    assert len(r.refs) == 1 and not s.shown[r.refs[0]].live, "the frozen first part is still complete"
 
 
 async def test_render_failure_falls_back_to_raw_markdown(pacer: Pacer) -> None:
@@ -605,17 +513,17 @@ async def test_render_failure_falls_back_to_raw_markdown(pacer: Pacer) -> None:
         raise RuntimeError("bug")
 
     tl = Timeline()
-    s = FakeSurface(tl, render=broken)
+    s = RecordingSurface(tl, render=broken)
     r = pacer.reply(s)
     await r.start()
     await r.finish("**raw** but readable")
-    assert s.shown[r.refs[0]] == ("**raw** but readable", False)
+    assert s.shown[r.refs[0]] == Shown("**raw** but readable", False)
 
 
 async def test_aclose_cancels_everything_and_unblocks_waiters() -> None:
     pacer = Pacer()
     tl = Timeline()
-    s = FakeSurface(tl, latency=30)
+    s = RecordingSurface(tl, latency=30)
     r = pacer.reply(s)
     start = asyncio.create_task(r.start())
     await asyncio.sleep(0.01)
@@ -655,7 +563,7 @@ async def test_schedule_is_exact_with_an_injected_clock() -> None:
     vt = VirtualTime()
     pacer = Pacer(clock=vt.clock, sleep=vt.sleep, margin=0.01)
     tl = Timeline(clock=vt.clock)
-    s = FakeSurface(tl, edit_budgets=[edit_budget(capacity=2, window=0.3)])
+    s = RecordingSurface(tl, edit_budgets=[edit_budget(capacity=2, window=0.3)])
     r = pacer.reply(s)
     await r.start()
     r.update("a")  # first text: at once
@@ -676,7 +584,7 @@ async def test_schedule_is_exact_with_an_injected_clock() -> None:
 async def test_a_surface_that_changes_its_budgets_is_paced_by_the_new_ones(pacer: Pacer) -> None:
     tl = Timeline()
     fast, slow = edit_budget("fast", capacity=50, window=0.3), edit_budget("slow", capacity=2, window=0.3)
-    s = FakeSurface(tl, edit_budgets=[fast])
+    s = RecordingSurface(tl, edit_budgets=[fast])
     r = pacer.reply(s)
     await r.start()
     text = prose(400)
@@ -700,8 +608,8 @@ async def test_a_surface_that_changes_its_budgets_is_paced_by_the_new_ones(pacer
 async def test_a_reply_showing_nothing_yet_goes_before_another_replys_final_text(pacer: Pacer) -> None:
     tl = Timeline()
     one = Budget("channel", 1, 0.2)  # posts and edits of both replies share one slot
-    a = FakeSurface(tl, name="a", post_budgets=[one], edit_budgets=[one])
-    b = FakeSurface(tl, name="b", post_budgets=[one], edit_budgets=[one])
+    a = RecordingSurface(tl, name="a", post_budgets=[one], edit_budgets=[one])
+    b = RecordingSurface(tl, name="b", post_budgets=[one], edit_budgets=[one])
     ra = pacer.reply(a)
     ra.update("the")
     await ra.start()  # a's first post already shows text
@@ -721,21 +629,21 @@ async def test_a_reply_showing_nothing_yet_goes_before_another_replys_final_text
 
 async def test_new_final_text_after_settling_is_shown_and_the_reply_settles_again(pacer: Pacer) -> None:
     tl = Timeline()
-    s = FakeSurface(tl)
+    s = RecordingSurface(tl)
     r = pacer.reply(s)
     await r.start()
     await r.finish("first answer")
     assert r.done and pacer.active == 0
     await asyncio.wait_for(r.finish("first answer, corrected"), 1)
     assert r.done and not r.failed and pacer.active == 0
-    assert s.shown[r.refs[0]] == ("first answer, corrected", False)
+    assert s.shown[r.refs[0]] == Shown("first answer, corrected", False)
     await asyncio.wait_for(r.finish("first answer, corrected"), 1)  # the same text: nothing to send
     assert len(tl.calls) == 3 and pacer.active == 0
 
 
 async def test_a_failed_reply_started_again_stays_failed_and_is_not_counted_as_active(pacer: Pacer) -> None:
     tl = Timeline()
-    s = FakeSurface(tl, fault=lambda c: SurfaceError("missing access"))
+    s = RecordingSurface(tl, fault=lambda c: SurfaceError("missing access"))
     r = pacer.reply(s)
     with pytest.raises(SurfaceError):
         await r.start()

@@ -8,7 +8,6 @@ import asyncio
 import json
 import socket
 import time
-import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -25,7 +24,6 @@ from tests.fakes.gateway import FakeGateway
 from tests.fakes.loopback import TcpProxy
 from tests.fakes.run import ParleyProcess
 from tests.fakes.slack_api import FakeSlack, Message
-from tests.store_fixtures import POSTGRES_URL, _postgres_admin
 
 MODEL = "gemini-2.5-flash"
 
@@ -228,19 +226,6 @@ def test_healthz_is_503_once_discord_closes_the_gateway(world: World) -> None:
         assert bot.stop() == 0
 
 
-@pytest.fixture
-def postgres_url() -> Iterator[str]:
-    """A fresh, empty PostgreSQL database (PARLEY_TEST_POSTGRES_URL names the server)."""
-    if not POSTGRES_URL:
-        pytest.skip("PARLEY_TEST_POSTGRES_URL is not set (.ci/run sets it)")
-    name = f"parley_run_{uuid.uuid4().hex[:12]}"
-    asyncio.run(_postgres_admin(f'CREATE DATABASE "{name}"'))
-    try:
-        yield make_url(POSTGRES_URL).set(database=name).render_as_string(hide_password=False)
-    finally:
-        asyncio.run(_postgres_admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-
-
 async def _stored_texts(url: str, key: str) -> list[tuple[str, str]]:
     platform, workspace, channel, thread = key.split(":")
     store = await Store.open(url, migrate=False)
@@ -253,9 +238,9 @@ async def _stored_texts(url: str, key: str) -> list[tuple[str, str]]:
 
 
 def test_on_postgresql_a_mention_is_stored_and_health_follows_the_database(
-    world: World, postgres_url: str
+    world: World, pg_database: str
 ) -> None:
-    direct = make_url(postgres_url)
+    direct = make_url(pg_database)
     proxy = TcpProxy(direct.host or "127.0.0.1", direct.port or 5432)
     env = {**world.env, "DATABASE_URL": direct.set(port=proxy.port).render_as_string(hide_password=False)}
     try:
@@ -274,7 +259,7 @@ def test_on_postgresql_a_mention_is_stored_and_health_follows_the_database(
     finally:
         proxy.close()
     (logged,) = [json.loads(line) for line in bot.stderr.splitlines() if '"event": "reply"' in line]
-    assert asyncio.run(_stored_texts(postgres_url, logged["conversation"])) == [
+    assert asyncio.run(_stored_texts(pg_database, logged["conversation"])) == [
         ("user", "remember this on postgres"),
         ("assistant", "You said: remember this on postgres"),
     ]

@@ -8,17 +8,15 @@ as the README says, once whole and once split into tiny network chunks.
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
-from pydantic import SecretStr
 
 from bot.providers import ChatRequest, Gateway, GatewayPolicy, Turn
 from bot.providers.base import ToolCall
-from bot.settings import Settings
 from bot.types import Outcome, Usage
 from tests.fakes.gateway import Collected, FakeGateway, Reply, collect
+from tests.provider_harness import gateway_fixtures
 
 
 def _shared_captures() -> Path:
@@ -42,17 +40,7 @@ needs_shared = pytest.mark.skipif(
 SPLITS = pytest.mark.parametrize("split_bytes", [None, 3], ids=["whole", "3-byte-chunks"])
 
 
-@pytest.fixture
-async def gw() -> AsyncIterator[FakeGateway]:
-    async with FakeGateway() as fake:
-        yield fake
-
-
-@pytest.fixture
-async def gateway(gw: FakeGateway) -> AsyncIterator[Gateway]:
-    settings = Settings(apicore_base_url=gw.url, apicore_api_key=SecretStr(str(gw.api_key)))
-    async with Gateway(settings, policy=POLICY) as g:
-        yield g
+gw, gateway = gateway_fixtures(POLICY)
 
 
 async def replay(gw: FakeGateway, gateway: Gateway, path: Path, split_bytes: int | None) -> Collected:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -12,7 +11,6 @@ from bot.doctor import check_mcp
 from bot.logs import secrets_of
 from bot.settings import SettingsError, load_settings
 from tests.cli_harness import one_clear_line, parley
-from tests.fakes.gateway import FakeGateway
 
 SERVER = Path(__file__).resolve().parent / "fakes" / "mcp_server.py"
 DOCS = (
@@ -20,20 +18,6 @@ DOCS = (
     'tools = ["search", "lookup.page"]\n'
 )
 GONE = '[mcp.gone]\nurl = "http://127.0.0.1:9/mcp"\nheaders = { Authorization = "Bearer gone-token-77" }\n'
-
-
-@pytest.fixture
-def gateway() -> Iterator[FakeGateway]:
-    with FakeGateway.in_thread() as gw:
-        yield gw
-
-
-def env_for(gateway: FakeGateway, tmp_path: Path) -> dict[str, str]:
-    return {
-        "APICORE_BASE_URL": gateway.url,
-        "APICORE_API_KEY": gateway.api_key or "",
-        "DATABASE_URL": f"sqlite+aiosqlite:///{tmp_path / 'parley.db'}",
-    }
 
 
 def test_parley_tools_lists_built_ins_and_a_servers_tools(tmp_path: Path) -> None:
@@ -72,9 +56,9 @@ def test_parley_tools_with_nothing_offered(tmp_path: Path) -> None:
     assert "no tools are offered" in done.stderr
 
 
-def test_a_console_turn_still_works_with_a_broken_server(gateway: FakeGateway, tmp_path: Path) -> None:
+def test_a_console_turn_still_works_with_a_broken_server(env: dict[str, str], tmp_path: Path) -> None:
     (tmp_path / "parley.toml").write_text(GONE + '[mcp.nocmd]\ncommand = "/nonexistent/mcp-server"\n')
-    done = parley("console", cwd=tmp_path, env=env_for(gateway, tmp_path), stdin="hello there\n")
+    done = parley("console", cwd=tmp_path, env=env, stdin="hello there\n")
     assert done.returncode == 0, done.stderr
     assert done.stdout == "You said: hello there\n\n"
     assert "MCP server gone" in done.stderr and "gone-token-77" not in done.stderr

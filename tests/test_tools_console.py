@@ -24,25 +24,14 @@ from tests.tool_helpers import mcp_toml, random_png, read_the_article, result_te
 
 
 @pytest.fixture
-def gateway() -> Iterator[FakeGateway]:
-    with FakeGateway.in_thread() as gw:
-        yield gw
-
-
-@pytest.fixture
 def pages() -> Iterator[PageServer]:
     with PageServer.in_thread() as server:
         yield server
 
 
 @pytest.fixture
-def env(gateway: FakeGateway, pages: PageServer, tmp_path: Path) -> dict[str, str]:
-    return {
-        "APICORE_BASE_URL": gateway.url,
-        "APICORE_API_KEY": str(gateway.api_key),
-        "DATABASE_URL": f"sqlite+aiosqlite:///{tmp_path / 'data' / 'parley.db'}",
-        "PARLEY_FETCH_ALLOW_HOSTS": f"127.0.0.1:{pages.port}",
-    }
+def env(env: dict[str, str], pages: PageServer) -> dict[str, str]:
+    return {**env, "PARLEY_FETCH_ALLOW_HOSTS": f"127.0.0.1:{pages.port}"}
 
 
 def test_a_link_is_read_summarised_and_remembered_for_the_follow_up(

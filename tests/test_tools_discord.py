@@ -22,12 +22,6 @@ from tests.tool_helpers import mcp_toml, random_png, read_the_article, result_te
 
 
 @pytest.fixture
-async def pages() -> AsyncIterator[PageServer]:
-    async with PageServer() as server:
-        yield server
-
-
-@pytest.fixture
 async def bench(tmp_path: Path, pages: PageServer) -> AsyncIterator[DiscordBench]:
     (tmp_path / "parley.toml").write_text(mcp_toml("docs"))
     env = {"PARLEY_FETCH_ALLOW_HOSTS": f"127.0.0.1:{pages.port}", "PARLEY_TOOL_STEPS": "3"}

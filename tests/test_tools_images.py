@@ -32,12 +32,6 @@ async def gateway() -> AsyncIterator[FakeGateway]:
 
 
 @pytest.fixture
-async def pages() -> AsyncIterator[PageServer]:
-    async with PageServer() as server:
-        yield server
-
-
-@pytest.fixture
 async def make(gateway: FakeGateway, tmp_path: Path) -> AsyncIterator[Any]:
     opened: list[tuple[Gateway, ToolBox]] = []
 

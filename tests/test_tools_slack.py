@@ -25,12 +25,6 @@ from tests.tool_helpers import random_png, read_the_article, result_text
 
 
 @pytest.fixture
-async def pages() -> AsyncIterator[PageServer]:
-    async with PageServer() as server:
-        yield server
-
-
-@pytest.fixture
 async def bench(tmp_path: Path, pages: PageServer) -> AsyncIterator[SlackBench]:
     env = {"PARLEY_FETCH_ALLOW_HOSTS": f"127.0.0.1:{pages.port}"}
     async with slack_bench(tmp_path, "socket", env=env) as started:

@@ -1,5 +1,9 @@
 """What the tool-loop tests on the console and both platforms share: a picture worth comparing
-byte for byte, the test MCP server's table for parley.toml, and readers for what the model got."""
+byte for byte, the test MCP server's table for parley.toml, and readers for what the model got.
+
+Also the ``pages`` fixture (a plugin of ``conftest.py``): the page server in the test's event
+loop. A module that needs other pages, or the server in a thread of its own, overrides it.
+"""
 
 from __future__ import annotations
 
@@ -7,13 +11,22 @@ import random
 import struct
 import sys
 import zlib
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from tests.fakes.gateway import RecordedRequest
-from tests.fakes.pages import ARTICLE_SENTENCES, NAV_WORDS
+from tests.fakes.pages import ARTICLE_SENTENCES, NAV_WORDS, PageServer
 
 MCP_SERVER = Path(__file__).resolve().parent / "fakes" / "mcp_server.py"
+
+
+@pytest.fixture
+async def pages() -> AsyncIterator[PageServer]:
+    async with PageServer() as server:
+        yield server
 
 
 def random_png(side: int = 96, seed: int = 7) -> bytes:

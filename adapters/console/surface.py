@@ -36,16 +36,9 @@ def save_upload(directory: Path, name: str, data: bytes) -> str:
     raise FileExistsError(f"no free name for {base} in {directory}")
 
 
-class _Uploads:
-    async def upload(self, name: str, data: bytes, media_type: str) -> str:
-        return await asyncio.to_thread(save_upload, Path.cwd(), name, data)
-
-
-class PipedSurface(_Uploads):
-    """The line protocol: each reply's final text, then a blank line, and nothing else on stdout."""
-
-    def __init__(self, out: TextIO) -> None:
-        self._out = out
+class _ConsoleSurface:
+    """What both surfaces share: one message per reply, Markdown as it is, no status line, and
+    pictures saved in the working directory."""
 
     @property
     def limits(self) -> SurfaceLimits:
@@ -53,6 +46,19 @@ class PipedSurface(_Uploads):
 
     def render(self, markdown: str) -> str:
         return markdown
+
+    async def set_status(self, status: str | None) -> None:
+        return None
+
+    async def upload(self, name: str, data: bytes, media_type: str) -> str:
+        return await asyncio.to_thread(save_upload, Path.cwd(), name, data)
+
+
+class PipedSurface(_ConsoleSurface):
+    """The line protocol: each reply's final text, then a blank line, and nothing else on stdout."""
+
+    def __init__(self, out: TextIO) -> None:
+        self._out = out
 
     async def post(self, text: str, *, live: bool) -> str:
         await self.edit("console", text, live=live)
@@ -63,11 +69,8 @@ class PipedSurface(_Uploads):
             self._out.write(text.rstrip("\n") + "\n\n")
             self._out.flush()
 
-    async def set_status(self, status: str | None) -> None:
-        return None
 
-
-class TerminalSurface(_Uploads):
+class TerminalSurface(_ConsoleSurface):
     """One reply on a terminal, drawn by a :class:`View` opened when the reply is first posted.
 
     ``ref`` is the posted message's id once there is one: what the Stop request (Ctrl-C) names.
@@ -77,13 +80,6 @@ class TerminalSurface(_Uploads):
         self._open_view = open_view
         self._view: View | None = None
         self.ref: str | None = None
-
-    @property
-    def limits(self) -> SurfaceLimits:
-        return _LIMITS
-
-    def render(self, markdown: str) -> str:
-        return markdown
 
     async def post(self, text: str, *, live: bool) -> str:
         ref = f"console:{uuid.uuid4().hex[:12]}"
@@ -98,9 +94,6 @@ class TerminalSurface(_Uploads):
             self._view.show(text)
         else:
             self._view.finish(text)
-
-    async def set_status(self, status: str | None) -> None:
-        return None
 
     def close(self) -> None:
         """The reply was abandoned before its final text: leave the terminal usable."""

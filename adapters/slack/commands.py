@@ -61,7 +61,7 @@ RESET_IN_THE_MESSAGES_TAB = (
 )
 
 
-def _ids(body: Mapping[str, Any], *path: str) -> str:
+def text_at(body: Any, *path: str) -> str:
     """A string at ``path`` in an interaction payload ("" where it is missing or not a string)."""
     value: Any = body
     for name in path:
@@ -117,7 +117,7 @@ class Interactions:
     ) -> str | None:
         """``act(body)`` unless another delivery of the same interaction (its trigger id) was acted
         on already, here or by another instance; then nothing, not even an answer."""
-        trigger = _ids(body, "trigger_id")
+        trigger = text_at(body, "trigger_id")
         if trigger and not await self.ws.ctx.once("slack", f"{kind}:{trigger}"):
             log.info("a %s Parley acted on already was delivered again; ignored", kind)
             return None
@@ -131,7 +131,7 @@ class Interactions:
             log.exception("a Slack interaction failed")
             text = FAILED
         if text:
-            await _tell(respond, to_mrkdwn(text))
+            await tell(respond, to_mrkdwn(text))
 
     def _is_admin(self, user: str) -> AdminCheck:
         async def check() -> bool:
@@ -142,7 +142,11 @@ class Interactions:
     # -- /parley ----------------------------------------------------------------------------------
 
     async def _command(self, body: Mapping[str, Any]) -> str:
-        user, channel, team = _ids(body, "user_id"), _ids(body, "channel_id"), _ids(body, "team_id")
+        user, channel, team = (
+            text_at(body, "user_id"),
+            text_at(body, "channel_id"),
+            text_at(body, "team_id"),
+        )
         if not self.ws.admits(user_id=user, channel=channel):
             return NOT_HERE
         verb, _, rest = str(body.get("text") or "").strip().partition(" ")
@@ -160,12 +164,12 @@ class Interactions:
         if verb == "system":
             return await controls.system(place, rest, is_admin=self._is_admin(user))
         if verb == "reset":
-            if not _ids(body, "thread_ts"):
+            if not text_at(body, "thread_ts"):
                 if dm and self.ws.settings.parley_slack_agent:
                     return RESET_IN_THE_MESSAGES_TAB
                 if not dm:
                     return RESET_IN_A_CHANNEL
-            return await controls.reset(ConversationKey("slack", team, channel, _ids(body, "thread_ts")))
+            return await controls.reset(ConversationKey("slack", team, channel, text_at(body, "thread_ts")))
         if verb == "usage":
             return await controls.usage(user, place)
         return HELP
@@ -173,9 +177,9 @@ class Interactions:
     # -- the Stop button -------------------------------------------------------------------------
 
     async def _stop(self, body: Mapping[str, Any]) -> str | None:
-        user = _ids(body, "user", "id")
-        channel = _ids(body, "container", "channel_id") or _ids(body, "channel", "id")
-        ts = _ids(body, "container", "message_ts") or _ids(body, "message", "ts")
+        user = text_at(body, "user", "id")
+        channel = text_at(body, "container", "channel_id") or text_at(body, "channel", "id")
+        ts = text_at(body, "container", "message_ts") or text_at(body, "message", "ts")
         if not self.ws.admits(user_id=user, channel=channel):
             return NOT_HERE
         stopped = await self.controls.stop(make_ref(channel, ts), user, is_admin=self._is_admin(user))
@@ -187,9 +191,9 @@ class Interactions:
     async def _summarize(self, body: Mapping[str, Any]) -> str | None:
         ws = self.ws
         identity = await ws.identity()
-        user, channel = _ids(body, "user", "id"), _ids(body, "channel", "id")
-        team = _ids(body, "team", "id") or identity.team_id
-        thread_ts = _ids(body, "message", "thread_ts") or _ids(body, "message", "ts")
+        user, channel = text_at(body, "user", "id"), text_at(body, "channel", "id")
+        team = text_at(body, "team", "id") or identity.team_id
+        thread_ts = text_at(body, "message", "thread_ts") or text_at(body, "message", "ts")
         key = ConversationKey("slack", team, channel, thread_ts)
         # Asked for by name, like a mention in the thread: the access policy applies, and Parley's
         # own messages are read back only where the store does not have them.
@@ -215,18 +219,23 @@ class Interactions:
         return None
 
     async def _reset_thread(self, body: Mapping[str, Any]) -> str:
-        user, channel, team = _ids(body, "user", "id"), _ids(body, "channel", "id"), _ids(body, "team", "id")
+        user, channel, team = (
+            text_at(body, "user", "id"),
+            text_at(body, "channel", "id"),
+            text_at(body, "team", "id"),
+        )
         if not self.ws.admits(user_id=user, channel=channel):
             return NOT_HERE
-        thread_ts = _ids(body, "message", "thread_ts")
+        thread_ts = text_at(body, "message", "thread_ts")
         if not thread_ts and (not is_dm_channel(channel) or self.ws.settings.parley_slack_agent):
             # A channel message starts its thread, and so does one in the Messages tab. (Without
             # the agent experience a top-level DM belongs to the DM's conversation, thread "".)
-            thread_ts = _ids(body, "message", "ts")
+            thread_ts = text_at(body, "message", "ts")
         return await self.controls.reset(ConversationKey("slack", team, channel, thread_ts))
 
 
-async def _tell(respond: Respond, text: str) -> None:
+async def tell(respond: Respond, text: str) -> None:
+    """Answer an interaction with ``text`` (mrkdwn), seen only by the person who clicked or typed."""
     try:
         await respond(text=text, response_type="ephemeral", replace_original=False)
     except Exception as exc:

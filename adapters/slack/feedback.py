@@ -15,6 +15,7 @@ from typing import Any
 
 from slack_bolt.async_app import AsyncApp
 
+from adapters.slack.commands import Respond, tell, text_at
 from adapters.slack.surface import FEEDBACK_ACTION
 from adapters.slack.text import to_mrkdwn
 from adapters.slack.workspace import Workspace
@@ -28,7 +29,6 @@ WHY_BLOCK = "why"
 WHY_INPUT = "why"
 
 Ack = Callable[..., Awaitable[None]]
-Respond = Callable[..., Awaitable[Any]]
 
 
 def parse_value(value: str) -> tuple[Vote, int] | None:
@@ -82,15 +82,15 @@ class FeedbackActions:
         actions = body.get("actions")
         action = actions[0] if isinstance(actions, list) and actions else None
         parsed = parse_value(str(action.get("value") or "")) if isinstance(action, Mapping) else None
-        user = _at(body, "user", "id")
-        channel = _at(body, "container", "channel_id") or _at(body, "channel", "id")
+        user = text_at(body, "user", "id")
+        channel = text_at(body, "container", "channel_id") or text_at(body, "channel", "id")
         if parsed is None or not user:
             return
         value, reply_id = parsed
         if not self.ws.admits(user_id=user, channel=channel):
-            await _tell(respond, NOT_HERE)
+            await tell(respond, to_mrkdwn(NOT_HERE))
             return
-        trigger = _at(body, "trigger_id")
+        trigger = text_at(body, "trigger_id")
         answer = await self.ws.ctx.feedback.vote("slack", reply_id, user, value, click_id=trigger)
         if answer.ask_why and trigger:
             try:
@@ -98,29 +98,15 @@ class FeedbackActions:
             except Exception as exc:
                 log.info("could not ask what was wrong with reply %s: %s", reply_id, exc)
         elif answer.text:
-            await _tell(respond, answer.text)
+            await tell(respond, to_mrkdwn(answer.text))
 
     async def _on_why(self, ack: Ack, body: dict[str, Any], view: dict[str, Any]) -> None:
         await ack()  # closes the modal
         self.ws.spawn(self.explain(body, view), "slack feedback note")
 
     async def explain(self, body: Mapping[str, Any], view: Mapping[str, Any]) -> None:
-        user = _at(body, "user", "id")
+        user = text_at(body, "user", "id")
         reply = reply_id(str(view.get("private_metadata") or ""))
-        text = _at(view, "state", "values", WHY_BLOCK, WHY_INPUT, "value")
+        text = text_at(view, "state", "values", WHY_BLOCK, WHY_INPUT, "value")
         if user and reply is not None and text.strip():
             await self.ws.ctx.feedback.explain(reply, user, text)
-
-
-def _at(data: Any, *path: str) -> str:
-    """The string at ``path`` in a payload ("" where it is missing or not a string)."""
-    for name in path:
-        data = data.get(name) if isinstance(data, Mapping) else None
-    return data if isinstance(data, str) else ""
-
-
-async def _tell(respond: Respond, text: str) -> None:
-    try:
-        await respond(text=to_mrkdwn(text), response_type="ephemeral", replace_original=False)
-    except Exception as exc:
-        log.warning("could not answer a feedback click: %s", exc)

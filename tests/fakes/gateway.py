@@ -21,7 +21,8 @@ out); when the queue is empty ``gw.default`` answers (a :class:`Reply` or a func
 :class:`RecordedRequest`). A Reply without ``text`` echoes ``"You said: <last user text>"``.
 ``gw.script_path(path, reply)`` queues a reply for one route only (also /v1/models, billing).
 
-:func:`collect` drains a provider stream into text, thinking, usage reports and the Finish.
+``gw.client(policy)`` is Parley's real gateway client pointed at the fake; :func:`collect` drains
+a provider stream into text, thinking, usage reports and the Finish.
 
 Pictures (``POST /v1/images/generations``): ``gw.image`` (PNG bytes) is answered as ``b64_json``,
 or, with ``gw.image_url`` set (a page server serves it), as ``{"url": …}``; ``gw.script_path(
@@ -54,6 +55,7 @@ from typing import Any, Literal, Self
 
 from aiohttp import web
 from multidict import CIMultiDict
+from pydantic import SecretStr
 
 from bot.providers.base import (
     Finish,
@@ -64,6 +66,9 @@ from bot.providers.base import (
     ToolCallStarted,
     UsageReport,
 )
+from bot.providers.gateway import Gateway
+from bot.providers.policy import GatewayPolicy
+from bot.settings import Settings
 from bot.types import Usage
 
 from .gateway_tools import (
@@ -433,6 +438,13 @@ class FakeGateway(LoopbackServer):
     async def wait_for_disconnects(self, count: int = 1, within: float = 2.0) -> bool:
         return await self.wait_until(lambda: len(self.disconnects) >= count, within)
 
+    # Parley's side.
+    def client(self, policy: GatewayPolicy | None = None) -> Gateway:
+        """Parley's real gateway client pointed at this fake, with its key (``policy``: the
+        test's timeouts and retries; None, the settings' own): ``async with gw.client(P) as g``."""
+        key = SecretStr(self.api_key or "any-key")  # None: the fake takes any key
+        return Gateway(Settings(apicore_base_url=self.url, apicore_api_key=key), policy=policy)
+
     # Lifecycle.
     async def start(self) -> Self:
         self._closing = asyncio.Event()
@@ -515,17 +527,29 @@ class FakeGateway(LoopbackServer):
             content_type = "application/json" if data[:1] == b"{" else "text/plain"
         return web.Response(status=reply.status, body=data, headers=reply.headers, content_type=content_type)
 
-    async def _account_route(self, request: web.Request, payload: dict[str, Any]) -> web.Response:
+    async def _json_route(
+        self,
+        request: web.Request,
+        answer: Callable[[Reply | None], dict[str, Any]],
+        check: Callable[[RecordedRequest], web.Response | None] = lambda _: None,
+    ) -> web.Response:
+        """The routes that answer one JSON object: the request recorded, the key checked, then
+        ``check``'s refusal (a bad body), a scripted error, or ``answer`` of the scripted reply."""
         record = await self._record(request)
-        denied = self._unauthorized(request, record)
-        if denied is not None:
-            return denied
+        refused = self._unauthorized(request, record)
+        if refused is None:
+            refused = check(record)
+        if refused is not None:
+            return refused
         reply = self._next(request.path, record)
         if reply is not None and reply.status >= 300:
             return self._error_response(reply, record)
         record.status = 200
         record.t_done = time.monotonic()
-        return web.json_response(payload)
+        return web.json_response(answer(reply))
+
+    async def _account_route(self, request: web.Request, payload: dict[str, Any]) -> web.Response:
+        return await self._json_route(request, lambda _: payload)
 
     async def _models_route(self, request: web.Request) -> web.Response:
         data = [
@@ -534,26 +558,23 @@ class FakeGateway(LoopbackServer):
         return await self._account_route(request, {"object": "list", "data": data, "success": True})
 
     async def _transcribe_route(self, request: web.Request) -> web.Response:
-        record = await self._record(request)
-        denied = self._unauthorized(request, record)
-        if denied is not None:
-            return denied
-        try:
-            heard = Transcription.parse(request.headers.get("Content-Type", ""), record.body)
-        except ValueError as exc:
-            record.status = 400
-            record.t_done = time.monotonic()
-            return web.json_response(
-                {"error": {"message": str(exc), "type": "invalid_request_error"}}, status=400
-            )
-        self.transcriptions.append(heard)
-        reply = self._next(request.path, record)
-        if reply is not None and reply.status >= 300:
-            return self._error_response(reply, record)
-        record.status = 200
-        record.t_done = time.monotonic()
-        text = reply.text if reply is not None and reply.text is not None else self.transcript
-        return web.json_response({"text": text})
+        def heard(record: RecordedRequest) -> web.Response | None:
+            try:
+                self.transcriptions.append(
+                    Transcription.parse(request.headers.get("Content-Type", ""), record.body)
+                )
+            except ValueError as exc:
+                record.status = 400
+                record.t_done = time.monotonic()
+                return web.json_response(
+                    {"error": {"message": str(exc), "type": "invalid_request_error"}}, status=400
+                )
+            return None
+
+        def said(reply: Reply | None) -> dict[str, Any]:
+            return {"text": reply.text if reply is not None and reply.text is not None else self.transcript}
+
+        return await self._json_route(request, said, heard)
 
     async def _subscription_route(self, request: web.Request) -> web.Response:
         limit = self.hard_limit_usd
@@ -571,18 +592,12 @@ class FakeGateway(LoopbackServer):
         return await self._account_route(request, {"object": "list", "total_usage": self.total_usage})
 
     async def _images_route(self, request: web.Request) -> web.Response:
-        record = await self._record(request)
-        denied = self._unauthorized(request, record)
-        if denied is not None:
-            return denied
-        reply = self._next(request.path, record)
-        if reply is not None and reply.status >= 300:
-            return self._error_response(reply, record)
-        encoded = base64.b64encode(self.image).decode()
-        item = {"url": self.image_url} if self.image_url else {"b64_json": encoded}
-        record.status = 200
-        record.t_done = time.monotonic()
-        return web.json_response({"created": 1767225600, "data": [item]})
+        def drawn(_: Reply | None) -> dict[str, Any]:
+            encoded = base64.b64encode(self.image).decode()
+            item = {"url": self.image_url} if self.image_url else {"b64_json": encoded}
+            return {"created": 1767225600, "data": [item]}
+
+        return await self._json_route(request, drawn)
 
     async def _stream_route(self, request: web.Request) -> web.StreamResponse:
         record = await self._record(request)

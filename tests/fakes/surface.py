@@ -20,6 +20,9 @@ refusal as ``SurfaceError``), ``fail_next(action, error, times)`` for the common
 (an ``asyncio.Event``: posts are on the timeline, pending, until it is set), ``read_error``
 (``read`` raises it). For the benchmark, ``keep_history=False`` keeps only what is shown now
 and the first times, so a surface costs nothing that grows with the number of edits.
+
+:class:`PlainSurface` is the other end: the protocol alone, for the fallbacks when a platform
+lacks a capability.
 """
 
 from __future__ import annotations
@@ -240,3 +243,23 @@ class RecordingSurface:
         finally:
             call.t1 = self.timeline.clock()
             self.in_flight -= 1
+
+
+class PlainSurface:
+    """A surface with ``ReplySurface`` alone and none of the optional capabilities (no
+    ``upload``, ``delete``, ``read``): for what the core does when a platform lacks one. It
+    takes every call and keeps nothing; subclass it to add the one capability a test needs."""
+
+    limits = SurfaceLimits(2000)
+
+    def render(self, markdown: str) -> str:
+        return markdown
+
+    async def post(self, text: str, *, live: bool) -> str:
+        return "m1"
+
+    async def edit(self, ref: str, text: str, *, live: bool) -> None:
+        return None
+
+    async def set_status(self, status: str | None) -> None:
+        return None

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import Callable
 from typing import Any, Literal
 
 from . import events as ev
@@ -66,10 +67,24 @@ class Interacting(Acting):
         self._response_seq += 1
         return f"{self.base_url}/response-url/R{self._response_seq:05d}"
 
-    def _names(self, channel: str, user: str) -> tuple[str, str]:
+    def _interaction(
+        self, build: Callable[..., dict[str, Any]], channel: str, user: str, **fields: Any
+    ) -> dict[str, Any]:
+        """A payload from one of ``events``' builders with what every interaction carries (the
+        channel's and user's names, a fresh ``response_url``); its ``trigger_id`` is recorded."""
         ch = self.channels[channel]
         u = self.users.get(user)
-        return ("directmessage" if ch.is_dm else ch.name), (u.name if u else user)
+        payload = build(
+            self.identity,
+            channel=channel,
+            channel_name="directmessage" if ch.is_dm else ch.name,
+            user=user,
+            user_name=u.name if u else user,
+            response_url=self._new_response_url(),
+            **fields,
+        )
+        self.triggers[payload["trigger_id"]] = (self.now(), user)
+        return payload
 
     async def slash_command(
         self,
@@ -82,37 +97,14 @@ class Interacting(Acting):
         url: Target | None = None,
     ) -> Delivery:
         """A user runs a slash command. HTTP: form-encoded fields; Socket Mode: ``slash_commands``."""
-        channel_name, user_name = self._names(channel, user)
-        payload = ev.slash_command_payload(
-            self.identity,
-            command=command,
-            text=text,
-            channel=channel,
-            channel_name=channel_name,
-            user=user,
-            user_name=user_name,
-            response_url=self._new_response_url(),
-        )
-        self.triggers[payload["trigger_id"]] = (self.now(), user)
+        payload = self._interaction(ev.slash_command_payload, channel, user, command=command, text=text)
         return await self.deliver("slash_commands", payload, mode=mode, url=url)
 
     def _block_actions(
         self, action: dict[str, Any], channel: str, message_ts: str | None, user: str
     ) -> dict[str, Any]:
-        channel_name, user_name = self._names(channel, user)
         message = self.messages[(channel, message_ts)].to_api(self.identity.team_id) if message_ts else None
-        payload = ev.block_actions_payload(
-            self.identity,
-            action=action,
-            channel=channel,
-            channel_name=channel_name,
-            user=user,
-            user_name=user_name,
-            message=message,
-            response_url=self._new_response_url(),
-        )
-        self.triggers[payload["trigger_id"]] = (self.now(), user)
-        return payload
+        return self._interaction(ev.block_actions_payload, channel, user, action=action, message=message)
 
     async def click_button(
         self,
@@ -200,18 +192,10 @@ class Interacting(Acting):
         url: Target | None = None,
     ) -> Delivery:
         """A user runs a message shortcut on a stored message."""
-        channel_name, user_name = self._names(channel, user)
-        payload = ev.message_shortcut_payload(
-            self.identity,
-            callback_id=callback_id,
-            channel=channel,
-            channel_name=channel_name,
-            user=user,
-            user_name=user_name,
-            message=self.messages[(channel, message_ts)].to_api(self.identity.team_id),
-            response_url=self._new_response_url(),
+        message = self.messages[(channel, message_ts)].to_api(self.identity.team_id)
+        payload = self._interaction(
+            ev.message_shortcut_payload, channel, user, callback_id=callback_id, message=message
         )
-        self.triggers[payload["trigger_id"]] = (self.now(), user)
         return await self.deliver("interactive", payload, mode=mode, url=url)
 
     # ------------------------------------------------------------------ modals

@@ -16,9 +16,7 @@ import aiohttp
 from aiohttp import web
 
 from ..loopback import LoopbackServer
-from .config import DEFAULT_SCOPES
 from .delivery import SocketHub
-from .events import Identity
 from .files_api import upload_endpoint
 from .interacting import Interacting
 from .views import OpenedView
@@ -33,32 +31,10 @@ class FakeSlack(Interacting, LoopbackServer):
 
     thread_name = "fake-slack"
 
-    def __init__(
-        self,
-        *,
-        identity: Identity | None = None,
-        bot_token: str = "xoxb-fake-0001-bot-token",
-        app_token: str = "xapp-1-A0APP00001-fake-app-token",
-        signing_secret: str = "fake-signing-secret",
-        scopes: set[str] | frozenset[str] = DEFAULT_SCOPES,
-        ack_timeout: float = 3.0,
-        max_retries: int = 3,
-        http_retry_delays: tuple[float, ...] = (0.0, 0.0, 0.0),
-        connect_wait: float = 5.0,
-        events_url: str | list[str] | None = None,
-    ) -> None:
-        super().__init__(
-            identity=identity,
-            bot_token=bot_token,
-            app_token=app_token,
-            signing_secret=signing_secret,
-            scopes=scopes,
-            ack_timeout=ack_timeout,
-            max_retries=max_retries,
-            http_retry_delays=http_retry_delays,
-            connect_wait=connect_wait,
-            events_url=events_url,
-        )
+    def __init__(self, **options: Any) -> None:
+        """``options`` are the workspace's (:class:`.workspace.Workspace`: tokens, scopes, ack and retry
+        timings, ``events_url``…), named and defaulted there only."""
+        super().__init__(**options)
         self.triggers: dict[str, tuple[float, str]] = {}
         self.exchanged_triggers: set[str] = set()
         self.views: dict[str, OpenedView] = {}
