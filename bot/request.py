@@ -50,7 +50,10 @@ def build(
     """The turn's request: history within ``PARLEY_HISTORY_CHARS``, then the question with its
     files; earlier files lead the turns, where prompt caching pays off. ``tools`` are offered,
     callable unless this is the turn's ``last_step`` (``PARLEY_TOOL_STEPS`` = 1)."""
-    entries = [HistoryEntry(m.role, m.author_name, m.text, m.status, replayed(m.tool_steps)) for m in history]
+    # Parley's fixed notes (a "busy" refusal, the hint for a bare mention) are stored without a
+    # model: they are not something the model said, so they are not history it reads.
+    said = [m for m in history if m.role == "user" or m.model]
+    entries = [HistoryEntry(m.role, m.author_name, m.text, m.status, replayed(m.tool_steps)) for m in said]
     turns = build_turns(
         entries,
         HistoryEntry("user", question.author_name, question.text),

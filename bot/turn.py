@@ -221,7 +221,7 @@ class Turn:
                 plan.conversation_id,
                 msg.author,
                 plan.question,
-                model=plan.model,
+                model=plan.model if plan.whole_reply is None else "",  # no model said it
                 surface_info=info,
                 platform_id=msg.platform_message_id,
                 attachments=plan.records,

@@ -6,11 +6,12 @@ from __future__ import annotations
 
 import io
 import sys
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from adapters import console
@@ -83,6 +84,12 @@ async def test_a_bare_mention_gets_a_hint_without_asking_the_model(tmp_path: Pat
             ("user", "", Outcome.COMPLETE),
             ("assistant", MENTION_ONLY, Outcome.COMPLETE),
         ]
+        # The hint is Parley's, not the model's: the next question goes to the model alone.
+        await bench.deliver(fs.app_mention("what is 2+2?", thread_ts=event["ts"]))
+        await bench.reply_in(DEFAULT_CHANNEL, event["ts"], count=2)
+        (asked,) = bench.gw.stream_requests
+        assert [m["role"] for m in asked.json["messages"]] == ["system", "user"]
+        assert asked.last_user_text == "what is 2+2?"
 
 
 async def test_two_bots_answering_each_other_stop_after_a_few_turns(tmp_path: Path) -> None:
@@ -175,6 +182,7 @@ def console_runtime(
 
 @settings(max_examples=20, deadline=None, suppress_health_check=list(HealthCheck))
 @given(typed=lines)
+@example(typed=["\x0f\x05", "¹", "µ_¬"])  # a line of control characters only, then questions
 def test_any_console_lines_get_one_finished_reply_each(
     console_runtime: tuple[Background, Runtime, FakeGateway],
     typed: list[str],
@@ -186,7 +194,9 @@ def test_any_console_lines_get_one_finished_reply_each(
         m.setattr(sys, "stdin", io.StringIO("".join(f"{line}\n" for line in typed)))
         m.setattr(sys, "stdout", out)
         before = len(gw.stream_requests)
-        code = bg.run(console.main(runtime, thread=None, model=None, attach=[]))
+        # A conversation of its own: Hypothesis replays an example and must see the same thread.
+        thread = f"hypothesis-{uuid.uuid4().hex}"
+        code = bg.run(console.main(runtime, thread=thread, model=None, attach=[]))
     assert code == 0
     spoken = [line for line in typed if line.strip()]
     replies = out.getvalue().split("\n\n")
