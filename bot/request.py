@@ -50,9 +50,8 @@ def build(
     """The turn's request: history within ``PARLEY_HISTORY_CHARS``, then the question with its
     files; earlier files lead the turns, where prompt caching pays off. ``tools`` are offered,
     callable unless this is the turn's ``last_step`` (``PARLEY_TOOL_STEPS`` = 1)."""
-    # Parley's fixed notes (a "busy" refusal, the hint for a bare mention) are stored without a
-    # model: they are not something the model said, so they are not history it reads.
-    said = [m for m in history if m.role == "user" or m.model]
+    # Parley's fixed notes are not something the model said, so they are not history it reads.
+    said = [m for m in history if not m.note]
     entries = [HistoryEntry(m.role, m.author_name, m.text, m.status, replayed(m.tool_steps)) for m in said]
     turns = build_turns(
         entries,

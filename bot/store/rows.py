@@ -92,6 +92,12 @@ class StoredMessage:
     tool_steps: tuple[StoredStep, ...] = ()  # a reply's tool loop, oldest step first
     merged_into: int | None = None  # typed in a burst: the message it was answered with
 
+    @property
+    def note(self) -> bool:
+        """One of Parley's fixed notes (a "busy" refusal, a bare mention's hint): a reply stored
+        with no model (""), unlike an answer (its model) or platform context (None)."""
+        return self.role == "assistant" and self.model == ""
+
 
 @dataclass(frozen=True, slots=True)
 class KnownMessage:
