@@ -57,17 +57,7 @@ def _other(r: Result) -> str:
         ]
         return f"{r.get('file_mb')} MB PDF; " + "; ".join(parts)
     if name.startswith("scale"):
-        text = f"{r.get('complete')}/{r.get('replies')} done, peak {r.get('peak_in_flight')} in flight"
-        per_core, rate = r.get("replies_per_core_at_rate"), r.get("rate_tokens_per_s")
-        text += f", one core carries ≈{per_core} replies at {rate:g} tok/s"
-        slow = r.get("one_core_rate")
-        if slow:
-            lag = _num(slow["loop_lag_p99_ms"], 1)
-            text += f"; at {slow['rate_tokens_per_s']:g} tok/s: {slow['peak_in_flight']} in flight"
-            text += f", lag p99 {lag} ms, peak {_num(slow['peak_rss_mb'], 0)} MB"
-            text += f" ({_num(slow['rss_per_reply_kb'], 0)} KB/reply)"
-            text += f", first text p50/p99 {_pair(slow['first_text_ms'])} ms"
-        return text
+        return _scale_notes(r)
     if "tools" in name:
         return (
             f"first answer text p50/p99 {_pair(r.get('first_text_plain_ms'))} ms plain, "
@@ -141,3 +131,24 @@ def table(results: Sequence[Result]) -> str:
     lines = ["| " + " | ".join(head) + " |", "|" + "|".join("---" for _ in head) + "|"]
     lines += ["| " + " | ".join(row) + " |" for row in rows]
     return "\n".join(lines)
+
+
+def _scale_notes(r: Result) -> str:
+    text = f"{r.get('complete')}/{r.get('replies')} done, peak {r.get('peak_in_flight')} in flight"
+    per_core, rate = r.get("replies_per_core_at_rate"), r.get("rate_tokens_per_s")
+    text += f", one core carries ≈{per_core} replies at {rate:g} tok/s"
+    target = r.get("at_target")
+    if target:
+        text += f"; {target['replies']} at {target['rate_tokens_per_s']:g} tok/s:"
+        text += f" {target['exact_text']}/{target['replies']} exact,"
+        text += f" CPU {_num(target['cpu_s_per_1k_tokens'], 3)} s/1k tok,"
+        text += f" busy {_num(target['cpu_busy_pct'], 0)}%,"
+        text += f" lag p99 {_num(target['loop_lag_p99_ms'], 1)} ms"
+    slow = r.get("one_core_rate")
+    if slow:
+        lag = _num(slow["loop_lag_p99_ms"], 1)
+        text += f"; at {slow['rate_tokens_per_s']:g} tok/s: {slow['peak_in_flight']} in flight"
+        text += f", lag p99 {lag} ms, peak {_num(slow['peak_rss_mb'], 0)} MB"
+        text += f" ({_num(slow['rss_per_reply_kb'], 0)} KB/reply)"
+        text += f", first text p50/p99 {_pair(slow['first_text_ms'])} ms"
+    return text

@@ -379,3 +379,30 @@ async def test_ping_and_statement_counter(store: Store) -> None:
     before = store.statements
     await store.ping()
     assert store.statements == before + 1
+
+
+async def test_a_turns_store_calls_take_few_statements(store: Store) -> None:
+    """The statements a turn in a new conversation sends (transaction control not counted): the
+    create inserts first, the usage row is filled from the reply's row in the same statement."""
+    counts: list[int] = []
+
+    def step() -> None:
+        counts.append(store.statements - sum(counts) - start)
+
+    start = store.statements
+    assert await store.events.claim("slack", "Ev9", "c")
+    step()
+    conversation = await store.conversations.find_or_create(KEY)  # a read that finds none, an insert
+    step()
+    await store.conversations.overrides(KEY)
+    await store.history.load(conversation.id, 50)
+    step()
+    reply = await store.replies.begin(conversation.id, ANN, "q", model="m", event=("slack", "Ev9"))
+    step()
+    await store.replies.finish(reply, "a", Outcome.COMPLETE, usage=Usage(3, 4), author_id="U1")
+    step()
+    assert counts == [1, 2, 2, 4, 2]
+    assert (await store.conversations.find_or_create(KEY)).id == conversation.id
+    totals = await store.usage.totals(user_id="U1")
+    assert (totals.requests, totals.input_tokens, totals.output_tokens) == (1, 3, 4)
+    assert (await store.usage.by_model())[0].model == "m"

@@ -13,7 +13,18 @@ from collections.abc import Callable, Iterable
 from datetime import datetime
 from typing import Any, TypeVar
 
-from sqlalchemy import delete, func, insert, literal, literal_column, select, update
+from sqlalchemy import (
+    Integer,
+    Select,
+    bindparam,
+    delete,
+    func,
+    insert,
+    literal,
+    literal_column,
+    select,
+    update,
+)
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
@@ -142,30 +153,38 @@ class Blobs:
         first, at most ``limit``: what a follow-up question may refer to."""
         if limit <= 0:
             return []
-        reset_after = (
-            select(Conversation.reset_after_message_id)
-            .where(Conversation.id == conversation_id)
-            .scalar_subquery()
-        )
-        query = (
-            select(AttachmentRow)
-            .join(Message, Message.id == AttachmentRow.message_id)
-            .where(
-                Message.conversation_id == conversation_id,
-                Message.id > reset_after,
-                AttachmentRow.sha256.is_not(None),
-            )
-            .order_by(Message.id.desc(), AttachmentRow.id.desc())
-            .limit(limit)
-        )
+        params = {"f_conversation": conversation_id, "f_limit": limit}
 
         async def work(conn: AsyncConnection) -> list[StoredAttachment]:
             return [
                 StoredAttachment(row.id, row.message_id, row.name, row.media_type, row.size, row.sha256)
-                for row in (await conn.execute(query)).all()
+                for row in (await conn.execute(_FILES, params)).all()
             ]
 
         return await self._tx.read(work)
+
+
+def _files_query() -> Select[Any]:
+    reset_after = (
+        select(Conversation.reset_after_message_id)
+        .where(Conversation.id == bindparam("f_conversation"))
+        .scalar_subquery()
+    )
+    return (
+        select(AttachmentRow)
+        .join(Message, Message.id == AttachmentRow.message_id)
+        .where(
+            Message.conversation_id == bindparam("f_conversation"),
+            Message.id > reset_after,
+            AttachmentRow.sha256.is_not(None),
+        )
+        .order_by(Message.id.desc(), AttachmentRow.id.desc())
+        .limit(bindparam("f_limit", type_=Integer))
+    )
+
+
+# Built once, its values as parameters (see tx.insert_new): every turn runs it.
+_FILES = _files_query()
 
 
 # --- blob bytes on SQLite ----------------------------------------------------------------------

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import ColumnElement, func, insert, select, update
+from sqlalchemy import ColumnElement, Select, bindparam, func, insert, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
@@ -24,7 +24,7 @@ class Conversations:
         """The conversation of ``key``, or None if there is none (nothing is created)."""
 
         async def work(conn: AsyncConnection) -> ConversationRow | None:
-            row = (await conn.execute(select(*_COLUMNS).where(*_key_filter(key)))).first()
+            row = (await conn.execute(_BY_KEY, _key_params(key))).first()
             return None if row is None else _conversation(row)
 
         return await self._tx.read(work)
@@ -60,16 +60,9 @@ class Conversations:
         One statement, creating nothing (a channel's settings can be shown before anyone has
         talked there). Read fresh, so a ``/model`` in another thread of the channel applies at once.
         """
-        here, channel = _key_filter(key), _channel_filter(key)
-        query = select(
-            select(Conversation.model_override).where(*here).scalar_subquery().label("model"),
-            select(Conversation.system_override).where(*here).scalar_subquery().label("system"),
-            select(ChannelSettings.model_override).where(*channel).scalar_subquery().label("c_model"),
-            select(ChannelSettings.system_override).where(*channel).scalar_subquery().label("c_system"),
-        )
 
         async def work(conn: AsyncConnection) -> Overrides:
-            row = (await conn.execute(query)).one()
+            row = (await conn.execute(_OVERRIDES, _key_params(key))).one()
             return Overrides(
                 model=row.model if row.model is not None else row.c_model,
                 system=row.system if row.system is not None else row.c_system,
@@ -150,6 +143,40 @@ _COLUMNS = (
 )
 
 
+# The statements every turn runs, built once with their values as parameters (see tx.insert_new).
+_KEY_PARAMS = ("k_platform", "k_workspace", "k_channel", "k_thread")
+
+
+def _key_params(key: ConversationKey) -> dict[str, str]:
+    return dict(zip(_KEY_PARAMS, (key.platform, key.workspace, key.channel, key.thread), strict=True))
+
+
+def _here() -> list[ColumnElement[bool]]:
+    columns = (Conversation.platform, Conversation.workspace, Conversation.channel, Conversation.thread)
+    return [column == bindparam(name) for column, name in zip(columns, _KEY_PARAMS, strict=True)]
+
+
+_BY_KEY = select(*_COLUMNS).where(*_here())
+
+
+def _overrides_query() -> Select[Any]:
+    here = _here()
+    channel = [
+        ChannelSettings.platform == bindparam("k_platform"),
+        ChannelSettings.workspace == bindparam("k_workspace"),
+        ChannelSettings.channel == bindparam("k_channel"),
+    ]
+    return select(
+        select(Conversation.model_override).where(*here).scalar_subquery().label("model"),
+        select(Conversation.system_override).where(*here).scalar_subquery().label("system"),
+        select(ChannelSettings.model_override).where(*channel).scalar_subquery().label("c_model"),
+        select(ChannelSettings.system_override).where(*channel).scalar_subquery().label("c_system"),
+    )
+
+
+_OVERRIDES = _overrides_query()
+
+
 def _key_filter(key: ConversationKey) -> list[ColumnElement[bool]]:
     return [
         Conversation.platform == key.platform,
@@ -180,11 +207,11 @@ def _conversation(row: Any) -> ConversationRow:
 
 
 async def _find_or_create_in(conn: AsyncConnection, key: ConversationKey) -> ConversationRow:
-    """The conversation of ``key``, created if missing, inside the caller's transaction."""
-    query = select(*_COLUMNS).where(*_key_filter(key))
-    row = (await conn.execute(query)).first()
-    if row is not None:
-        return _conversation(row)
+    """The conversation of ``key``, created if missing, inside the caller's transaction.
+
+    The insert comes first: this runs after a read found nothing, so it usually creates the row
+    (one statement); a conversation created meanwhile is then read.
+    """
     now = utcnow()
     values = {
         "platform": key.platform,
@@ -198,8 +225,9 @@ async def _find_or_create_in(conn: AsyncConnection, key: ConversationKey) -> Con
     result = await insert_new(conn, Conversation, values)
     if result is not None:
         return ConversationRow(new_id(result), key, None, None, 0, now, now)
-    # Another process created it after our read (PostgreSQL); the insert waited for its commit.
-    row = (await conn.execute(query)).first()
+    # Created since the caller's read (another turn, or another process on PostgreSQL, whose
+    # commit the insert waited for).
+    row = (await conn.execute(_BY_KEY, _key_params(key))).first()
     if row is None:
         raise StoreError(f"database: conversation {key} vanished while being created")
     return _conversation(row)

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta
 
-from sqlalchemy import delete, update
+from sqlalchemy import bindparam, delete, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from bot.store.models import ProcessedEvent, utcnow
@@ -129,10 +129,15 @@ async def take_claim(
     return result.rowcount == 1
 
 
+# Built once, its values as parameters (see tx.insert_new): every turn runs it.
+_MARK_DONE = update(ProcessedEvent).where(
+    ProcessedEvent.platform == bindparam("e_platform"), ProcessedEvent.event_id == bindparam("e_event_id")
+)
+
+
 async def mark_done(conn: AsyncConnection, platform: str, event_id: str) -> None:
     """Mark the event handled, inside the caller's transaction."""
     await conn.execute(
-        update(ProcessedEvent)
-        .where(ProcessedEvent.platform == platform, ProcessedEvent.event_id == event_id)
-        .values(status="done", finished_at=utcnow())
+        _MARK_DONE,
+        {"e_platform": platform, "e_event_id": event_id, "status": "done", "finished_at": utcnow()},
     )

@@ -7,7 +7,7 @@ from collections.abc import Iterable, Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Select, func, insert, select, update
+from sqlalchemy import Integer, Select, bindparam, func, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from bot.store import tool_steps
@@ -29,10 +29,10 @@ class History:
         """
         if limit <= 0:
             return []
-        query = context_query(conversation_id, limit)
+        params = context_params(conversation_id, limit)
 
         async def work(conn: AsyncConnection) -> list[StoredMessage]:
-            rows = (await conn.execute(query)).all()
+            rows = (await conn.execute(_CONTEXT, params)).all()
             return [_message(row) for row in reversed(rows)]
 
         return await self._tx.read(work)
@@ -124,19 +124,32 @@ _COLUMNS = (
 )
 
 
-def context_query(conversation_id: int, limit: int) -> Select[*tuple[Any, ...]]:
-    """The statement :meth:`History.load` runs (its query plan is checked in the tests)."""
+def _context_template() -> Select[*tuple[Any, ...]]:
     reset_after = (
         select(Conversation.reset_after_message_id)
-        .where(Conversation.id == conversation_id)
+        .where(Conversation.id == bindparam("h_conversation"))
         .scalar_subquery()
     )
     return (
         select(*_COLUMNS)
-        .where(Message.conversation_id == conversation_id, Message.id > reset_after)
+        .where(Message.conversation_id == bindparam("h_conversation"), Message.id > reset_after)
         .order_by(Message.id.desc())
-        .limit(limit)
+        .limit(bindparam("h_limit", type_=Integer))
     )
+
+
+# Built once, its values as parameters (see tx.insert_new): every turn runs it.
+_CONTEXT = _context_template()
+
+
+def context_params(conversation_id: int, limit: int) -> dict[str, int]:
+    return {"h_conversation": conversation_id, "h_limit": limit}
+
+
+def context_query(conversation_id: int, limit: int) -> Select[*tuple[Any, ...]]:
+    """The statement :meth:`History.load` runs, with its values (its query plan is checked in
+    the tests)."""
+    return _CONTEXT.params(context_params(conversation_id, limit))
 
 
 def _message(row: Any) -> StoredMessage:
@@ -184,21 +197,27 @@ async def insert_message(
 ) -> int:
     """Insert one finished message (and its attachment rows) inside the caller's transaction."""
     result = await conn.execute(
-        insert(Message).values(
-            conversation_id=conversation_id,
-            role=role,
-            author_id=author.id,
-            author_name=author.name,
-            text=text,
-            status=Outcome.COMPLETE.value,
-            model=None,
-            platform_message_id=platform_id,
-            created_at=now,
-            finished_at=now,
-        )
+        INSERT_MESSAGE,
+        {
+            "conversation_id": conversation_id,
+            "role": role,
+            "author_id": author.id,
+            "author_name": author.name,
+            "text": text,
+            "status": Outcome.COMPLETE.value,
+            "model": None,
+            "platform_message_id": platform_id,
+            "created_at": now,
+            "finished_at": now,
+        },
     )
     message_id = new_id(result)
     if records:
         await conn.execute(insert(AttachmentRow), attachment_rows(message_id, records))
-    await conn.execute(update(Conversation).where(Conversation.id == conversation_id).values(updated_at=now))
+    await conn.execute(_TOUCH, {"c_id": conversation_id, "updated_at": now})
     return message_id
+
+
+# Built once (see tx.insert_new): the values travel as parameters.
+INSERT_MESSAGE = insert(Message)
+_TOUCH = update(Conversation).where(Conversation.id == bindparam("c_id"))

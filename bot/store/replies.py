@@ -6,14 +6,15 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable, Mapping, Sequence
+from datetime import datetime
 from typing import Any
 
-from sqlalchemy import insert, select, update
+from sqlalchemy import Executable, bindparam, func, insert, literal, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from bot.store.db import StoreError
 from bot.store.events import mark_done
-from bot.store.history import insert_message
+from bot.store.history import INSERT_MESSAGE, insert_message
 from bot.store.models import Conversation, Message, UsageRow, utcnow
 from bot.store.rows import AttachmentRecord, StoredStep, StreamingReply
 from bot.store.tool_steps import encode as encode_steps
@@ -76,7 +77,7 @@ class Replies:
             values["surface"] = dict(surface_info)
 
         async def work(conn: AsyncConnection) -> None:
-            await conn.execute(update(Message).where(Message.id == reply_id).values(**values))
+            await conn.execute(_REPLY, {"r_id": reply_id, **values})
 
         await self._tx.write(work)
 
@@ -121,36 +122,24 @@ class Replies:
         if surface_info is not None:
             values["surface"] = dict(surface_info)
 
+        charge: dict[str, Any] = {
+            "u_reply": reply_id,
+            "u_user": author_id,
+            "u_input": tokens.input_tokens,
+            "u_output": tokens.output_tokens,
+            "u_thinking": tokens.thinking_tokens,
+            "u_at": now,
+        }
+        pictures = {m: n for m, n in (images or {}).items() if n > 0}
+
         async def work(conn: AsyncConnection) -> None:
-            where = (
-                select(Message.conversation_id, Message.model, Conversation.platform, Conversation.workspace)
-                .join(Conversation, Conversation.id == Message.conversation_id)
-                .where(Message.id == reply_id)
-            )
-            row = (await conn.execute(where)).first()
-            if row is None:
+            if (await conn.execute(_REPLY, {"r_id": reply_id, **values})).rowcount != 1:
                 raise StoreError(f"database: no reply with id {reply_id}")
-            await conn.execute(update(Message).where(Message.id == reply_id).values(**values))
-            charged = {
-                "message_id": reply_id,
-                "conversation_id": row.conversation_id,
-                "platform": row.platform,
-                "workspace": row.workspace,
-                "user_id": author_id,
-                "created_at": now,
-            }
-            await conn.execute(
-                insert(UsageRow).values(
-                    **charged,
-                    model=row.model or "",
-                    input_tokens=tokens.input_tokens,
-                    output_tokens=tokens.output_tokens,
-                    thinking_tokens=tokens.thinking_tokens,
-                )
-            )
-            pictures = [{**charged, "model": m, "images": n} for m, n in (images or {}).items() if n > 0]
+            # The usage row takes its conversation, platform and workspace from the reply's own
+            # rows in the same statement.
+            await conn.execute(_USAGE, charge)
             if pictures:
-                await conn.execute(insert(UsageRow), pictures)
+                await _charge_pictures(conn, reply_id, author_id, now, pictures)
 
         await self._tx.write(work)
 
@@ -224,17 +213,80 @@ async def insert_reply(
 ) -> int:
     """Insert a reply row in the streaming state inside the caller's transaction; returns its id."""
     result = await conn.execute(
-        insert(Message).values(
-            conversation_id=conversation_id,
-            role="assistant",
-            author_id="",
-            author_name="",
-            text="",
-            status=Outcome.STREAMING.value,
-            model=model,
-            platform_message_id="",
-            surface=dict(surface_info) if surface_info is not None else None,
-            created_at=utcnow(),
-        )
+        INSERT_MESSAGE,
+        {
+            "conversation_id": conversation_id,
+            "role": "assistant",
+            "author_id": "",
+            "author_name": "",
+            "text": "",
+            "status": Outcome.STREAMING.value,
+            "model": model,
+            "platform_message_id": "",
+            "surface": dict(surface_info) if surface_info is not None else None,
+            "created_at": utcnow(),
+        },
     )
     return new_id(result)
+
+
+async def _charge_pictures(
+    conn: AsyncConnection, reply_id: int, author_id: str, now: datetime, pictures: Mapping[str, int]
+) -> None:
+    """A usage row per image model that made pictures for the reply."""
+    where = (
+        select(Message.conversation_id, Conversation.platform, Conversation.workspace)
+        .join(Conversation, Conversation.id == Message.conversation_id)
+        .where(Message.id == reply_id)
+    )
+    row = (await conn.execute(where)).one()
+    charged = {
+        "message_id": reply_id,
+        "conversation_id": row.conversation_id,
+        "platform": row.platform,
+        "workspace": row.workspace,
+        "user_id": author_id,
+        "created_at": now,
+    }
+    await conn.execute(insert(UsageRow), [{**charged, "model": m, "images": n} for m, n in pictures.items()])
+
+
+def _usage_from_reply() -> Executable:
+    """INSERT INTO usage ... SELECT from the reply's row and its conversation's: one statement."""
+    columns = UsageRow.__table__.c
+    source = (
+        select(
+            Message.id,
+            Message.conversation_id,
+            Conversation.platform,
+            Conversation.workspace,
+            bindparam("u_user", type_=columns.user_id.type),
+            func.coalesce(Message.model, ""),
+            bindparam("u_input", type_=columns.input_tokens.type),
+            bindparam("u_output", type_=columns.output_tokens.type),
+            bindparam("u_thinking", type_=columns.thinking_tokens.type),
+            bindparam("u_at", type_=columns.created_at.type),
+            literal(0, type_=columns.images.type),
+        )
+        .join(Conversation, Conversation.id == Message.conversation_id)
+        .where(Message.id == bindparam("u_reply"))
+    )
+    names = [
+        "message_id",
+        "conversation_id",
+        "platform",
+        "workspace",
+        "user_id",
+        "model",
+        "input_tokens",
+        "output_tokens",
+        "thinking_tokens",
+        "created_at",
+        "images",
+    ]
+    return insert(UsageRow).from_select(names, source, include_defaults=False)
+
+
+# Built once, their values as parameters (see tx.insert_new): every turn runs them.
+_REPLY = update(Message).where(Message.id == bindparam("r_id"))
+_USAGE = _usage_from_reply()

@@ -14,7 +14,7 @@ import random
 from collections.abc import Awaitable, Callable, Iterator, Mapping, Sequence
 from typing import Any, TypeVar
 
-from sqlalchemy import CursorResult, event, insert
+from sqlalchemy import ClauseElement, CursorResult, Executable, event, insert
 from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import IntegrityError, OperationalError, SQLAlchemyError
@@ -108,15 +108,29 @@ async def insert_new(
     A failed INSERT would void the whole transaction on PostgreSQL, so a taken key is skipped
     instead: ON CONFLICT DO NOTHING where the dialect has it (one statement), else a savepoint.
     """
-    if conn.dialect.name in ("sqlite", "postgresql"):
-        dialect_insert = sqlite_insert if conn.dialect.name == "sqlite" else postgresql_insert
-        result = await conn.execute(dialect_insert(table).values(**values).on_conflict_do_nothing())
+    name = conn.dialect.name
+    if name in ("sqlite", "postgresql"):
+        dialect_insert = sqlite_insert if name == "sqlite" else postgresql_insert
+        if any(isinstance(value, ClauseElement) for value in values.values()):
+            # A value the database computes (its clock, say) is part of the statement.
+            result = await conn.execute(dialect_insert(table).values(**values).on_conflict_do_nothing())
+        else:
+            statement = _SKIP_TAKEN.get((name, table))
+            if statement is None:
+                statement = _SKIP_TAKEN[name, table] = dialect_insert(table).on_conflict_do_nothing()
+            result = await conn.execute(statement, dict(values))
         return result if result.rowcount == 1 else None
     try:
         async with conn.begin_nested():
             return await conn.execute(insert(table).values(**values))
     except IntegrityError:
         return None
+
+
+# One INSERT ... ON CONFLICT DO NOTHING per dialect and table, built once: the values travel as
+# parameters, so SQLAlchemy neither rebuilds the statement nor recomputes its cache key per call
+# (together about 0.3 ms, more than SQLite takes to run it).
+_SKIP_TAKEN: dict[tuple[str, type[Base]], Executable] = {}
 
 
 def chunks(values: Sequence[T]) -> Iterator[Sequence[T]]:
