@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from httpx_aiohttp import AiohttpTransport
 from pydantic import SecretStr
 from sqlalchemy import event, func, select, update
 
@@ -345,13 +346,18 @@ async def test_done_claims_are_forgotten_a_day_after_they_were_taken(turns: Turn
 # --- the gateway's connection cap ----------------------------------------------------------------
 
 
-def test_gateway_max_connections_is_a_validated_setting(tmp_path: Path) -> None:
+async def test_gateway_max_connections_is_a_validated_setting(tmp_path: Path) -> None:
     from bot.settings import SettingsError, load_settings
 
     assert load_settings({}, cwd=tmp_path).parley_gateway_max_connections == 1000
     with pytest.raises(SettingsError, match="PARLEY_GATEWAY_MAX_CONNECTIONS"):
         load_settings({"PARLEY_GATEWAY_MAX_CONNECTIONS": "0"}, cwd=tmp_path)
     settings = load_settings({"PARLEY_GATEWAY_MAX_CONNECTIONS": "7"}, cwd=tmp_path)
-    gateway = Gateway(settings)
-    pool: Any = gateway._client._transport._pool  # type: ignore[attr-defined]
-    assert pool._max_connections == 7
+    async with Gateway(settings) as gateway:
+        transport = gateway._client._transport
+        assert isinstance(transport, AiohttpTransport)
+        session = transport.get_client()  # the session its first request opens
+        try:
+            assert session.connector is not None and session.connector.limit == 7
+        finally:
+            await session.close()
