@@ -1,4 +1,5 @@
-"""The provider layer against raw httpx reading the same stream from the fake gateway."""
+"""The provider layer against raw httpx reading the same stream from the fake gateway, both over
+the gateway client's transport (aiohttp's, through httpx-aiohttp)."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ import time
 from pathlib import Path
 
 import httpx
+from httpx_aiohttp import AiohttpTransport
 
 from bench.config import Config, Result
 from bench.core import settings_for
@@ -54,7 +56,8 @@ class _Pair:
         self.gateway = Gateway(settings_for(tmp, url))
         provider = self.gateway.provider_for(_REQUEST.model)
         self.body = json.dumps(provider.build_body(_REQUEST)).encode()  # type: ignore[attr-defined]
-        self.client = httpx.AsyncClient(base_url=url, timeout=60)
+        # The same transport as the gateway client's, so the difference is the provider layer.
+        self.client = httpx.AsyncClient(base_url=url, timeout=60, transport=AiohttpTransport())
 
     async def run(self, kind: str) -> tuple[list[float], float]:
         """Token arrival times and the CPU seconds this process spent."""

@@ -43,19 +43,25 @@ def _final(r: Result) -> str:
     return f"{_pair(r.get('final_ms'))} {extra}"
 
 
+def _signed(x: Any) -> str:
+    return "–" if x is None else f"{x:+}"
+
+
 def _other(r: Result) -> str:
     name = str(r.get("scenario", ""))
     if name.startswith("long-thread"):
         sizes = r.get("sizes", {})
         parts = [f"{int(k):,}: {_pair(v['context_build_ms'], 2)} ms" for k, v in sizes.items()]
         return "context build p50/p99 at " + ", ".join(parts)
-    if name.startswith("pdf"):
+    if name.startswith(("pdf", "files")):
+        pdf = name.startswith("pdf")
         cases = r.get("cases", {})
         parts = [
-            f"{case}: {c['seconds']} s, +{c['peak_above_idle_mb']} MB ({c['ratio']}× file)"
+            f"{case if pdf else '{} {} MB'.format(case, c['file_mb'])}: {c['seconds']} s, "
+            f"+{c['peak_above_idle_mb']} MB ({c['ratio']}× file)"
             for case, c in cases.items()
         ]
-        return f"{r.get('file_mb')} MB PDF; " + "; ".join(parts)
+        return (f"{r.get('file_mb')} MB PDF; " if pdf else "") + "; ".join(parts)
     if name.startswith("scale"):
         return _scale_notes(r)
     if "tools" in name:
@@ -80,8 +86,8 @@ def _other(r: Result) -> str:
         raw, prov = b.get("raw_cpu_us_per_token"), b.get("provider_cpu_us_per_token")
         added, pct = rr.get("added_us_per_token_p50"), rr.get("added_pct_of_token_interval")
         return (
-            f"buffered: {raw} → {prov} µs CPU/token (+{b.get('cpu_overhead_pct')}%); "
-            f"at {rr.get('rate_tokens_per_s')} tok/s: +{added} µs/token (+{pct}% of the gap)"
+            f"buffered: {raw} → {prov} µs CPU/token ({_signed(b.get('cpu_overhead_pct'))}%); "
+            f"at {rr.get('rate_tokens_per_s')} tok/s: {_signed(added)} µs/token ({_signed(pct)}% of the gap)"
         )
     if r.get("skipped"):
         return f"skipped: {r['skipped']}"
