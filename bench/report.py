@@ -54,13 +54,12 @@ def _other(r: Result) -> str:
         parts = [f"{int(k):,}: {_pair(v['context_build_ms'], 2)} ms" for k, v in sizes.items()]
         return "context build p50/p99 at " + ", ".join(parts)
     if name.startswith(("pdf", "files")):
+        # One PDF read two ways; or files of several kinds, each named with its size.
         pdf = name.startswith("pdf")
-        cases = r.get("cases", {})
-        parts = [
-            f"{case if pdf else '{} {} MB'.format(case, c['file_mb'])}: {c['seconds']} s, "
-            f"+{c['peak_above_idle_mb']} MB ({c['ratio']}× file)"
-            for case, c in cases.items()
-        ]
+        parts = []
+        for case, c in r.get("cases", {}).items():
+            label = case if pdf else f"{case} {c['file_mb']} MB"
+            parts.append(f"{label}: {c['seconds']} s, +{c['peak_above_idle_mb']} MB ({c['ratio']}× file)")
         return (f"{r.get('file_mb')} MB PDF; " if pdf else "") + "; ".join(parts)
     if name.startswith("scale"):
         return _scale_notes(r)
