@@ -27,14 +27,15 @@ import contextlib
 import logging
 import re
 import time
-from collections.abc import Awaitable, Callable, Coroutine, Sequence
+from collections.abc import Callable, Coroutine, Sequence
 from dataclasses import dataclass, field
-from typing import Any, TypeVar
+from typing import Any
 
 from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
 
 # The message markup lives in markup.py; these names stay importable from here too.
+from adapters.slack.calls import SlackRefused, slack_call
 from adapters.slack.markup import FALLBACK_CHARS as FALLBACK_CHARS
 from adapters.slack.markup import FEEDBACK_ACTION as FEEDBACK_ACTION
 from adapters.slack.markup import STOP_ACTION as STOP_ACTION
@@ -49,13 +50,11 @@ from bot.render.surface import (
     Budget,
     RateLimited,
     Shown,
-    SurfaceError,
     SurfaceLimits,
 )
 
 log = logging.getLogger("parley.slack")
 
-T = TypeVar("T")
 
 # The markdown block holds 12,000 characters. Slack may count UTF-16 units (an emoji is two), so
 # parts are cut a little shorter to keep emoji-heavy text within the limit too.
@@ -114,36 +113,6 @@ class SlackBudgets:
         if streaming:
             return (Budget(f"slack:{team}:chat.appendStream", *self.append_stream),)
         return (Budget(f"slack:{team}:chat.update", *self.update),)
-
-
-class SlackRefused(SurfaceError):
-    """Slack answered ``ok: false`` (other than a rate limit)."""
-
-    def __init__(self, method: str, error: str) -> None:
-        super().__init__(f"{method}: {error}")
-        self.method = method
-        self.error = error
-
-
-async def slack_call(method: str, call: Awaitable[T]) -> T:
-    """Await a Web API call; a 429 becomes :class:`RateLimited`, other refusals :class:`SlackRefused`."""
-    try:
-        return await call
-    except SlackApiError as exc:
-        response = exc.response
-        if response.status_code == 429:
-            raise RateLimited(_retry_after(response.headers), f"{method}: ratelimited") from exc
-        raise SlackRefused(method, str(response.get("error") or "unknown_error")) from exc
-
-
-def _retry_after(headers: Any) -> float:
-    for name, value in dict(headers or {}).items():
-        if str(name).lower() == "retry-after":
-            try:
-                return float(value[0] if isinstance(value, list) else value)
-            except (TypeError, ValueError):
-                break
-    return 1.0
 
 
 class NativeStreaming:

@@ -9,10 +9,11 @@ refused and the core says so in the reply.
 
 from __future__ import annotations
 
-from slack_sdk.errors import SlackApiError, SlackRequestError
+from slack_sdk.errors import SlackRequestError
 from slack_sdk.web.async_client import AsyncWebClient
 
-from bot.render.surface import RateLimited, SurfaceError
+from adapters.slack.calls import SlackRefused, slack_call
+from bot.render.surface import SurfaceError
 
 
 class UploadRefused(SurfaceError):
@@ -29,23 +30,15 @@ async def upload_file(
     """Share ``data`` as file ``name`` in ``channel`` (in the thread ``thread_ts`` when given);
     returns the file's id. Raises :class:`UploadRefused`, or ``RateLimited`` on a 429."""
     try:
-        response = await client.files_upload_v2(
+        upload = client.files_upload_v2(
             channel=channel, thread_ts=thread_ts, file=data, filename=name, title=name
         )
-    except SlackApiError as exc:
-        if exc.response.status_code == 429:
-            raise RateLimited(_retry_after(exc), "file upload: ratelimited") from exc
-        raise UploadRefused(str(exc.response.get("error") or "unknown_error")) from exc
+        response = await slack_call("file upload", upload)
+    except SlackRefused as exc:
+        raise UploadRefused(exc.error) from exc
     except SlackRequestError as exc:
         # The bytes were refused at the upload URL (slack_sdk's own error, not an API answer).
         raise UploadRefused("upload_failed") from exc
     files = response.get("files") or []
     first = files[0] if isinstance(files, list) and files and isinstance(files[0], dict) else {}
     return str(first.get("id") or name)
-
-
-def _retry_after(exc: SlackApiError) -> float:
-    try:
-        return float(exc.response.headers.get("Retry-After", 1))
-    except (TypeError, ValueError, AttributeError):
-        return 1.0
