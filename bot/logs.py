@@ -19,6 +19,19 @@ _SECRET_FIELDS = (
 )
 
 
+MASK = "***"
+
+
+def mask(text: str, secrets: Iterable[str]) -> str:
+    """``text`` with every one of ``secrets`` in it replaced by ``***`` — the one rule for logs,
+    error text and tool output. Give the longest first, so that a secret containing another is
+    masked whole."""
+    for secret in secrets:
+        if secret and secret in text:
+            text = text.replace(secret, MASK)
+    return text
+
+
 def secrets_of(settings: Settings) -> list[str]:
     values = []
     for name in _SECRET_FIELDS:
@@ -43,10 +56,7 @@ class RedactSecrets(logging.Filter):
         self._secrets = sorted((s for s in secrets if len(s) >= 6), key=len, reverse=True)
 
     def redact(self, text: str) -> str:
-        for secret in self._secrets:
-            if secret in text:
-                text = text.replace(secret, "***")
-        return text
+        return mask(text, self._secrets)
 
     def filter(self, record: logging.LogRecord) -> bool:
         if self._secrets:

@@ -16,6 +16,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from bot.logs import MASK, mask
 from bot.providers.errors import (
     AuthError,
     BadRequest,
@@ -139,8 +140,8 @@ _REASON_LIMIT = 200
 def redact(text: str, secret: str | None) -> str:
     """``text`` with the key (and anything shaped like a key or bearer token) masked."""
     if secret and len(secret) >= 4:
-        text = text.replace(secret, "***")
-    return _KEYLIKE.sub("***", text)
+        text = mask(text, [secret])
+    return _KEYLIKE.sub(MASK, text)
 
 
 def reason(info: ErrorInfo, secret: str | None = None) -> str:

@@ -26,6 +26,7 @@ from mcp import ClientSession, MCPError, StdioServerParameters, stdio_client
 from mcp.client.streamable_http import streamable_http_client
 from mcp.shared.message import SessionMessage
 
+from bot.logs import mask
 from bot.options import McpServerOptions
 from bot.tools.base import ServerStatus
 
@@ -92,13 +93,11 @@ class McpServer:
         self._tried = asyncio.Event()  # the first attempt ended (up or failed)
         self._up = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
-        self._secrets = options.secrets()
+        self._secrets = sorted(options.secrets(), key=len, reverse=True)
 
     def _mask(self, text: str) -> str:
         """``text`` without this server's credentials (an error may quote its URL or headers)."""
-        for secret in self._secrets:
-            text = text.replace(secret, "***")
-        return text
+        return mask(text, self._secrets)
 
     # What the registry reads.
     @property
