@@ -17,7 +17,7 @@ from sqlalchemy import insert
 
 import bot.request as request_module
 from bench.config import Config, Result, rounded
-from bench.gateway_proc import gateway_process
+from bench.gateway_proc import StreamTiming, gateway_process
 from bench.metrics import dist
 from bench.probes import LoopLag, Meter
 from bench.workload import Workload, make_answer, question
@@ -77,9 +77,31 @@ def settings_for(tmp: Path, gateway_url: str, **extra: str) -> Settings:
     return load_settings(env, cwd=tmp)
 
 
+def keeping_pace(surfaces: list[RecordingSurface], streams: list[StreamTiming]) -> Result:
+    """How the replies kept up with the model, each set beside the gateway's own times for the
+    answer it streamed (same clock: the system's monotonic one): when the question reached the
+    gateway, how long the model's stream took, and how long after its last token the final text
+    showed. A core that carries the load shows the final text within a few pacing steps; one
+    that falls behind reads the socket late, and end→final grows with the run."""
+    by_question = {s.question: s for s in streams if s.question is not None}
+    asked, took, end_to_final = [], [], []
+    for i, surface in enumerate(surfaces):
+        stream = by_question.get(i)
+        if stream is None or surface.last_shown_at is None:
+            continue
+        asked.append(stream.received - surface.started)
+        took.append(stream.last_token - stream.first_token)
+        end_to_final.append(surface.last_shown_at - stream.last_token)
+    return {
+        "request_sent_ms": dist(asked),
+        "model_stream_s": dist(took, scale=1.0),
+        "end_to_final_ms": dist(end_to_final),
+    }
+
+
 async def scale_run(work: Workload, tmp: Path, n: int) -> Result:
-    with gateway_process(work.tokens, work.rate, work.first_delay) as url:
-        runtime = await Runtime.create(settings_for(tmp, url))
+    with gateway_process(work.tokens, work.rate, work.first_delay) as gateway:
+        runtime = await Runtime.create(settings_for(tmp, gateway.url))
         try:
             service = runtime.service
             await service.handle(
@@ -104,6 +126,9 @@ async def scale_run(work: Workload, tmp: Path, n: int) -> Result:
             meter.start()
             lag.start()
             watcher = asyncio.create_task(watch())
+            asked = time.monotonic()
+            for s in surfaces:
+                s.started = asked  # the questions arrive now, not when their surfaces were made
             results = await asyncio.gather(*(service.handle(t) for t in turns))
             watcher.cancel()
             await lag.stop()
@@ -131,6 +156,7 @@ async def scale_run(work: Workload, tmp: Path, n: int) -> Result:
                 "first_text_ms": dist([s.first_text_at - s.started for s in surfaces if s.first_text_at]),
                 "pacer_429s": runtime.pacer.stats.rate_limited,
                 "rate_limited": runtime.pacer.stats.rate_limited,  # the surface never refuses: stays 0
+                **keeping_pace(surfaces, gateway.streams()),
             }
         finally:
             await runtime.aclose()
@@ -308,9 +334,9 @@ async def pdf_scenario(cfg: Config, tmp: Path, name: str, n: int) -> Result:
     made = time.perf_counter() - started
     cases = ("text",) if cfg.quick else ("text", "document-openai")
     runs: dict[str, Result] = {}
-    with gateway_process(20, 0.0) as url:
+    with gateway_process(20, 0.0) as gateway:
         for case in cases:
-            runs[case] = await asyncio.to_thread(run_case, case, pdf, url, tmp / case)
+            runs[case] = await asyncio.to_thread(run_case, case, pdf, gateway.url, tmp / case)
     main = runs["text"]
     return {
         "scenario": name,

@@ -160,7 +160,8 @@ def run_all(
     # Here, not at the top: the child measuring a case has no use for the fake's imports.
     from bench.gateway_proc import gateway_process
 
-    with gateway_process(20, 0.0) as url:
+    with gateway_process(20, 0.0) as gateway:
+        url = gateway.url
         if not together:
             return {case: run_case(case, *inputs[case], url, tmp / case) for case in cases}
         with ThreadPoolExecutor(len(cases)) as pool:

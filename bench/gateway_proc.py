@@ -2,20 +2,25 @@
 
     python -m bench.gateway_proc TOKENS RATE FIRST_DELAY   # prints its URL, serves until stdin closes
 
-RATE 0 sends the whole answer as fast as it can (a buffered, CPU-bound stream).
+RATE 0 sends the whole answer as fast as it can (a buffered, CPU-bound stream). A line
+``streams`` on its stdin asks when each stream was asked for and sent (see
+:meth:`GatewayChild.streams`): ``time.monotonic`` is the system's monotonic clock on Linux, so
+the parent can set those times beside its own.
 """
 
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import subprocess
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 
-from bench.workload import make_answer
+from bench.workload import make_answer, question_index
 from tests.fakes.gateway import FakeGateway, RecordedRequest, Reply
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -31,13 +36,47 @@ async def _serve(tokens: int, rate: float, first_delay: float) -> None:
     async with FakeGateway(default=answer) as gw:
         print(gw.url, flush=True)
         loop = asyncio.get_running_loop()
-        await loop.run_in_executor(None, sys.stdin.read)  # until the parent closes our stdin
+        while line := await loop.run_in_executor(None, sys.stdin.readline):  # "" once stdin closes
+            if line.strip() == "streams":
+                print(json.dumps([_timing(r) for r in gw.requests if r.timeline]), flush=True)
         gw.requests.clear()
 
 
+def _timing(record: RecordedRequest) -> dict[str, float | int | None]:
+    return {
+        "question": question_index(record.last_user_text),
+        "received": record.t_received,
+        "first_token": record.timeline[0][0],
+        "last_token": record.timeline[-1][0],
+    }
+
+
+@dataclass(frozen=True, slots=True)
+class StreamTiming:
+    """One answer as the gateway sent it (``time.monotonic`` of the gateway's process)."""
+
+    question: int | None  # bench.workload.question_index of the request's last user text
+    received: float  # the request arrived
+    first_token: float
+    last_token: float
+
+
+@dataclass(frozen=True, slots=True)
+class GatewayChild:
+    url: str
+    _child: subprocess.Popen[str]
+
+    def streams(self) -> list[StreamTiming]:
+        """Every answer streamed so far, with its times."""
+        assert self._child.stdin is not None and self._child.stdout is not None
+        self._child.stdin.write("streams\n")
+        self._child.stdin.flush()
+        return [StreamTiming(**t) for t in json.loads(self._child.stdout.readline())]
+
+
 @contextmanager
-def gateway_process(tokens: int, rate: float, first_delay: float = 0.0) -> Iterator[str]:
-    """Start the child, yield its URL, stop it (closing stdin) on the way out."""
+def gateway_process(tokens: int, rate: float, first_delay: float = 0.0) -> Iterator[GatewayChild]:
+    """Start the child, yield its URL and timings, stop it (closing stdin) on the way out."""
     child = subprocess.Popen(
         [sys.executable, "-m", "bench.gateway_proc", str(tokens), str(rate), str(first_delay)],
         stdin=subprocess.PIPE,
@@ -51,7 +90,7 @@ def gateway_process(tokens: int, rate: float, first_delay: float = 0.0) -> Itera
         url = child.stdout.readline().strip()
         if not url.startswith("http://127.0.0.1:"):
             raise RuntimeError(f"the gateway process did not start (said {url!r})")
-        yield url
+        yield GatewayChild(url, child)
     finally:
         if child.stdin is not None:
             child.stdin.close()

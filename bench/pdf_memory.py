@@ -134,10 +134,10 @@ def main() -> int:
         # Here, not at the top: the child measuring a case has no use for the fake's imports.
         from bench.gateway_proc import gateway_process
 
-        with gateway_process(20, 0.0) as url:
+        with gateway_process(20, 0.0) as gateway:
             for case in args.cases:
                 try:
-                    result = run_case(case, pdf_path, url, Path(tmp) / case)
+                    result = run_case(case, pdf_path, gateway.url, Path(tmp) / case)
                 except RuntimeError as exc:
                     print(exc, file=sys.stderr)
                     return 1

@@ -141,6 +141,7 @@ def table(results: Sequence[Result]) -> str:
 def _scale_notes(r: Result) -> str:
     text = f"{r.get('complete')}/{r.get('replies')} done, peak {r.get('peak_in_flight')} in flight"
     per_core, rate = r.get("replies_per_core_at_rate"), r.get("rate_tokens_per_s")
+    text += f", model's last token→final text p50/p99 {_pair(r.get('end_to_final_ms'))} ms"
     text += f", one core carries ≈{per_core} replies at {rate:g} tok/s"
     target = r.get("at_target")
     if target:
@@ -148,7 +149,10 @@ def _scale_notes(r: Result) -> str:
         text += f" {target['exact_text']}/{target['replies']} exact,"
         text += f" CPU {_num(target['cpu_s_per_1k_tokens'], 3)} s/1k tok,"
         text += f" busy {_num(target['cpu_busy_pct'], 0)}%,"
-        text += f" lag p99 {_num(target['loop_lag_p99_ms'], 1)} ms"
+        text += f" lag p99 {_num(target['loop_lag_p99_ms'], 1)} ms,"
+        text += f" question→request p50/p99 {_pair(target['request_sent_ms'])} ms,"
+        text += f" model's stream p50 {_num(target['model_stream_s']['p50'], 1)} s,"
+        text += f" its last token→final text p50/p99 {_pair(target['end_to_final_ms'])} ms"
     slow = r.get("one_core_rate")
     if slow:
         lag = _num(slow["loop_lag_p99_ms"], 1)

@@ -83,6 +83,9 @@ def test_quick_bench_reports_every_scenario() -> None:
     scale = results["scale-500"]
     assert scale["complete"] == scale["exact_text"] == scale["replies"]
     assert scale["loop_lag_p99_ms"] is not None and scale["peak_rss_mb"] > 0
+    # Every reply set beside the gateway's times for its own answer (matched by question).
+    assert scale["end_to_final_ms"]["n"] == scale["replies"] == scale["request_sent_ms"]["n"]
+    assert scale["model_stream_s"]["p50"] > 0 and scale["request_sent_ms"]["p50"] > 0
 
     provider = results["provider-overhead"]
     assert provider["buffered"]["raw_cpu_us_per_token"] > 0

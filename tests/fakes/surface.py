@@ -117,6 +117,7 @@ class RecordingSurface:
         self.started = time.monotonic()
         self.first_post_at: float | None = None
         self.first_text_at: float | None = None
+        self.last_shown_at: float | None = None  # the last post or edit that landed
         self.in_flight = 0
         self.max_in_flight = 0
         self.posting = 0  # posts under way (held ones included)
@@ -221,6 +222,7 @@ class RecordingSurface:
             self.first_post_at = now
         if self.first_text_at is None and text not in PROVISIONAL:
             self.first_text_at = now
+        self.last_shown_at = now
 
     async def _call(self, action: str, ref: str, text: str, live: bool, budgets: tuple[Budget, ...]) -> Call:
         call = Call(self.name, action, ref, text, live, budgets, self.timeline.clock())
