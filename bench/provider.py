@@ -56,8 +56,10 @@ class _Pair:
         self.gateway = Gateway(settings_for(tmp, url))
         provider = self.gateway.provider_for(_REQUEST.model)
         self.body = json.dumps(provider.build_body(_REQUEST)).encode()  # type: ignore[attr-defined]
-        # The same transport as the gateway client's, so the difference is the provider layer.
-        self.client = httpx.AsyncClient(base_url=url, timeout=60, transport=AiohttpTransport())
+        # The same transport and timeouts as the gateway client's streams, so the difference is
+        # the provider layer.
+        timeout = self.gateway.policy.stream_timeout()
+        self.client = httpx.AsyncClient(base_url=url, timeout=timeout, transport=AiohttpTransport())
 
     async def run(self, kind: str) -> tuple[list[float], float]:
         """Token arrival times and the CPU seconds this process spent."""
@@ -74,8 +76,8 @@ async def _cpu_per_token(tmp: Path, tokens: int, rate: float, rounds: int) -> di
     """CPU µs per token of each reader, the gateway in another process (so not counted)."""
     cpu = {"raw": 0.0, "provider": 0.0}
     wall = {"raw": 0.0, "provider": 0.0}
-    with gateway_process(tokens, rate) as url:
-        pair = _Pair(tmp, url)
+    with gateway_process(tokens, rate) as gateway:
+        pair = _Pair(tmp, gateway.url)
         try:
             for kind in ("raw", "provider"):
                 await pair.run(kind)  # warm-up: connection, code paths

@@ -45,3 +45,32 @@ async def test_the_gateway_streams_through_a_proxy_the_environment_names(
             assert await answer(gateway) == "via the proxy"
     (asked,) = proxy.requests
     assert asked.path == "/v1/chat/completions" and asked.header("Host") == "gateway.invalid"
+
+
+class _Spy(httpx.AsyncBaseTransport):
+    """Passes every request on, noting the timeouts httpx hands the transport with it."""
+
+    def __init__(self, inner: httpx.AsyncBaseTransport) -> None:
+        self.inner = inner
+        self.timeouts: dict[str, dict[str, float | None]] = {}
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        self.timeouts[request.url.path] = request.extensions["timeout"]
+        return await self.inner.handle_async_request(request)
+
+
+async def test_a_streamed_answer_has_no_transport_read_timeout_only_the_providers_deadline() -> None:
+    # aiohttp re-arms its read timer at every chunk: a streamed token would pay for a timer the
+    # provider's own deadline (first token, then idle) already covers. Short calls keep it.
+    async with FakeGateway() as gw:
+        gw.script(Reply(text="timed by the provider"))
+        async with gw.client() as gateway:
+            spy = _Spy(gateway._client._transport)
+            gateway._client._transport = spy
+            assert await answer(gateway) == "timed by the provider"
+            await gateway.list_models()
+    stream, models = spy.timeouts["/v1/chat/completions"], spy.timeouts["/v1/models"]
+    policy = gateway.policy
+    assert stream["read"] is None
+    assert stream["connect"] == policy.connect_timeout == models["connect"]
+    assert models["read"] == max(policy.first_token_timeout, policy.idle_timeout)

@@ -59,3 +59,11 @@ class GatewayPolicy:
             write=max(self.connect_timeout, 30.0),
             pool=self.connect_timeout,
         )
+
+    def stream_timeout(self) -> httpx.Timeout:
+        """A streamed answer's: no read timeout in the transport. Every read of the stream (error
+        body, tokens, the drain after the end) runs under the provider's own deadline, so a
+        timer the transport re-arms at each arriving chunk (aiohttp cancels and schedules one per
+        read) would only cost CPU on every token."""
+        whole = self.httpx_timeout()
+        return httpx.Timeout(connect=whole.connect, read=None, write=whole.write, pool=whole.pool)

@@ -31,6 +31,7 @@ from contextlib import AsyncExitStack
 from typing import Any, Protocol
 
 import httpx
+import orjson
 
 from bot.providers.base import (
     ChatRequest,
@@ -89,7 +90,16 @@ class WireDecoder(Protocol):
 
 
 def loads(text: str) -> Any:
-    """JSON or None: one garbled event must not end an otherwise good stream."""
+    """JSON or None: one garbled event must not end an otherwise good stream.
+
+    orjson parses an event's JSON in about a third of the time (it runs once per token); what it
+    refuses that the standard parser takes (NaN, a lone surrogate escape) goes to the latter, so
+    no event the gateway could send reads differently.
+    """
+    try:
+        return orjson.loads(text)
+    except orjson.JSONDecodeError:
+        pass
     try:
         return json.loads(text)
     except ValueError:
@@ -343,6 +353,7 @@ class StreamingProvider:
         self._client = client
         self._api_key = api_key or None
         self.policy = policy or GatewayPolicy()
+        self._timeout = self.policy.stream_timeout()
         self._rng = rng
 
     # What a wire format supplies.
@@ -412,7 +423,9 @@ class StreamingProvider:
         try:
             async with asyncio.timeout_at(deadline):
                 response = await stack.enter_async_context(
-                    self._client.stream("POST", self.path, content=content.content, headers=headers)
+                    self._client.stream(
+                        "POST", self.path, content=content.content, headers=headers, timeout=self._timeout
+                    )
                 )
                 if response.status_code >= 300:
                     raise await self._status_error(response)
