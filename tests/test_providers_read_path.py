@@ -14,6 +14,7 @@ from pydantic import SecretStr
 
 from bot.providers import ChatRequest, Gateway, Turn
 from bot.providers.base import Finish, TextDelta
+from bot.providers.streaming import loads
 from bot.settings import Settings
 from bot.types import Outcome
 
@@ -72,3 +73,21 @@ async def test_the_answer_arrives_whatever_the_content_encoding(
     assert "".join(e.text for e in events if isinstance(e, TextDelta)) == "".join(WORDS)
     assert isinstance(events[-1], Finish)
     assert events[-1].outcome is Outcome.COMPLETE
+
+
+@pytest.mark.parametrize(
+    ("event", "expected"),
+    [
+        ('{"delta": {"content": "\\ud83c\\udf89 ok"}}', {"delta": {"content": "🎉 ok"}}),
+        # What orjson refuses and the standard parser takes still reads as the latter reads it.
+        ('{"content": "\\ud83c"}', {"content": "\ud83c"}),
+        ('{"usage": {"cost": Infinity}}', {"usage": {"cost": float("inf")}}),
+    ],
+)
+def test_an_events_json_reads_as_the_standard_parser_reads_it(event: str, expected: object) -> None:
+    assert loads(event) == expected == json.loads(event)
+
+
+def test_an_event_that_is_not_json_is_skipped_with_a_warning(caplog: pytest.LogCaptureFixture) -> None:
+    assert loads('{"choices": [') is None
+    assert "skipped an event that is not JSON (13 chars)" in caplog.text
