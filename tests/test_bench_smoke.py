@@ -100,4 +100,3 @@ def test_quick_bench_reports_every_scenario() -> None:
         assert shared["budget_bookings"] - shared["budget_refusals"] == shared["posts"] + shared["edits"] > 0
         booking = results["shared-budget"]
         assert booking["take_ms"]["p50"] > 0 and booking["bookings_per_s_one_key"] > 50
-

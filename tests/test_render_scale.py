@@ -6,8 +6,9 @@ import asyncio
 import time
 
 from bot.render import Budget, Pacer
+from bot.render.pacer import ROUND_GAP
 from tests.fakes.surface import RecordingSurface, Timeline
-from tests.test_render_stream import assert_budgets_respected, assert_final, prose
+from tests.test_render_stream import VirtualTime, assert_budgets_respected, assert_final, let_loop_run, prose
 
 REPLIES = 300
 CHANNELS = 30
@@ -51,3 +52,38 @@ async def test_300_replies_with_many_updates_each() -> None:
     # rounds follow actions, not tokens: 30,000 updates never mean 30,000 rounds
     assert pacer.stats.rounds < 2 * actions + 100, (pacer.stats.rounds, actions)
     assert took < 6.0, took
+
+
+async def test_timer_rounds_come_further_apart_the_more_replies_wait() -> None:
+    # 100 replies, each in a channel of its own (2 edits per 0.3 s), whose first texts went out a
+    # millisecond apart: their next slots reopen at 100 different moments. A timer round for
+    # each moment would scan every waiting reply each time; spaced by ROUND_GAP per waiting
+    # reply, a round serves several slots, and no edit waits longer than that spacing.
+    count = 100
+    vt = VirtualTime()
+    pacer = Pacer(clock=vt.clock, sleep=vt.sleep, margin=0.01)
+    tl = Timeline(clock=vt.clock)
+    surfaces = [RecordingSurface(tl, edit_budgets=[Budget(f"c{i}:edits", 2, 0.3)]) for i in range(count)]
+    replies = [pacer.reply(s) for s in surfaces]
+    for i, r in enumerate(replies):
+        vt.now = i * 0.001
+        await r.start()
+        r.update("first")  # first text: at once
+        await let_loop_run()
+    rounds = pacer.stats.rounds
+    for r in replies:
+        r.update("first and more")  # an intermediate edit, half a window after the first text
+    while any(len(s.edits) < 2 for s in surfaces) and vt.now < 1.0:
+        await let_loop_run()
+
+    assert pacer.stats.rounds - rounds <= 60  # 49 here; a round for every slot would be 100
+    spacing = (0.3 + 0.01) / 2
+    for s in surfaces:
+        first, more = s.edits
+        assert more.text == "first and more"
+        assert 0 <= more.t0 - (first.t0 + spacing) <= ROUND_GAP * count + 1e-9
+    for r in replies:
+        await r.finish("first and more, the end")
+    assert all(s.final == "first and more, the end" for s in surfaces)
+    assert_budgets_respected(tl)
+    await pacer.aclose()

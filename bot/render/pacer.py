@@ -8,7 +8,7 @@ text each has not shown yet, plus a little for how long it has waited), asks eac
 action (``plan.py`` decides it), and sends it. When the platform answers, the action is settled:
 success, a 429 (pause the budgets), or a refusal (back off, fall back to a new message, or give
 the reply up). A round costs O(waiting replies), and rounds happen about as often as actions
-are sent, not as often as tokens arrive.
+are sent, not as often as tokens arrive; timer rounds come ``ROUND_GAP`` per waiting reply apart.
 
 The pacer talks to replies only through :class:`Paced`.
 """
@@ -33,6 +33,9 @@ log = logging.getLogger(__name__)
 
 Clock = Callable[[], float]
 Sleep = Callable[[float], Awaitable[object]]
+
+# A round at each of 250 replies' slots cost 13% of a core; this apart: ≤ 3%, edits ≤ 14 ms later
+ROUND_GAP = 55e-6
 
 
 class Paced(Protocol):
@@ -226,6 +229,7 @@ class Pacer:
 
     def _arm(self, at: float) -> None:
         """Make sure a round runs at ``at``. An earlier timer already does (its round re-arms)."""
+        at = max(at, self.clock() + ROUND_GAP * len(self._pending))
         if at == math.inf or (self._timer is not None and self._timer_at <= at):
             return
         if self._timer is not None:
