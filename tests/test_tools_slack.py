@@ -101,7 +101,8 @@ async def test_stop_during_a_slow_tool_cancels_it_and_keeps_what_was_written(
             if is_live(m) and "_Reading 127.0.0.1/slow…_" in fs.visible_text(DEFAULT_CHANNEL, m.ts)
         ]
     )
-    assert pages.paths == ["/slow"]  # the tool is running
+    # The status line shows as the call starts; its request reaches the page a moment later.
+    assert await fs.wait_for(lambda: pages.paths) == ["/slow"]  # the tool is running
     click = await fs.click_button(STOP_ACTION, block_id=STOP_ACTION, message_ts=live[0].ts, mode=bench.mode)
     await click.wait_acked(within=3)
     (reply,) = await bench.reply_in(DEFAULT_CHANNEL, event["ts"], within=5)  # not after 20 s
