@@ -47,10 +47,10 @@ class Conversations:
             query = (
                 select(Message.id)
                 .join(Conversation, Conversation.id == Message.conversation_id)
-                .where(*_key_filter(key), Message.role == "assistant")
+                .where(*_here(), Message.role == "assistant")
                 .limit(1)
             )
-            return (await conn.execute(query)).first() is not None
+            return (await conn.execute(query, _key_params(key))).first() is not None
 
         return await self._tx.read(work)
 
@@ -110,7 +110,8 @@ class Conversations:
 
         async def work(conn: AsyncConnection) -> None:
             result = await conn.execute(
-                update(ChannelSettings).where(*_channel_filter(key)).values(**values, updated_at=now)
+                update(ChannelSettings).where(*_channel_here()).values(**values, updated_at=now),
+                _channel_params(key),
             )
             if result.rowcount == 0:
                 await conn.execute(
@@ -143,7 +144,8 @@ _COLUMNS = (
 )
 
 
-# The statements every turn runs, built once with their values as parameters (see tx.insert_new).
+# A key's conversation and its channel's settings are found by parameters (``_key_params``), so
+# the statements every turn runs are built once (see tx.insert_new).
 _KEY_PARAMS = ("k_platform", "k_workspace", "k_channel", "k_thread")
 
 
@@ -151,21 +153,28 @@ def _key_params(key: ConversationKey) -> dict[str, str]:
     return dict(zip(_KEY_PARAMS, (key.platform, key.workspace, key.channel, key.thread), strict=True))
 
 
+def _channel_params(key: ConversationKey) -> dict[str, str]:
+    """For a statement that filters only on the channel (an UPDATE takes no unused parameter)."""
+    return dict(zip(_KEY_PARAMS[:3], (key.platform, key.workspace, key.channel), strict=True))
+
+
 def _here() -> list[ColumnElement[bool]]:
+    """The key's conversation (``_key_params``)."""
     columns = (Conversation.platform, Conversation.workspace, Conversation.channel, Conversation.thread)
     return [column == bindparam(name) for column, name in zip(columns, _KEY_PARAMS, strict=True)]
+
+
+def _channel_here() -> list[ColumnElement[bool]]:
+    """The key's channel settings (``_key_params`` or ``_channel_params``)."""
+    columns = (ChannelSettings.platform, ChannelSettings.workspace, ChannelSettings.channel)
+    return [column == bindparam(name) for column, name in zip(columns, _KEY_PARAMS, strict=False)]
 
 
 _BY_KEY = select(*_COLUMNS).where(*_here())
 
 
 def _overrides_query() -> Select[Any]:
-    here = _here()
-    channel = [
-        ChannelSettings.platform == bindparam("k_platform"),
-        ChannelSettings.workspace == bindparam("k_workspace"),
-        ChannelSettings.channel == bindparam("k_channel"),
-    ]
+    here, channel = _here(), _channel_here()
     return select(
         select(Conversation.model_override).where(*here).scalar_subquery().label("model"),
         select(Conversation.system_override).where(*here).scalar_subquery().label("system"),
@@ -175,23 +184,6 @@ def _overrides_query() -> Select[Any]:
 
 
 _OVERRIDES = _overrides_query()
-
-
-def _key_filter(key: ConversationKey) -> list[ColumnElement[bool]]:
-    return [
-        Conversation.platform == key.platform,
-        Conversation.workspace == key.workspace,
-        Conversation.channel == key.channel,
-        Conversation.thread == key.thread,
-    ]
-
-
-def _channel_filter(key: ConversationKey) -> list[ColumnElement[bool]]:
-    return [
-        ChannelSettings.platform == key.platform,
-        ChannelSettings.workspace == key.workspace,
-        ChannelSettings.channel == key.channel,
-    ]
 
 
 def _conversation(row: Any) -> ConversationRow:
