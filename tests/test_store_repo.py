@@ -194,6 +194,17 @@ async def test_attachments_are_stored_with_the_message(store: Store) -> None:
     ]
 
 
+async def test_a_reset_also_ends_the_files_a_follow_up_may_refer_to(store: Store) -> None:
+    conversation = await store.conversations.find_or_create(KEY)
+    pdf = AttachmentRecord("report.pdf", "application/pdf", 8, hashlib.sha256(b"%PDF-1.7").hexdigest())
+    await store.replies.begin(conversation.id, ANN, "see attached", model="m", attachments=[pdf])
+    assert [a.name for a in await store.blobs.files(conversation.id, 10)] == ["report.pdf"]
+    await store.conversations.reset(conversation.id)
+    assert await store.blobs.files(conversation.id, 10) == []
+    await store.replies.begin(conversation.id, ANN, "again", model="m", attachments=[pdf])
+    assert [a.name for a in await store.blobs.files(conversation.id, 10)] == ["report.pdf"]
+
+
 # --- replies -----------------------------------------------------------------------------------
 
 

@@ -30,8 +30,8 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from bot.store import db
 from bot.store.db import StoreError
-from bot.store.history import attachment_rows
-from bot.store.models import AttachmentRow, Blob, BlobBytes, Conversation, Message, utcnow
+from bot.store.history import attachment_rows, since_reset
+from bot.store.models import AttachmentRow, Blob, BlobBytes, Message, utcnow
 from bot.store.rows import AttachmentRecord, StoredAttachment, StoredBlob
 from bot.store.tx import Transactions
 
@@ -165,19 +165,10 @@ class Blobs:
 
 
 def _files_query() -> Select[Any]:
-    reset_after = (
-        select(Conversation.reset_after_message_id)
-        .where(Conversation.id == bindparam("f_conversation"))
-        .scalar_subquery()
-    )
     return (
         select(AttachmentRow)
         .join(Message, Message.id == AttachmentRow.message_id)
-        .where(
-            Message.conversation_id == bindparam("f_conversation"),
-            Message.id > reset_after,
-            AttachmentRow.sha256.is_not(None),
-        )
+        .where(*since_reset("f_conversation"), AttachmentRow.sha256.is_not(None))
         .order_by(Message.id.desc(), AttachmentRow.id.desc())
         .limit(bindparam("f_limit", type_=Integer))
     )

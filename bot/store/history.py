@@ -7,7 +7,7 @@ from collections.abc import Iterable, Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Integer, Select, bindparam, func, insert, select, update
+from sqlalchemy import ColumnElement, Integer, Select, bindparam, func, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from bot.store import tool_steps
@@ -124,15 +124,21 @@ _COLUMNS = (
 )
 
 
-def _context_template() -> Select[*tuple[Any, ...]]:
+def since_reset(conversation: str) -> list[ColumnElement[bool]]:
+    """The messages of the conversation whose id is parameter ``conversation``, after its last
+    ``/reset``: what a turn's context and a follow-up's files are drawn from."""
     reset_after = (
         select(Conversation.reset_after_message_id)
-        .where(Conversation.id == bindparam("h_conversation"))
+        .where(Conversation.id == bindparam(conversation))
         .scalar_subquery()
     )
+    return [Message.conversation_id == bindparam(conversation), Message.id > reset_after]
+
+
+def _context_template() -> Select[*tuple[Any, ...]]:
     return (
         select(*_COLUMNS)
-        .where(Message.conversation_id == bindparam("h_conversation"), Message.id > reset_after)
+        .where(*since_reset("h_conversation"))
         .order_by(Message.id.desc())
         .limit(bindparam("h_limit", type_=Integer))
     )
