@@ -17,7 +17,7 @@ import subprocess
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from bench.workload import make_answer, question_index
@@ -38,17 +38,9 @@ async def _serve(tokens: int, rate: float, first_delay: float) -> None:
         loop = asyncio.get_running_loop()
         while line := await loop.run_in_executor(None, sys.stdin.readline):  # "" once stdin closes
             if line.strip() == "streams":
-                print(json.dumps([_timing(r) for r in gw.requests if r.timeline]), flush=True)
+                timings = [asdict(_timing(r)) for r in gw.requests if r.timeline]
+                print(json.dumps(timings), flush=True)
         gw.requests.clear()
-
-
-def _timing(record: RecordedRequest) -> dict[str, float | int | None]:
-    return {
-        "question": question_index(record.last_user_text),
-        "received": record.t_received,
-        "first_token": record.timeline[0][0],
-        "last_token": record.timeline[-1][0],
-    }
 
 
 @dataclass(frozen=True, slots=True)
@@ -59,6 +51,11 @@ class StreamTiming:
     received: float  # the request arrived
     first_token: float
     last_token: float
+
+
+def _timing(record: RecordedRequest) -> StreamTiming:
+    (first, _), (last, _) = record.timeline[0], record.timeline[-1]
+    return StreamTiming(question_index(record.last_user_text), record.t_received, first, last)
 
 
 @dataclass(frozen=True, slots=True)
